@@ -1,0 +1,66 @@
+# Build, test and install warewulf. `make help` lists the targets.
+GO        ?= go
+PREFIX    ?= /usr
+SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var/lib
+DESTDIR   ?=
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+TAGS      := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
+GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '-s -w -X github.com/warewulf-ng/warewulf/internal/wwctl.Version=$(VERSION)'
+BIN       := bin
+
+.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench demo install clean help
+
+all: build
+
+build: wwctl warewulfd wwclient ## build the three binaries into ./bin
+
+wwctl warewulfd:
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+
+wwclient: ## static: it runs on nodes whatever their libc
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+
+check: deps test ## install the test dependencies (Debian, root), then run every test
+
+deps: ## install the Debian packages the tests, benchmarks and demo use
+	./test/deps.sh
+
+test: build lint ## every test, VM boots included (needs root and qemu for test/e2e)
+	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
+
+test-unit: ## the tests that need neither root nor qemu
+	$(GO) test -tags '$(TAGS)' -short -count=1 ./internal/...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags '$(TAGS)' ./...
+
+bench: build ## benchmarks, side by side with the tools they replace
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+demo: ## set up and boot a VM node from this project (installs what it needs)
+	./test/demo.sh
+
+install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BIN)/wwctl $(DESTDIR)$(PREFIX)/bin/wwctl
+	install -m 0755 $(BIN)/warewulfd $(DESTDIR)$(PREFIX)/sbin/warewulfd
+	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || install -m 0644 etc/warewulf.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf || install -m 0640 etc/nodes.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf
+	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
+	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
+	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
+	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf
+	install -m 0755 $(BIN)/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/wwclient
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	test ! -e etc/warewulfd.service || install -m 0644 etc/warewulfd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -d $(DESTDIR)$(LOCALSTATEDIR)/warewulf/overlays $(DESTDIR)$(LOCALSTATEDIR)/warewulf/chroots $(DESTDIR)$(LOCALSTATEDIR)/warewulf/provision
+
+clean:
+	rm -rf $(BIN)
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

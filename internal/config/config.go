@@ -1,0 +1,326 @@
+// Package config loads warewulf.conf (the Warewulf v4 YAML shape plus a
+// paths section), fills in defaults, validates it, and resolves every
+// filesystem path the project uses. Nothing else in the project builds a
+// path by hand: ask the Config.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvVar names the environment variable that points every binary at a
+// warewulf.conf; the --config flag takes precedence.
+const EnvVar = "WW_CONFIG"
+
+// DefaultFile is where warewulf.conf lives on an installed controller.
+const DefaultFile = "/etc/warewulf/warewulf.conf"
+
+// Config is warewulf.conf. Keys this version does not know are kept in Extra
+// so that a rewrite never drops them.
+type Config struct {
+	Ipaddr      string       `yaml:"ipaddr,omitempty"`
+	Ipaddr6     string       `yaml:"ipaddr6,omitempty"`
+	Netmask     string       `yaml:"netmask,omitempty"`
+	Network     string       `yaml:"network,omitempty"`
+	Fqdn        string       `yaml:"fqdn,omitempty"`
+	Warewulf    WarewulfConf `yaml:"warewulf"`
+	DHCP        DHCPConf     `yaml:"dhcp"`
+	TFTP        TFTPConf     `yaml:"tftp"`
+	NFS         NFSConf      `yaml:"nfs"`
+	SSH         SSHConf      `yaml:"ssh"`
+	ImageMounts []MountConf  `yaml:"image mounts,omitempty"`
+	Paths       PathsConf    `yaml:"paths"`
+
+	Extra map[string]any `yaml:",inline"`
+
+	// file is the path this config was loaded from; relative paths in
+	// Paths resolve against its directory.
+	file string
+}
+
+// WarewulfConf is the `warewulf:` section: the daemon's own settings.
+type WarewulfConf struct {
+	Port              int    `yaml:"port"`
+	Secure            bool   `yaml:"secure"`
+	UpdateInterval    int    `yaml:"update interval"`
+	AutobuildOverlays bool   `yaml:"autobuild overlays"`
+	HostOverlay       bool   `yaml:"host overlay"`
+	Syslog            bool   `yaml:"syslog"`
+	ListenAddress     string `yaml:"listen address,omitempty"`
+	// ImageCompression is how `wwctl image build` compresses: gz or zstd.
+	ImageCompression string `yaml:"image compression,omitempty"`
+
+	Extra map[string]any `yaml:",inline"`
+}
+
+// DHCPConf is the `dhcp:` section.
+type DHCPConf struct {
+	Enabled bool `yaml:"enabled"`
+	// Server chooses who answers DHCP: builtin (warewulfd), dnsmasq or dhcpd.
+	Server      string   `yaml:"server,omitempty"`
+	Template    string   `yaml:"template,omitempty"`
+	RangeStart  string   `yaml:"range start,omitempty"`
+	RangeEnd    string   `yaml:"range end,omitempty"`
+	Interfaces  []string `yaml:"interfaces,omitempty"`
+	Proxy       bool     `yaml:"proxy,omitempty"`
+	SystemdName string   `yaml:"systemd name,omitempty"`
+
+	Extra map[string]any `yaml:",inline"`
+}
+
+// TFTPConf is the `tftp:` section. IPXE maps a PXE client architecture
+// (as "00:00", "00:07", ...) to an iPXE binary in the iPXE source directory.
+type TFTPConf struct {
+	Enabled     bool              `yaml:"enabled"`
+	TftpRoot    string            `yaml:"tftproot,omitempty"`
+	SystemdName string            `yaml:"systemd name,omitempty"`
+	IPXE        map[string]string `yaml:"ipxe,omitempty"`
+
+	Extra map[string]any `yaml:",inline"`
+}
+
+// NFSConf is the `nfs:` section.
+type NFSConf struct {
+	Enabled     bool           `yaml:"enabled"`
+	ExportPaths []NFSExport    `yaml:"export paths,omitempty"`
+	SystemdName string         `yaml:"systemd name,omitempty"`
+	Extra       map[string]any `yaml:",inline"`
+}
+
+// NFSExport is one exported path and how nodes mount it.
+type NFSExport struct {
+	Path          string `yaml:"path"`
+	ExportOptions string `yaml:"export options,omitempty"`
+	MountOptions  string `yaml:"mount options,omitempty"`
+	Mount         bool   `yaml:"mount"`
+}
+
+// SSHConf is the `ssh:` section.
+type SSHConf struct {
+	KeyTypes []string       `yaml:"key types,omitempty"`
+	Extra    map[string]any `yaml:",inline"`
+}
+
+// MountConf is a bind mount into an image for `wwctl image exec`.
+type MountConf struct {
+	Source   string `yaml:"source"`
+	Dest     string `yaml:"dest,omitempty"`
+	ReadOnly bool   `yaml:"readonly,omitempty"`
+}
+
+// PathsConf is where things live. Relative paths resolve against the
+// directory of warewulf.conf, so a sandbox is one directory.
+type PathsConf struct {
+	Sysconfdir     string         `yaml:"sysconfdir,omitempty"`
+	Datadir        string         `yaml:"datadir,omitempty"`
+	Localstatedir  string         `yaml:"localstatedir,omitempty"`
+	Rundir         string         `yaml:"rundir,omitempty"`
+	IpxeSource     string         `yaml:"ipxesource,omitempty"`
+	WWOverlaydir   string         `yaml:"wwoverlaydir,omitempty"`
+	WWChrootdir    string         `yaml:"wwchrootdir,omitempty"`
+	WWProvisiondir string         `yaml:"wwprovisiondir,omitempty"`
+	WWClientdir    string         `yaml:"wwclientdir,omitempty"`
+	Bindir         string         `yaml:"bindir,omitempty"`
+	Systemddir     string         `yaml:"systemddir,omitempty"`
+	Extra          map[string]any `yaml:",inline"`
+}
+
+// Default returns the configuration of a stock controller.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Ipaddr == "" {
+		c.Ipaddr = "192.168.200.1"
+	}
+	if c.Netmask == "" {
+		c.Netmask = "255.255.255.0"
+	}
+	if c.Network == "" {
+		if ip, mask := net.ParseIP(c.Ipaddr).To4(), net.ParseIP(c.Netmask).To4(); ip != nil && mask != nil {
+			c.Network = ip.Mask(net.IPMask(mask)).String()
+		}
+	}
+	w := &c.Warewulf
+	if w.Port == 0 {
+		w.Port = 9873
+	}
+	if w.UpdateInterval == 0 {
+		w.UpdateInterval = 60
+	}
+	if w.ImageCompression == "" {
+		w.ImageCompression = "gz"
+	}
+	if c.DHCP.Server == "" {
+		c.DHCP.Server = "builtin"
+	}
+	if c.DHCP.Template == "" {
+		c.DHCP.Template = "default"
+	}
+	if c.TFTP.IPXE == nil {
+		c.TFTP.IPXE = map[string]string{
+			"00:00": "undionly.kpxe",
+			"00:07": "snponly.efi",
+			"00:09": "snponly.efi",
+			"00:0B": "arm64-efi/snponly.efi",
+		}
+	}
+	if c.TFTP.TftpRoot == "" {
+		c.TFTP.TftpRoot = "/srv/tftp"
+	}
+	if len(c.SSH.KeyTypes) == 0 {
+		c.SSH.KeyTypes = []string{"ed25519", "ecdsa", "rsa"}
+	}
+	p := &c.Paths
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&p.Sysconfdir, "/etc/warewulf")
+	def(&p.Datadir, "/usr/share/warewulf")
+	def(&p.Localstatedir, "/var/lib/warewulf")
+	def(&p.Rundir, "/run/warewulf")
+	def(&p.IpxeSource, "/usr/lib/ipxe")
+	def(&p.WWOverlaydir, filepath.Join(p.Localstatedir, "overlays"))
+	def(&p.WWChrootdir, filepath.Join(p.Localstatedir, "chroots"))
+	def(&p.WWProvisiondir, filepath.Join(p.Localstatedir, "provision"))
+	def(&p.WWClientdir, "/warewulf")
+	def(&p.Bindir, "/usr/bin")
+	def(&p.Systemddir, "/usr/lib/systemd/system")
+}
+
+// File returns the path this configuration was loaded from ("" for Default).
+func (c *Config) File() string { return c.file }
+
+// Path resolves the file to load: the flag value, else $WW_CONFIG, else the
+// installed default.
+func Path(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv(EnvVar); env != "" {
+		return env
+	}
+	return DefaultFile
+}
+
+// Load reads, defaults and validates warewulf.conf at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("warewulf.conf: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.file = abs
+	return c, nil
+}
+
+// Parse decodes, defaults and validates a warewulf.conf document.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate reports the first bad value, naming its key.
+func (c *Config) Validate() error {
+	if net.ParseIP(c.Ipaddr).To4() == nil {
+		return fmt.Errorf("ipaddr: %q is not an IPv4 address", c.Ipaddr)
+	}
+	if m := net.ParseIP(c.Netmask).To4(); m == nil || !isMask(m) {
+		return fmt.Errorf("netmask: %q is not a netmask", c.Netmask)
+	}
+	if c.Network != "" && net.ParseIP(c.Network).To4() == nil {
+		return fmt.Errorf("network: %q is not an IPv4 address", c.Network)
+	}
+	if c.Ipaddr6 != "" {
+		if _, _, err := net.ParseCIDR(c.Ipaddr6); err != nil && net.ParseIP(c.Ipaddr6) == nil {
+			return fmt.Errorf("ipaddr6: %q is not an IPv6 address", c.Ipaddr6)
+		}
+	}
+	if c.Warewulf.Port < 1 || c.Warewulf.Port > 65535 {
+		return fmt.Errorf("warewulf: port: %d is not a TCP port", c.Warewulf.Port)
+	}
+	if c.Warewulf.UpdateInterval < 1 {
+		return fmt.Errorf("warewulf: update interval: %d must be at least 1 second", c.Warewulf.UpdateInterval)
+	}
+	if l := c.Warewulf.ListenAddress; l != "" && net.ParseIP(l) == nil {
+		return fmt.Errorf("warewulf: listen address: %q is not an IP address", l)
+	}
+	switch c.Warewulf.ImageCompression {
+	case "gz", "zstd":
+	default:
+		return fmt.Errorf("warewulf: image compression: %q is not gz or zstd", c.Warewulf.ImageCompression)
+	}
+	switch c.DHCP.Server {
+	case "builtin", "dnsmasq", "dhcpd":
+	default:
+		return fmt.Errorf("dhcp: server: %q is not builtin, dnsmasq or dhcpd", c.DHCP.Server)
+	}
+	for key, v := range map[string]string{"range start": c.DHCP.RangeStart, "range end": c.DHCP.RangeEnd} {
+		if v != "" && net.ParseIP(v).To4() == nil {
+			return fmt.Errorf("dhcp: %s: %q is not an IPv4 address", key, v)
+		}
+	}
+	for arch, file := range c.TFTP.IPXE {
+		if strings.Contains(file, "..") || filepath.IsAbs(file) {
+			return fmt.Errorf("tftp: ipxe: %s: %q must be a relative name inside ipxesource", arch, file)
+		}
+	}
+	for _, e := range c.NFS.ExportPaths {
+		if !filepath.IsAbs(e.Path) {
+			return fmt.Errorf("nfs: export paths: %q is not an absolute path", e.Path)
+		}
+	}
+	for _, t := range c.SSH.KeyTypes {
+		switch t {
+		case "rsa", "dsa", "ecdsa", "ed25519":
+		default:
+			return fmt.Errorf("ssh: key types: %q is not rsa, dsa, ecdsa or ed25519", t)
+		}
+	}
+	return nil
+}
+
+func isMask(m net.IP) bool {
+	ones, bits := net.IPMask(m).Size()
+	return bits != 0 || ones != 0
+}
+
+// Marshal renders the configuration as YAML.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

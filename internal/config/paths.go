@@ -1,0 +1,80 @@
+package config
+
+import (
+	"path/filepath"
+)
+
+// abs resolves a configured path against the directory of warewulf.conf.
+func (c *Config) abs(p string) string {
+	if filepath.IsAbs(p) || c.file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), p)
+}
+
+// SysconfDir holds nodes.conf, the iPXE templates and the DHCP templates.
+func (c *Config) SysconfDir() string { return c.abs(c.Paths.Sysconfdir) }
+
+// NodesConf is the node database.
+func (c *Config) NodesConf() string { return filepath.Join(c.SysconfDir(), "nodes.conf") }
+
+// IpxeTemplateDir holds the iPXE script templates (NAME.ipxe).
+func (c *Config) IpxeTemplateDir() string { return filepath.Join(c.SysconfDir(), "ipxe") }
+
+// TemplateDir holds the templates of generated service configs (dhcp, hosts).
+func (c *Config) TemplateDir() string { return c.SysconfDir() }
+
+// DataDir is the read-only data the project ships.
+func (c *Config) DataDir() string { return c.abs(c.Paths.Datadir) }
+
+// DistOverlayDir holds the overlays shipped with the project (read-only).
+func (c *Config) DistOverlayDir() string { return filepath.Join(c.DataDir(), "overlays") }
+
+// SiteOverlayDir holds the site's own overlays; a site overlay shadows a
+// shipped one of the same name.
+func (c *Config) SiteOverlayDir() string { return c.abs(c.Paths.WWOverlaydir) }
+
+// StateDir is the controller's mutable state.
+func (c *Config) StateDir() string { return c.abs(c.Paths.Localstatedir) }
+
+// RunDir holds the pidfile and other runtime files.
+func (c *Config) RunDir() string { return c.abs(c.Paths.Rundir) }
+
+// PidFile is where warewulfd writes its PID when not run by systemd.
+func (c *Config) PidFile() string { return filepath.Join(c.RunDir(), "warewulfd.pid") }
+
+// ImageStoreDir holds one directory per image.
+func (c *Config) ImageStoreDir() string { return c.abs(c.Paths.WWChrootdir) }
+
+// ImageDir is the directory of one image: its rootfs and metadata.
+func (c *Config) ImageDir(name string) string { return filepath.Join(c.ImageStoreDir(), name) }
+
+// ImageRootfs is the root filesystem of an image.
+func (c *Config) ImageRootfs(name string) string { return filepath.Join(c.ImageDir(name), "rootfs") }
+
+// ProvisionDir is the tree of built artifacts that warewulfd serves.
+func (c *Config) ProvisionDir() string { return c.abs(c.Paths.WWProvisiondir) }
+
+// ImageProvisionDir holds an image's built archive, kernel and kmods.
+func (c *Config) ImageProvisionDir(name string) string {
+	return filepath.Join(c.ProvisionDir(), "images", name)
+}
+
+// OverlayProvisionDir holds the built overlay archives of one node.
+func (c *Config) OverlayProvisionDir(node string) string {
+	return filepath.Join(c.ProvisionDir(), "overlays", node)
+}
+
+// IpxeSourceDir holds the iPXE binaries served over TFTP.
+func (c *Config) IpxeSourceDir() string { return c.abs(c.Paths.IpxeSource) }
+
+// TftpRoot is where `wwctl configure tftp` copies the iPXE binaries for an
+// external TFTP server.
+func (c *Config) TftpRoot() string { return c.abs(c.TFTP.TftpRoot) }
+
+// KeyDir holds controller-side secrets: per-node ssh host keys and the
+// cluster's own keys.
+func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") }
+
+// LeaseFile is where the built-in DHCP server persists its leases.
+func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }

@@ -1,0 +1,108 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/gofrs/flock"
+	"gopkg.in/yaml.v3"
+
+	"github.com/warewulf-ng/warewulf/internal/safefile"
+)
+
+// Parse decodes and validates a nodes.conf document. An empty document is
+// an empty database.
+func Parse(data []byte) (*DB, error) {
+	db := &DB{}
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(db); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	if db.Profiles == nil {
+		db.Profiles = map[string]*Conf{}
+	}
+	if db.Nodes == nil {
+		db.Nodes = map[string]*Conf{}
+	}
+	for name, p := range db.Profiles {
+		if p == nil {
+			db.Profiles[name] = &Conf{}
+		}
+	}
+	if err := db.Validate(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Marshal renders the database as nodes.conf YAML.
+func (db *DB) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(db); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Load reads nodes.conf. A missing file is an empty database, so a fresh
+// controller starts with `wwctl profile add`.
+func Load(path string) (*DB, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Parse(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Update is the one read-modify-write of nodes.conf: it holds an exclusive
+// lock, loads the file, applies change, validates, and replaces the file
+// atomically. If change or validation fails, the file is untouched.
+func Update(path string, change func(*DB) error) error {
+	lock := flock.New(path + ".lock")
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("locking %s: %w", path, err)
+	}
+	defer lock.Unlock()
+
+	db, err := Load(path)
+	if err != nil {
+		return err
+	}
+	if err := change(db); err != nil {
+		return err
+	}
+	return db.save(path)
+}
+
+func (db *DB) save(path string) error {
+	if err := db.Validate(); err != nil {
+		return err
+	}
+	data, err := db.Marshal()
+	if err != nil {
+		return err
+	}
+	perm := fs.FileMode(0o640) // asset keys and BMC passwords live here
+	if st, err := os.Stat(path); err == nil {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+		perm = st.Mode().Perm()
+	}
+	return safefile.WriteFile(path, data, perm)
+}

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// ValidName checks a node or profile name against DNS label rules.
+func ValidName(name string) error {
+	if !labelRE.MatchString(name) {
+		return fmt.Errorf("%q is not a valid name (letters, digits and '-', at most 63, not starting or ending with '-')", name)
+	}
+	return nil
+}
+
+// NormalizeMAC returns a MAC address in lowercase colon form, or an error
+// naming the bad value.
+func NormalizeMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("hwaddr %q is not a MAC address (want aa:bb:cc:dd:ee:ff)", s)
+	}
+	return hw.String(), nil
+}
+
+func checkIPv4(key, s string) error {
+	if s != "" && net.ParseIP(s).To4() == nil {
+		return fmt.Errorf("%s %q is not an IPv4 address", key, s)
+	}
+	return nil
+}
+
+func checkNetmask(s string) error {
+	if s == "" {
+		return nil
+	}
+	ip := net.ParseIP(s).To4()
+	if ip == nil {
+		return fmt.Errorf("netmask %q is not a netmask", s)
+	}
+	if ones, bits := net.IPMask(ip).Size(); ones == 0 && bits == 0 {
+		return fmt.Errorf("netmask %q is not a netmask (bits must be contiguous)", s)
+	}
+	return nil
+}
+
+// Validate checks every node and profile: names, formats, that profiles
+// exist, and that no hwaddr or ipaddr is used twice. It normalizes MAC
+// addresses to lowercase colon form.
+func (db *DB) Validate() error {
+	for _, name := range db.ProfileNames() {
+		if err := ValidName(name); err != nil {
+			return fmt.Errorf("profile %s", err)
+		}
+		if err := db.Profiles[name].check(); err != nil {
+			return fmt.Errorf("profile %s: %w", name, err)
+		}
+	}
+	macs := map[string]string{}
+	ips := map[string]string{}
+	for _, name := range db.NodeNames() {
+		if err := ValidName(name); err != nil {
+			return fmt.Errorf("node %s", err)
+		}
+		c := db.Nodes[name]
+		if c == nil {
+			c = &Conf{}
+			db.Nodes[name] = c
+		}
+		for _, p := range c.Profiles {
+			if _, ok := db.Profiles[p]; !ok {
+				return fmt.Errorf("node %s: profile %q does not exist", name, p)
+			}
+		}
+		if err := c.check(); err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		n, err := db.Merged(name)
+		if err != nil {
+			return err
+		}
+		for _, dev := range sortedKeys(n.NetDevs) {
+			d := n.NetDevs[dev]
+			if d.Hwaddr != "" {
+				if other, ok := macs[d.Hwaddr]; ok {
+					return fmt.Errorf("node %s: network device %s: hwaddr %s is already used by %s", name, dev, d.Hwaddr, other)
+				}
+				macs[d.Hwaddr] = "node " + name
+			}
+			if d.Ipaddr != "" {
+				if other, ok := ips[d.Ipaddr]; ok {
+					return fmt.Errorf("node %s: network device %s: ipaddr %s is already used by %s", name, dev, d.Ipaddr, other)
+				}
+				ips[d.Ipaddr] = "node " + name
+			}
+		}
+	}
+	return nil
+}
+
+// check validates the values one node or profile sets on its own.
+func (c *Conf) check() error {
+	for _, dev := range sortedKeys(c.NetDevs) {
+		d := c.NetDevs[dev]
+		if d == nil {
+			c.NetDevs[dev] = &NetDev{}
+			continue
+		}
+		if err := d.check(); err != nil {
+			return fmt.Errorf("network device %s: %w", dev, err)
+		}
+	}
+	if i := c.Ipmi; i != nil {
+		for key, v := range map[string]string{"ipmi ipaddr": i.Ipaddr, "ipmi gateway": i.Gateway} {
+			if err := checkIPv4(key, v); err != nil {
+				return err
+			}
+		}
+		if err := checkNetmask(i.Netmask); err != nil {
+			return fmt.Errorf("ipmi %w", err)
+		}
+		if i.Port != "" {
+			if p, err := strconv.Atoi(i.Port); err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("ipmi port %q is not a port number", i.Port)
+			}
+		}
+	}
+	switch c.Root {
+	case "", "initramfs", "tmpfs":
+	default:
+		if !strings.HasPrefix(c.Root, "/dev/") {
+			return fmt.Errorf("root %q is not initramfs, tmpfs or a /dev/ path", c.Root)
+		}
+	}
+	return nil
+}
+
+func (d *NetDev) check() error {
+	if d.Hwaddr != "" {
+		mac, err := NormalizeMAC(d.Hwaddr)
+		if err != nil {
+			return err
+		}
+		d.Hwaddr = mac
+	}
+	if err := checkIPv4("ipaddr", d.Ipaddr); err != nil {
+		return err
+	}
+	if err := checkIPv4("gateway", d.Gateway); err != nil {
+		return err
+	}
+	if err := checkNetmask(d.Netmask); err != nil {
+		return err
+	}
+	for key, v := range map[string]string{"ipaddr6": d.Ipaddr6, "gateway6": d.Gateway6} {
+		if v != "" {
+			ip := net.ParseIP(v)
+			if ip == nil || ip.To4() != nil {
+				return fmt.Errorf("%s %q is not an IPv6 address", key, v)
+			}
+		}
+	}
+	if d.Prefixlen6 != "" {
+		if p, err := strconv.Atoi(d.Prefixlen6); err != nil || p < 1 || p > 128 {
+			return fmt.Errorf("prefixlen6 %q is not a prefix length (1-128)", d.Prefixlen6)
+		}
+	}
+	if d.MTU != "" {
+		if m, err := strconv.Atoi(d.MTU); err != nil || m < 68 || m > 65535 {
+			return fmt.Errorf("mtu %q is not an MTU (68-65535)", d.MTU)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests, the benchmarks and the
+# demo use. Idempotent; needs root.
+set -euo pipefail
+pkgs=(
+  make gcc git cpio pigz zstd busybox-static iproute2         # build, archives
+  ipxe qemu-system-x86 ovmf                                   # VM boots
+  tftp-hpa dnsmasq udhcpc isc-dhcp-client                     # TFTP and DHCP peers
+  docker-registry umoci skopeo debootstrap                    # images
+  nginx-light wrk                                             # benchmarks
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The distribution registry and nginx are started by the tests that need
+# them, on loopback; keep the packaged services from holding their ports.
+for svc in docker-registry nginx dnsmasq; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+done
