@@ -3,7 +3,9 @@ package wwctl
 import "github.com/spf13/cobra"
 
 func newNodeCmd() *cobra.Command {
-	return &cobra.Command{Use: "node", Short: "Manage nodes"}
+	cmd := &cobra.Command{Use: "node", Short: "Manage nodes"}
+	cmd.AddCommand(newNodeStatusCmd())
+	return cmd
 }
 
 func newProfileCmd() *cobra.Command {
