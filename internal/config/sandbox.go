@@ -12,6 +12,10 @@ import (
 type SandboxOptions struct {
 	Ipaddr, Netmask string
 	Port            int
+	// Datadir holds the shipped overlays (Datadir/overlays); default
+	// /usr/share/warewulf. Pointing it at a source checkout runs the
+	// project without installing it.
+	Datadir string
 }
 
 // WriteSandbox writes DIR/warewulf.conf whose paths are all relative to DIR
@@ -31,7 +35,7 @@ func WriteSandbox(dir string, o SandboxOptions) (string, error) {
 	c.TFTP.Enabled = true
 	c.Paths = PathsConf{
 		Sysconfdir:     "etc",
-		Datadir:        "share",
+		Datadir:        o.Datadir,
 		Localstatedir:  "state",
 		Rundir:         "run",
 		WWOverlaydir:   "state/overlays",

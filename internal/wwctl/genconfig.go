@@ -36,6 +36,7 @@ func newGenconfigCmd() *cobra.Command {
 	}
 	var ipaddr, netmask string
 	var port int
+	var datadir string
 	sandbox := &cobra.Command{
 		Use:   "sandbox DIR",
 		Short: "Write a warewulf.conf whose every path lives under DIR, for a user without root",
@@ -43,7 +44,10 @@ func newGenconfigCmd() *cobra.Command {
 			"Point the tools at it with --config DIR/warewulf.conf or WW_CONFIG.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file, err := config.WriteSandbox(args[0], config.SandboxOptions{Ipaddr: ipaddr, Netmask: netmask, Port: port})
+			if datadir == "" {
+				datadir = defaultDatadir()
+			}
+			file, err := config.WriteSandbox(args[0], config.SandboxOptions{Ipaddr: ipaddr, Netmask: netmask, Port: port, Datadir: datadir})
 			if err != nil {
 				return err
 			}
@@ -57,6 +61,7 @@ func newGenconfigCmd() *cobra.Command {
 	sandbox.Flags().StringVar(&ipaddr, "ipaddr", "", "controller address (default 192.168.200.1)")
 	sandbox.Flags().StringVar(&netmask, "netmask", "", "controller netmask (default 255.255.255.0)")
 	sandbox.Flags().IntVar(&port, "port", 0, "warewulfd HTTP port (default 9873)")
+	sandbox.Flags().StringVar(&datadir, "datadir", "", "directory holding the shipped overlays/ (default: the source checkout wwctl was built in, else /usr/share/warewulf)")
 	cmd.AddCommand(sandbox)
 	return cmd
 }
@@ -81,4 +86,17 @@ func copyEtc(dir string) error {
 		}
 		return os.WriteFile(dst, data, 0o644)
 	})
+}
+
+// defaultDatadir finds the shipped overlays: beside a wwctl run from a
+// source checkout (bin/wwctl next to overlays/), else the installed ones.
+func defaultDatadir() string {
+	exe, err := os.Executable()
+	if err == nil {
+		root := filepath.Dir(filepath.Dir(exe))
+		if st, err := os.Stat(filepath.Join(root, "overlays")); err == nil && st.IsDir() {
+			return root
+		}
+	}
+	return config.Default().Paths.Datadir
 }
