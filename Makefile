@@ -20,6 +20,7 @@ wwctl warewulfd:
 
 wwclient: ## static: it runs on nodes whatever their libc
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+	install -D -m 0755 $(BIN)/$@ overlays/wwclient/rootfs/warewulf/wwclient
 
 check: deps test ## install the test dependencies (Debian, root), then run every test
 

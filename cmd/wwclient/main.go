@@ -2,11 +2,57 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/warewulf-ng/warewulf/internal/wwclient"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "wwclient: not yet built")
-	os.Exit(1)
+	cfgFile := flag.String("config", wwclient.DefaultConfigFile, "wwclient configuration file")
+	once := flag.Bool("once", false, "fetch and apply the runtime overlay once, then exit")
+	root := flag.String("root", "", "apply the overlay under this directory instead of the configured root")
+	debug := flag.Bool("debug", false, "log everything")
+	flag.Parse()
+
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: os.Getenv("INVOCATION_ID") != "", FullTimestamp: true})
+	if *debug {
+		log.SetLevel(logrus.DebugLevel)
+	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	cfg, err := wwclient.LoadConfig(*cfgFile, string(cmdline))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wwclient:", err)
+		os.Exit(2)
+	}
+	if *root != "" {
+		cfg.Root = *root
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c := wwclient.New(cfg, log)
+	if *once {
+		changed, err := c.Update(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wwclient:", err)
+			os.Exit(1)
+		}
+		log.Infof("runtime overlay applied, %d changed: %s", len(changed), strings.Join(changed, " "))
+		return
+	}
+	log.Infof("wwclient: fetching the runtime overlay from %s:%d every %v", cfg.Controller, cfg.Port, cfg.Every())
+	if err := c.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "wwclient:", err)
+		os.Exit(1)
+	}
+	log.Info("wwclient: stopped")
 }
