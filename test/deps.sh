@@ -3,7 +3,7 @@
 # demo use. Idempotent; needs root.
 set -euo pipefail
 pkgs=(
-  make gcc git cpio pigz zstd busybox-static iproute2         # build, archives
+  make gcc git cpio pigz zstd busybox-static iproute2 kmod    # build, archives, depmod
   ipxe qemu-system-x86 ovmf                                   # VM boots
   tftp-hpa dnsmasq udhcpc isc-dhcp-client                     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images

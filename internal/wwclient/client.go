@@ -15,6 +15,10 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
+// retryAfterError is how soon a failed fetch is retried when the update
+// interval is longer.
+const retryAfterError = 5 * time.Second
+
 // Client fetches and applies one node's runtime overlay.
 type Client struct {
 	cfg  *Config
@@ -89,17 +93,18 @@ func (c *Client) Update(ctx context.Context) ([]string, error) {
 
 // Run updates at once and then every interval until ctx is cancelled.
 func (c *Client) Run(ctx context.Context) error {
-	tick := time.NewTicker(c.cfg.Every())
-	defer tick.Stop()
 	first := true
 	for {
 		start := time.Now()
+		wait := c.cfg.Every()
 		changed, err := c.Update(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			c.log.Warnf("runtime overlay not applied, keeping the current files: %v", err)
+			// At boot the network may not be up yet: retry sooner.
+			wait = min(wait, retryAfterError)
 		case first || len(changed) > 0:
 			c.log.Infof("runtime overlay applied in %v, %d changed: %s",
 				time.Since(start).Round(time.Millisecond), len(changed), strings.Join(changed, " "))
@@ -110,7 +115,7 @@ func (c *Client) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(time.Until(start.Add(wait))):
 		}
 	}
 }
