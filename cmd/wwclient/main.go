@@ -19,6 +19,7 @@ func main() {
 	cfgFile := flag.String("config", wwclient.DefaultConfigFile, "wwclient configuration file")
 	once := flag.Bool("once", false, "fetch and apply the runtime overlay once, then exit")
 	root := flag.String("root", "", "apply the overlay under this directory instead of the configured root")
+	source := flag.String("source", "", "local address to send requests from (default: chosen by route)")
 	debug := flag.Bool("debug", false, "log everything")
 	flag.Parse()
 
@@ -36,6 +37,13 @@ func main() {
 	}
 	if *root != "" {
 		cfg.Root = *root
+	}
+	if *source != "" {
+		cfg.Source = *source
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintln(os.Stderr, "wwclient:", err)
+			os.Exit(2)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

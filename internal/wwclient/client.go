@@ -35,8 +35,11 @@ func New(cfg *Config, log logrus.FieldLogger) *Client {
 		DisableCompression:    true,
 		ResponseHeaderTimeout: 30 * time.Second,
 	}
+	src := net.ParseIP(cfg.Source)
 	if cfg.Secure == nil || *cfg.Secure {
-		tr.DialContext = (&PrivilegedDialer{}).DialContext
+		tr.DialContext = (&PrivilegedDialer{LocalIP: src}).DialContext
+	} else if src != nil {
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext
 	}
 	return &Client{
 		cfg:  cfg,

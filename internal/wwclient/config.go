@@ -31,6 +31,9 @@ type Config struct {
 	Interval int `yaml:"update interval"`
 	// Root is where the overlay is applied; "/" on a node.
 	Root string `yaml:"root,omitempty"`
+	// Source is the local address requests leave from; empty lets the
+	// kernel choose by route.
+	Source string `yaml:"source,omitempty"`
 	// Secure says whether warewulfd checks the source port; when false
 	// the client may use any port (for a node that is not root).
 	Secure *bool `yaml:"secure,omitempty"`
@@ -87,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Interval < 1 {
 		return fmt.Errorf("update interval: %d must be at least 1 second", c.Interval)
+	}
+	if c.Source != "" && net.ParseIP(c.Source) == nil {
+		return fmt.Errorf("source: %q is not an IP address", c.Source)
 	}
 	if c.Hwaddr != "" {
 		if _, err := net.ParseMAC(c.Hwaddr); err != nil {

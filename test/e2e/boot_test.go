@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Timeouts under TCG on 2 shared cores: a busybox node boots in about
+// 10-30 s, OVMF adds about 30 s, Debian with systemd takes longer.
+const (
+	busyboxBoot = 3 * time.Minute
+	uefiBoot    = 4 * time.Minute
+	debianBoot  = 6 * time.Minute
+)
+
+// TestBootBIOS: a legacy BIOS node boots from the NIC's iPXE ROM, gets its
+// address from warewulfd's built-in DHCP server, loads kernel, image,
+// kmods and system overlay over HTTP, runs wwinit, and its wwclient applies
+// the runtime overlay from a privileged port. A change made on the
+// controller then reaches the running node within one update interval.
+func TestBootBIOS(t *testing.T) {
+	e := getEnv(t)
+	n := clusterNode("n1")
+	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{})
+	v.bootTimes(t, "bios-busybox", busyboxBoot)
+	v.waitFor(t, regexp.MustCompile(`network: eth0 .*`+regexp.QuoteMeta(n.ip)), time.Second)
+
+	// The runtime overlay's file, rendered for this node, is in place.
+	from := v.p.out.len()
+	e.setTag(t, n.name, "marker", "v2")
+	changedAt := time.Now()
+	e.wwctl(t, "overlay", "build", n.name)
+	at := v.waitAfter(t, regexp.MustCompile(`changed: .*/etc/e2e-marker`), from, 4*updateInterval*time.Second)
+	lag := at.Sub(changedAt)
+	t.Logf("a change on the controller reached n1 after %.1fs (update interval %ds)", lag.Seconds(), updateInterval)
+	fmt.Printf("RUNTIME-LAG node=n1 %.1fs interval=%ds\n", lag.Seconds(), updateInterval)
+	if lag > time.Duration(updateInterval+2)*time.Second {
+		t.Errorf("the change took %v, more than one update interval (%ds)", lag, updateInterval)
+	}
+
+	// A runtime request for n1 from another address of the network, even
+	// from a privileged port, is refused; n1 itself keeps getting it.
+	t.Run("WrongAddressRefused", func(t *testing.T) {
+		e.refusedFrom(t, n, prefix+"200", true)
+		e.refusedFrom(t, n, controllerIP, false)
+		if v.p.exited() {
+			t.Fatal("n1 stopped")
+		}
+	})
+}
+
+// refusedFrom asks warewulfd for node n's runtime overlay from address ip
+// of the namespace (added to the bridge for the request), with wwclient
+// itself, and expects a 403.
+func (e *env) refusedFrom(t *testing.T, n testNode, ip string, privileged bool) {
+	t.Helper()
+	if ip != controllerIP {
+		run(t, nil, e.ns.exec("ip", "addr", "add", ip+"/24", "dev", e.ns.bridge)...)
+		defer runErr(nil, e.ns.exec("ip", "addr", "del", ip+"/24", "dev", e.ns.bridge)...)
+	}
+	dir := t.TempDir()
+	secure := "true"
+	if !privileged {
+		secure = "false"
+	}
+	writeFile(t, dir+"/config", fmt.Sprintf("controller: %s\nport: %d\nhwaddr: %s\nsecure: %s\n",
+		controllerIP, e.cfg.Warewulf.Port, n.mac, secure), 0o600)
+	argv := e.ns.exec(e.tool("wwclient"), "--once", "--config", dir+"/config", "--root", dir+"/root", "--source", ip)
+	out, err := runErr(nil, argv...)
+	if err == nil {
+		t.Fatalf("runtime overlay of %s served to %s (privileged port %v):\n%s", n.name, ip, privileged, out)
+	}
+	if !strings.Contains(out, "403") {
+		t.Fatalf("want 403 for %s from %s, got: %v\n%s", n.name, ip, err, out)
+	}
+	t.Logf("refused as expected from %s (privileged port %v): %s", ip, privileged, strings.TrimSpace(out))
+}
+
+// TestBootUEFI: an x86_64 UEFI node under OVMF with the NIC's option ROM
+// disabled: the firmware's own PXE client gets the EFI iPXE binary over
+// warewulfd's TFTP, and iPXE continues over HTTP.
+func TestBootUEFI(t *testing.T) {
+	e := getEnv(t)
+	n := clusterNode("n2")
+	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{uefi: true})
+	v.bootTimes(t, "uefi-busybox", uefiBoot)
+}
+
+// TestBootThreeAtOnce: three nodes power on together.
+func TestBootThreeAtOnce(t *testing.T) {
+	e := getEnv(t)
+	var vms []*vm
+	for _, name := range []string{"n3", "n4", "n5"} {
+		n := clusterNode(name)
+		vms = append(vms, bootVM(t, e.ns, n.name, n.mac, vmOpts{}))
+	}
+	var wg sync.WaitGroup
+	for _, v := range vms {
+		wg.Add(1)
+		go func(v *vm) {
+			defer wg.Done()
+			init, ok1 := v.wait(reInit, busyboxBoot)
+			rt, ok2 := v.wait(reRuntime, busyboxBoot)
+			if !ok1 || !ok2 {
+				t.Errorf("%s did not boot:\n%s", v.name, v.p.out.tail(30))
+				return
+			}
+			recordTime(t, "bios-busybox-3-at-once", v.name, init, rt)
+		}(v)
+	}
+	wg.Wait()
+}
+
+// wait is waitFor without failing (for use in goroutines).
+func (v *vm) wait(re *regexp.Regexp, timeout time.Duration) (time.Duration, bool) {
+	_, at, ok := v.p.out.waitFor(re, 0, timeout, v.p.done)
+	return at.Sub(v.powerOn), ok
+}

@@ -1,0 +1,296 @@
+// Package e2e boots real qemu nodes from the project: warewulfd runs in a
+// network namespace the test makes, nodes are VMs on tap devices of that
+// namespace, and the tests read their serial consoles. Run as root
+// (`make test` under .ci/run does).
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/node"
+)
+
+// artifacts holds console logs and the daemon's log of this run.
+var artifacts string
+
+func TestMain(m *testing.M) {
+	artifacts = envOr("WW_E2E_LOGS", filepath.Join(os.TempDir(), fmt.Sprintf("wwe2e-%d", os.Getpid())))
+	os.MkdirAll(artifacts, 0o755)
+	code := m.Run()
+	cleanups.run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "e2e: console and daemon logs are in %s\n", artifacts)
+	}
+	os.Exit(code)
+}
+
+// requireVM skips a VM test where it cannot run, except under CI, where a
+// missing prerequisite is a failure.
+func requireVM(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, b := range []string{"qemu-system-x86_64", "ip", "dpkg-deb", "apt-get", "depmod", "busybox"} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	for _, f := range []string{"/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi", ovmfCode} {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		if len(missing) > 0 {
+			t.Fatalf("VM boot tests need %s (test/deps.sh installs them; CI runs as root)", strings.Join(missing, ", "))
+		}
+		return
+	}
+	if len(missing) > 0 {
+		t.Skipf("VM boot tests need %s", strings.Join(missing, ", "))
+	}
+	if testing.Short() {
+		t.Skip("VM boot tests are slow; -short skips them")
+	}
+}
+
+// testNode is a node of the test cluster.
+type testNode struct {
+	name, mac, ip, image string
+}
+
+var cluster = []testNode{
+	{"n1", "52:54:00:99:00:11", prefix + "11", "busybox"},
+	{"n2", "52:54:00:99:00:12", prefix + "12", "busybox"},
+	{"n3", "52:54:00:99:00:13", prefix + "13", "busybox"},
+	{"n4", "52:54:00:99:00:14", prefix + "14", "busybox"},
+	{"n5", "52:54:00:99:00:15", prefix + "15", "busybox"},
+	{"n6", "52:54:00:99:00:16", prefix + "16", "debian"},
+	{"n7", "52:54:00:99:00:17", prefix + "17", "busybox"},
+}
+
+func clusterNode(name string) testNode {
+	for _, n := range cluster {
+		if n.name == name {
+			return n
+		}
+	}
+	panic("no test node " + name)
+}
+
+// updateInterval is wwclient's interval in the test cluster, short so a
+// change reaches a node quickly.
+const updateInterval = 3
+
+// env is the provisioning side shared by every case: the binaries, a
+// sandbox controller with the images built, and warewulfd in a namespace.
+type env struct {
+	repo, bin, dir string
+	conf           string // warewulf.conf
+	cfg            *config.Config
+	vars           []string // WW_CONFIG for the tools
+	ns             *netns
+	wwd            *proc
+}
+
+var (
+	shared     *env
+	sharedErr  string
+	sharedOnce sync.Once
+)
+
+// getEnv returns the shared controller, making it on first use.
+func getEnv(t *testing.T) *env {
+	t.Helper()
+	requireVM(t)
+	sharedOnce.Do(func() {
+		ok := false
+		defer func() {
+			if !ok && sharedErr == "" {
+				sharedErr = "setting up the controller failed (see the first failing test)"
+			}
+		}()
+		shared = newEnv(t)
+		ok = true
+	})
+	if sharedErr != "" {
+		t.Fatal(sharedErr)
+	}
+	return shared
+}
+
+func newEnv(t *testing.T) *env {
+	start := time.Now()
+	e := &env{}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	e.repo = filepath.Dir(strings.TrimSpace(string(out)))
+	e.bin = filepath.Join(artifacts, "bin")
+	e.dir = filepath.Join(artifacts, "sandbox")
+	os.RemoveAll(e.dir)
+	e.buildBinaries(t)
+
+	e.conf = strings.TrimSpace(run(t, nil, e.tool("wwctl"), "genconfig", "sandbox", e.dir,
+		"--ipaddr", controllerIP, "--netmask", netmask, "--datadir", e.repo))
+	e.vars = []string{config.EnvVar + "=" + e.conf}
+	e.configure(t, e.conf, func(c *config.Config) {
+		c.Warewulf.UpdateInterval = updateInterval
+		c.Warewulf.Secure = true
+		c.Warewulf.AutobuildOverlays = true
+		c.DHCP.Enabled = true
+		c.DHCP.Server = "builtin"
+		c.DHCP.RangeStart = prefix + "100"
+		c.DHCP.RangeEnd = prefix + "150"
+		c.DHCP.Interfaces = []string{"br0"}
+		c.TFTP.Enabled = true
+	})
+	var err2 error
+	if e.cfg, err2 = config.Load(e.conf); err2 != nil {
+		t.Fatal(err2)
+	}
+	e.installWwclient(t)
+	e.writeNodes(t)
+
+	root := filepath.Join(artifacts, "busybox-root")
+	os.RemoveAll(root)
+	busyboxRoot(t, root)
+	e.wwctl(t, "image", "import", root, "busybox")
+	e.wwctl(t, "image", "build", "busybox")
+	os.RemoveAll(root)
+	e.wwctl(t, "overlay", "build")
+	t.Logf("controller ready in %v", time.Since(start).Round(time.Millisecond))
+
+	e.ns = newNetns(t, "main")
+	e.wwd = e.startWarewulfd(t, e.ns, e.vars, "warewulfd")
+	return e
+}
+
+func (e *env) tool(name string) string { return filepath.Join(e.bin, name) }
+
+// buildBinaries builds the three programs as `make build` does.
+func (e *env) buildBinaries(t *testing.T) {
+	tags := "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
+	for _, b := range []string{"wwctl", "warewulfd", "wwclient"} {
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", e.tool(b), "./cmd/"+b)
+		cmd.Dir = e.repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b, err, out)
+		}
+	}
+}
+
+// installWwclient makes the site copy of the wwclient overlay hold the
+// freshly built binary (a source checkout has none in overlays/).
+func (e *env) installWwclient(t *testing.T) {
+	dst := filepath.Join(e.cfg.SiteOverlayDir(), "wwclient")
+	os.MkdirAll(filepath.Dir(dst), 0o755)
+	run(t, nil, "cp", "-a", filepath.Join(e.repo, "overlays/wwclient"), dst)
+	copyFile(t, e.tool("wwclient"), filepath.Join(dst, "rootfs/warewulf/wwclient"), 0o755)
+	os.Chmod(filepath.Join(dst, "rootfs/warewulf/config.ww"), 0o600)
+}
+
+// configure rewrites a warewulf.conf through the config package.
+func (e *env) configure(t *testing.T, file string, change func(*config.Config)) {
+	c, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(c)
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, file, string(data), 0o644)
+}
+
+// writeNodes adds the test cluster to the sandbox's nodes.conf: the
+// default profile gets a serial console, every node its MAC and address.
+func (e *env) writeNodes(t *testing.T) {
+	err := node.Update(e.cfg.NodesConf(), func(db *node.DB) error {
+		p := db.Profiles["default"]
+		if p.Kernel == nil {
+			p.Kernel = &node.Kernel{}
+		}
+		p.Kernel.Args = append(node.Args{"console=ttyS0"}, p.Kernel.Args...)
+		p.ImageName = "busybox"
+		p.RuntimeOverlay = append(p.RuntimeOverlay, "e2e")
+		if db.Nodes == nil {
+			db.Nodes = map[string]*node.Conf{}
+		}
+		for _, n := range cluster {
+			c := &node.Conf{NetDevs: map[string]*node.NetDev{
+				"default": {Device: "eth0", Hwaddr: n.mac, Ipaddr: n.ip, Netmask: netmask},
+			}}
+			if n.image != "busybox" {
+				c.ImageName = n.image
+			}
+			db.Nodes[n.name] = c
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A runtime overlay the tests change while nodes run.
+	writeFile(t, filepath.Join(e.cfg.SiteOverlayDir(), "e2e/rootfs/etc/e2e-marker.ww"),
+		"node {{.Node.Name}} marker {{index .Node.Tags \"marker\"}}\n", 0o644)
+}
+
+func (e *env) wwctl(t testing.TB, args ...string) string {
+	t.Helper()
+	return run(t, e.vars, append([]string{e.tool("wwctl")}, args...)...)
+}
+
+// startWarewulfd runs warewulfd inside ns and waits until it answers.
+func (e *env) startWarewulfd(t *testing.T, ns *netns, vars []string, name string) *proc {
+	p, err := startProc(name, ns.exec(e.tool("warewulfd")), vars, filepath.Join(artifacts, name+".log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanups.add(p.stop)
+	url := fmt.Sprintf("http://%s:%d/ipxe/00:00:00:00:00:00", controllerIP, e.cfg.Warewulf.Port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := runErr(nil, ns.exec("busybox", "wget", "-q", "-O", "/dev/null", url)...); err == nil {
+			return p
+		}
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("%s does not answer on %s (exited: %v):\n%s", name, url, p.exited(), p.out.tail(30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// setTag changes a node's tag in nodes.conf, as `wwctl node set` would.
+func (e *env) setTag(t testing.TB, nodeName, key, value string) {
+	err := node.Update(e.cfg.NodesConf(), func(db *node.DB) error {
+		n := db.Nodes[nodeName]
+		if n.Tags == nil {
+			n.Tags = map[string]string{}
+		}
+		n.Tags[key] = value
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = yaml.Marshal
+var _ = runtime.NumCPU

@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// vm is a qemu node booting from the network on a tap of a netns.
+type vm struct {
+	name, mac string
+	uefi      bool
+	p         *proc
+	powerOn   time.Time
+	times     []string
+}
+
+// The console lines that mark the stages of a boot.
+var (
+	reInit    = regexp.MustCompile(`wwinit: node `)
+	reRuntime = regexp.MustCompile(`runtime overlay applied`)
+)
+
+const (
+	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+type vmOpts struct {
+	uefi   bool
+	memory string
+	echo   bool // show the console on stdout (the demo)
+}
+
+// bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
+// UEFI nodes have the ROM disabled, so OVMF's own PXE fetches the EFI iPXE
+// binary over TFTP first. The VM is stopped when the test ends.
+func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
+	t.Helper()
+	tap := n.tap(t)
+	if o.memory == "" {
+		o.memory = "768"
+	}
+	nic := fmt.Sprintf("virtio-net-pci,netdev=net0,mac=%s", mac)
+	argv := []string{"qemu-system-x86_64",
+		"-name", name,
+		"-machine", "pc,accel=tcg",
+		"-m", o.memory, "-smp", "1",
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
+		"-boot", "n",
+	}
+	if o.uefi {
+		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
+		data, err := os.ReadFile(ovmfVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(vars, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		argv = append(argv,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		nic += ",romfile="
+	}
+	argv = append(argv, "-device", nic)
+	var echo *os.File
+	if o.echo {
+		echo = os.Stdout
+	}
+	logFile := filepath.Join(artifacts, name+"-console.log")
+	powerOn := time.Now()
+	p, err := startProc(name, n.exec(argv...), nil, logFile, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &vm{name: name, mac: mac, uefi: o.uefi, p: p, powerOn: powerOn}
+	t.Cleanup(func() {
+		v.p.stop()
+		if t.Failed() {
+			t.Logf("%s console (%s), last lines:\n%s", name, logFile, v.p.out.tail(40))
+		}
+	})
+	return v
+}
+
+// waitFor waits for a console line and returns the time since power-on.
+func (v *vm) waitFor(t testing.TB, re *regexp.Regexp, timeout time.Duration) time.Duration {
+	t.Helper()
+	_, at, ok := v.p.out.waitFor(re, 0, timeout, v.p.done)
+	if !ok {
+		t.Fatalf("%s: no console line matching %q within %v (qemu exited: %v)\n%s",
+			v.name, re, timeout, v.p.exited(), v.p.out.tail(30))
+	}
+	return at.Sub(v.powerOn)
+}
+
+// waitAfter waits for a console line after line index from.
+func (v *vm) waitAfter(t testing.TB, re *regexp.Regexp, from int, timeout time.Duration) time.Time {
+	t.Helper()
+	_, at, ok := v.p.out.waitFor(re, from, timeout, v.p.done)
+	if !ok {
+		t.Fatalf("%s: no console line matching %q within %v\n%s", v.name, re, timeout, v.p.out.tail(30))
+	}
+	return at
+}
+
+// bootTimes waits for init and for the runtime overlay, and reports both.
+func (v *vm) bootTimes(t testing.TB, kase string, timeout time.Duration) {
+	t.Helper()
+	init := v.waitFor(t, reInit, timeout)
+	rt := v.waitFor(t, reRuntime, timeout)
+	recordTime(t, kase, v.name, init, rt)
+}
+
+var timesFile = os.Getenv("WW_E2E_TIMES")
+
+// recordTime prints a case's boot times, and appends them to
+// $WW_E2E_TIMES when set (docs/boot.md collects them).
+func recordTime(t testing.TB, kase, node string, init, runtime time.Duration) {
+	line := fmt.Sprintf("BOOT-TIME case=%s node=%s power-on->init=%.1fs power-on->runtime-overlay=%.1fs",
+		kase, node, init.Seconds(), runtime.Seconds())
+	t.Log(line)
+	fmt.Println(line)
+	if timesFile != "" {
+		if f, err := os.OpenFile(timesFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintln(f, line)
+			f.Close()
+		}
+	}
+}
