@@ -215,16 +215,19 @@ func Rename(cfg *config.Config, old, new string) error {
 	if err := os.Rename(cfg.ImageDir(old), cfg.ImageDir(new)); err != nil {
 		return err
 	}
-	err := node.Update(cfg.NodesConf(), func(db *node.DB) error {
-		for _, m := range []map[string]*node.Conf{db.Nodes, db.Profiles} {
-			for _, c := range m {
-				if c != nil && c.ImageName == old {
-					c.ImageName = new
+	var err error
+	if _, serr := os.Stat(cfg.NodesConf()); serr == nil {
+		err = node.Update(cfg.NodesConf(), func(db *node.DB) error {
+			for _, m := range []map[string]*node.Conf{db.Nodes, db.Profiles} {
+				for _, c := range m {
+					if c != nil && c.ImageName == old {
+						c.ImageName = new
+					}
 				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		// Leave the store as it was when nodes.conf could not follow.
 		if rerr := os.Rename(cfg.ImageDir(new), cfg.ImageDir(old)); rerr != nil {

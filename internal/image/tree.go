@@ -107,10 +107,17 @@ func readDirNames(dirfd int) ([]string, error) {
 
 func fingerprintHex(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
-// excludes are the glob lines of an image's /etc/warewulf/excludes. A
-// pattern is matched (path.Match) against the path from the root with and
-// without its leading "/"; a matching directory takes its contents with it.
-type excludes []string
+// excludes are the glob lines (path.Match syntax) of an image's
+// /etc/warewulf/excludes. A pattern with a "/" in it ("/var/cache/apt",
+// "usr/share/doc/*") matches the path from the root; one without
+// ("*.pyc") matches a name at any depth. A matching directory takes its
+// contents with it.
+type excludes []pattern
+
+type pattern struct {
+	glob     string
+	anchored bool
+}
 
 func readExcludes(root string) (excludes, error) {
 	f, err := os.Open(filepath.Join(root, "etc/warewulf/excludes"))
@@ -135,14 +142,19 @@ func readExcludes(root string) (excludes, error) {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("/etc/warewulf/excludes: bad pattern %q: %w", line, err)
 		}
-		ex = append(ex, p)
+		ex = append(ex, pattern{glob: p, anchored: strings.Contains(line, "/")})
 	}
 	return ex, sc.Err()
 }
 
 func (ex excludes) match(rel string) bool {
+	base := path.Base(rel)
 	for _, p := range ex {
-		if ok, _ := path.Match(p, rel); ok {
+		target := rel
+		if !p.anchored {
+			target = base
+		}
+		if ok, _ := path.Match(p.glob, target); ok {
 			return true
 		}
 	}
