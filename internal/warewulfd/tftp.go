@@ -1,0 +1,98 @@
+package warewulfd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+// tftpBlockSize is the largest block the server agrees to: a full
+// Ethernet frame (1500 - 20 IP - 8 UDP - 4 TFTP).
+const tftpBlockSize = 1468
+
+// CheckTFTPName accepts a TFTP file name that stays inside the served
+// directory: relative, no "..", no empty or "." elements, no NUL or
+// backslash.
+func CheckTFTPName(name string) error {
+	if name == "" || len(name) > 255 || strings.ContainsAny(name, "\\\x00") || !fs.ValidPath(name) || name == "." {
+		return fmt.Errorf("tftp: refused file name %q", name)
+	}
+	return nil
+}
+
+func (s *Server) newTFTP() *tftp.Server {
+	srv := tftp.NewServer(s.tftpRead, nil) // read-only: no write handler
+	srv.SetBlockSize(tftpBlockSize)
+	srv.SetTimeout(5 * time.Second)
+	srv.SetRetries(5)
+	srv.SetHook(tftpHook{s})
+	return srv
+}
+
+// tftpRead serves one file from the iPXE source directory. os.Root keeps
+// symbolic links from leading outside it.
+func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
+	peer := "-"
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		a := ot.RemoteAddr()
+		peer = a.String()
+	}
+	err := s.tftpOpenAndSend(name, rf)
+	if err != nil {
+		s.metrics.tftpErrs.Add(1)
+		s.log.WithFields(map[string]any{"file": name, "peer": peer}).Warnf("tftp: %v", err)
+	}
+	return err
+}
+
+func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	if err := CheckTFTPName(name); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(s.Config().IpxeSourceDir())
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("tftp: %q not found", name)
+		}
+		return fmt.Errorf("tftp: %q: refused", name)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("tftp: %q is not a file", name)
+	}
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		ot.SetSize(fi.Size())
+	}
+	_, err = rf.ReadFrom(f)
+	return err
+}
+
+// tftpHook writes one log line per finished transfer.
+type tftpHook struct{ s *Server }
+
+func (h tftpHook) OnSuccess(st tftp.TransferStats) {
+	h.s.metrics.tftp.Add(1)
+	h.s.log.WithFields(map[string]any{
+		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
+		"datagrams": st.DatagramsSent, "blksize": st.Opts["blksize"],
+	}).Info("tftp: served")
+}
+
+func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
+	if st.Filename == "" { // socket errors at shutdown
+		return
+	}
+	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Infof("tftp: failed: %v", err)
+}
