@@ -64,6 +64,11 @@ func debianKernel(t testing.TB) (version, root string) {
 		tmp := root + ".tmp"
 		os.RemoveAll(tmp)
 		run(t, nil, "dpkg-deb", "-x", deb, tmp)
+		// The package's postinst makes modules.dep; nothing runs it here.
+		vers, _ := filepath.Glob(filepath.Join(tmp, "lib/modules/*"))
+		for _, v := range vers {
+			run(t, nil, "depmod", "-b", tmp, filepath.Base(v))
+		}
 		if err := os.Rename(tmp, root); err != nil {
 			t.Fatal(err)
 		}
