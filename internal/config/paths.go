@@ -78,3 +78,13 @@ func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") 
 
 // LeaseFile is where the built-in DHCP server persists its leases.
 func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }
+
+// OverlaySharedDir holds the overlay archives many nodes share: the plain
+// files of an overlay set and the templates that render the same for every
+// node. Its name cannot be a node name.
+func (c *Config) OverlaySharedDir() string {
+	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
+}
+
+// HostKeyDir holds one node's ssh host keys, made once and kept.
+func (c *Config) HostKeyDir(node string) string { return filepath.Join(c.KeyDir(), "nodes", node) }
