@@ -94,3 +94,13 @@ func (c *Config) DHCPConfigFile() string {
 
 // DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
 func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
+
+// OverlaySharedDir holds the overlay archives many nodes share: the plain
+// files of an overlay set and the templates that render the same for every
+// node. Its name cannot be a node name.
+func (c *Config) OverlaySharedDir() string {
+	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
+}
+
+// HostKeyDir holds one node's ssh host keys, made once and kept.
+func (c *Config) HostKeyDir(node string) string { return filepath.Join(c.KeyDir(), "nodes", node) }
