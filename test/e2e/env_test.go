@@ -234,7 +234,7 @@ func (e *env) writeNodes(t *testing.T) {
 			db.Nodes = map[string]*node.Conf{}
 		}
 		for _, n := range cluster {
-			c := &node.Conf{NetDevs: map[string]*node.NetDev{
+			c := &node.Conf{Profiles: node.List{"default"}, NetDevs: map[string]*node.NetDev{
 				"default": {Device: "eth0", Hwaddr: n.mac, Ipaddr: n.ip, Netmask: netmask},
 			}}
 			if n.image != "busybox" {
