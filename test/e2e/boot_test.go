@@ -33,7 +33,7 @@ func TestBootBIOS(t *testing.T) {
 	from := v.p.out.len()
 	e.setTag(t, n.name, "marker", "v2")
 	changedAt := time.Now()
-	e.wwctl(t, "overlay", "build", n.name)
+	e.buildOverlays(t, n.name)
 	at := v.waitAfter(t, regexp.MustCompile(`changed: .*/etc/e2e-marker`), from, 4*updateInterval*time.Second)
 	lag := at.Sub(changedAt)
 	t.Logf("a change on the controller reached n1 after %.1fs (update interval %ds)", lag.Seconds(), updateInterval)
