@@ -38,8 +38,10 @@ func TestBootBIOS(t *testing.T) {
 	lag := at.Sub(changedAt)
 	t.Logf("a change on the controller reached n1 after %.1fs (update interval %ds)", lag.Seconds(), updateInterval)
 	fmt.Printf("RUNTIME-LAG node=n1 %.1fs interval=%ds\n", lag.Seconds(), updateInterval)
-	if lag > time.Duration(updateInterval+2)*time.Second {
-		t.Errorf("the change took %v, more than one update interval (%ds)", lag, updateInterval)
+	// One interval, plus the 2 s warewulfd may reuse a lookup of built
+	// files, plus a second for the build and the VM's clock.
+	if limit := time.Duration(updateInterval+3) * time.Second; lag > limit {
+		t.Errorf("the change took %v, more than one update interval (%ds) plus warewulfd's 2 s lookup cache", lag, updateInterval)
 	}
 
 	// A runtime request for n1 from another address of the network, even

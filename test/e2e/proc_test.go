@@ -23,6 +23,7 @@ type proc struct {
 	done chan struct{}
 	err  error
 	out  *output
+	in   io.WriteCloser // the process's stdin (a VM's serial console)
 }
 
 // output collects a process's output line by line, tees it to a log file,
@@ -136,10 +137,14 @@ func startProc(name string, argv []string, env []string, logFile string, echo io
 	out := newOutput(logFile, echo)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), out: out}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), out: out, in: in}
 	go func() {
 		p.err = cmd.Wait()
 		out.close()

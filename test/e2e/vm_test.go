@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,4 +133,35 @@ func recordTime(t testing.TB, kase, node string, init, runtime time.Duration) {
 			f.Close()
 		}
 	}
+}
+
+// shell logs in on the serial console as root (the test images have no
+// root password) once, runs script there, and returns what it printed
+// between two markers.
+func (v *vm) shell(t testing.TB, script string, timeout time.Duration) string {
+	t.Helper()
+	from := v.p.out.len()
+	tag := fmt.Sprintf("E2E%d", time.Now().UnixNano()%1e9)
+	fmt.Fprintf(v.p.in, "\necho %s-BEGIN; %s; echo %s-END\n", tag, script, tag)
+	begin := regexp.MustCompile("^" + tag + "-BEGIN")
+	end := regexp.MustCompile("^" + tag + "-END")
+	i, _, ok := v.p.out.waitFor(begin, from, timeout, v.p.done)
+	if !ok {
+		t.Fatalf("%s: the console shell did not run the script\n%s", v.name, v.p.out.tail(20))
+	}
+	j, _, ok := v.p.out.waitFor(end, i, timeout, v.p.done)
+	if !ok {
+		t.Fatalf("%s: the script did not finish\n%s", v.name, v.p.out.tail(20))
+	}
+	v.p.out.mu.Lock()
+	defer v.p.out.mu.Unlock()
+	return strings.Join(v.p.out.lines[i+1:j], "\n")
+}
+
+// login answers the getty's login prompt as root.
+func (v *vm) login(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	v.waitFor(t, regexp.MustCompile(`login: *$|login:`), timeout)
+	fmt.Fprintf(v.p.in, "root\n")
+	time.Sleep(2 * time.Second)
 }
