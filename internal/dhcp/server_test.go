@@ -47,7 +47,7 @@ nodes:
         ipaddr: 10.0.0.11
       ib:
         hwaddr: 52:54:00:00:01:01
-        ipaddr: 10.0.1.11
+        ipaddr: 10.1.0.11
         netmask: 255.255.0.0
   n2:
     profiles: [default]
@@ -235,7 +235,7 @@ func TestKnownNodeRequestRenewAndNak(t *testing.T) {
 	// A second device of the node gets its own address and a unique name.
 	ib := discover(t, mustMAC("52:54:00:00:01:01"))
 	off, _ := exchange(t, s, ib, ServerPort)
-	if off == nil || !off.YourIPAddr.Equal(net.IPv4(10, 0, 1, 11)) || off.HostName() != "n1-ib" ||
+	if off == nil || !off.YourIPAddr.Equal(net.IPv4(10, 1, 0, 11)) || off.HostName() != "n1-ib" ||
 		net.IP(off.SubnetMask()).String() != "255.255.0.0" {
 		t.Fatalf("second device: %v", off)
 	}
