@@ -206,4 +206,3 @@ func RenderConfig(cfg *config.Config, db *node.DB) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
