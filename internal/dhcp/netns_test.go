@@ -20,7 +20,7 @@ import (
 
 // need skips a test whose prerequisites are missing, except under CI where
 // they must be there.
-func need(t *testing.T, why string, ok bool) {
+func need(t testing.TB, why string, ok bool) {
 	t.Helper()
 	if ok {
 		return
@@ -39,14 +39,17 @@ type testNet struct {
 	srv, cli string // namespace names
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet { return newTestNetPrefix(t, 24) }
+
+// newTestNetPrefix is newTestNet with the server on 10.99.0.1/prefix.
+func newTestNetPrefix(t testing.TB, prefix int) *testNet {
 	need(t, "needs root", os.Geteuid() == 0)
 	need(t, "needs ip (iproute2)", haveCmd("ip"))
 	if testing.Short() && os.Getenv("CI") != "true" {
@@ -63,7 +66,7 @@ func newTestNet(t *testing.T) *testNet {
 	run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
 	run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
-	run(t, "ip", "-n", n.srv, "addr", "add", "10.99.0.1/24", "dev", "wws")
+	run(t, "ip", "-n", n.srv, "addr", "add", fmt.Sprintf("10.99.0.1/%d", prefix), "dev", "wws")
 	run(t, "ip", "-n", n.srv, "link", "set", "wws", "up")
 	run(t, "ip", "-n", n.srv, "link", "set", "lo", "up")
 	run(t, "ip", "-n", n.cli, "link", "set", "lo", "up")
@@ -71,7 +74,7 @@ func newTestNet(t *testing.T) *testNet {
 }
 
 // setMAC gives the client interface a hardware address.
-func (n *testNet) setMAC(t *testing.T, mac string) {
+func (n *testNet) setMAC(t testing.TB, mac string) {
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "down")
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", mac)
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
@@ -101,7 +104,7 @@ func inNetns(ns string, fn func() error) error {
 
 // startServer runs the built-in server inside the server namespace until
 // the test ends.
-func (n *testNet) startServer(t *testing.T, cfg *config.Config, db *node.DB) {
+func (n *testNet) startServer(t testing.TB, cfg *config.Config, db *node.DB) {
 	s, err := New(cfg, func() *node.DB { return db })
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +170,7 @@ func readEnv(t *testing.T, file string) map[string]string {
 	return env
 }
 
-func netnsConfig(t *testing.T, extra string) *config.Config {
+func netnsConfig(t testing.TB, extra string) *config.Config {
 	dir := t.TempDir()
 	conf := "ipaddr: 10.99.0.1\nnetmask: 255.255.255.0\nwarewulf:\n  port: 9873\n" +
 		"dhcp:\n  enabled: true\n  interfaces: [wws]\n" + extra +

@@ -38,6 +38,10 @@ type ConfigData struct {
 	Matches []Match
 	// Hosts are the static leases of every node.
 	Hosts []HostLine
+	// HostGroups are the distinct per-host option sets (netmask, router,
+	// domain); each host carries its group's tag, so a dnsmasq config
+	// has a few option lines, not three per node.
+	HostGroups []HostGroup
 	// Subnets are the networks of the controller and of every node address.
 	Subnets []Subnet
 }
@@ -63,11 +67,18 @@ type Match struct {
 // HostLine is a static lease as the templates print it.
 type HostLine struct {
 	Host
-	Tag     string // "ww-n1": a dnsmasq tag for the host's own options
+	Tag     string // the dnsmasq tag of the host's HostGroup
 	MAC     string
 	Address string
 	Mask    string
 	Router  string // "" when unset
+}
+
+// HostGroup is one set of per-host options, shared by the hosts whose Tag
+// it is.
+type HostGroup struct {
+	Tag                  string // "ww-1", "ww-2", ...
+	Mask, Router, Domain string
 }
 
 // Subnet is a network the DHCP server must know to answer on it.
@@ -110,13 +121,22 @@ func NewConfigData(cfg *config.Config, db *node.DB) (*ConfigData, error) {
 		}
 		d.Boot = append(d.Boot, BootLine{BootRule: r, DnsmasqTags: strings.Join(tags, ","), DhcpdCondition: dhcpdCondition(r)})
 	}
+	groups := map[HostGroup]string{}
 	subnets := map[Subnet]bool{{cfg.Network, cfg.Netmask}: true}
 	d.Subnets = []Subnet{{cfg.Network, cfg.Netmask}}
 	for _, h := range Hosts(cfg, db) {
-		hl := HostLine{Host: h, Tag: "ww-" + h.Hostname, MAC: h.Hwaddr.String(), Address: h.IP.String(), Mask: net.IP(h.Netmask).String()}
+		hl := HostLine{Host: h, MAC: h.Hwaddr.String(), Address: h.IP.String(), Mask: net.IP(h.Netmask).String()}
 		if h.Gateway != nil {
 			hl.Router = h.Gateway.String()
 		}
+		g := HostGroup{Mask: hl.Mask, Router: hl.Router, Domain: h.Domain}
+		if groups[g] == "" {
+			g2 := g
+			g2.Tag = fmt.Sprintf("ww-%d", len(d.HostGroups)+1)
+			groups[g] = g2.Tag
+			d.HostGroups = append(d.HostGroups, g2)
+		}
+		hl.Tag = groups[g]
 		d.Hosts = append(d.Hosts, hl)
 		sn := Subnet{h.IP.Mask(h.Netmask).String(), hl.Mask}
 		if !subnets[sn] {

@@ -45,9 +45,9 @@ func TestDnsmasqConfig(t *testing.T) {
 			file, out := renderFor(t, "dnsmasq", c.extra)
 			if !strings.Contains(c.extra, "proxy") {
 				mustContain(t, out,
-					"dhcp-host=52:54:00:00:00:01,set:ww-n1,10.0.0.11,n1,3600",
-					"dhcp-host=52:54:00:00:01:01,set:ww-n1-ib,10.1.0.11,n1-ib,3600",
-					"dhcp-option=tag:ww-n1,option:router,10.0.0.254",
+					"dhcp-host=52:54:00:00:00:01,set:ww-1,10.0.0.11,n1,3600",
+					"dhcp-host=52:54:00:00:01:01,set:ww-2,10.1.0.11,n1-ib,3600",
+					"dhcp-option=tag:ww-1,option:router,10.0.0.254",
 					"dhcp-range=10.1.0.0,static,255.255.0.0,3600",
 					"dhcp-userclass=set:uc-iPXE,iPXE",
 					"dhcp-boot=tag:uc-iPXE,http://10.0.0.1:9873/ipxe/${mac}",

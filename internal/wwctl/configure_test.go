@@ -67,7 +67,7 @@ func TestConfigureDHCPDryRunWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"interface=veth9", "dhcp-host=52:54:00:00:00:01,set:ww-n1,10.0.0.11,n1,3600", "port=0"} {
+	for _, want := range []string{"interface=veth9", "dhcp-host=52:54:00:00:00:01,set:ww-1,10.0.0.11,n1,3600", "port=0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
