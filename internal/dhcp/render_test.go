@@ -123,8 +123,16 @@ func TestRenderErrors(t *testing.T) {
 func TestDnsmasqServesGeneratedConfig(t *testing.T) {
 	need(t, "needs dnsmasq", haveCmd("dnsmasq"))
 	need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
+	t.Run("interfaces", func(t *testing.T) { dnsmasqServes(t, true) })
+	t.Run("listen-address", func(t *testing.T) { dnsmasqServes(t, false) })
+}
+
+func dnsmasqServes(t *testing.T, withInterfaces bool) {
 	n := newTestNet(t)
 	cfg := netnsConfig(t, "  server: dnsmasq\n")
+	if !withInterfaces {
+		cfg.DHCP.Interfaces = nil
+	}
 	db, err := node.Parse([]byte(netnsNodes))
 	if err != nil {
 		t.Fatal(err)
@@ -160,5 +168,48 @@ func TestDnsmasqServesGeneratedConfig(t *testing.T) {
 	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}"})
 	if t.Failed() {
 		t.Logf("dnsmasq:\n%s\nconfig:\n%s", log.String(), out)
+	}
+}
+
+// TestDhcpdServesGeneratedConfig runs ISC dhcpd with the generated
+// dhcpd.conf in a namespace; a real client gets the node's address and the
+// boot file of the shared rules.
+func TestDhcpdServesGeneratedConfig(t *testing.T) {
+	need(t, "needs dhcpd (isc-dhcp-server)", haveCmd("dhcpd"))
+	need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
+	n := newTestNet(t)
+	cfg := netnsConfig(t, "  server: dhcpd\n")
+	db, err := node.Parse([]byte(netnsNodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := RenderConfig(cfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file, leases := filepath.Join(dir, "dhcpd.conf"), filepath.Join(dir, "dhcpd.leases")
+	os.WriteFile(file, out, 0o644)
+	os.WriteFile(leases, nil, 0o644)
+	cmd := exec.Command("ip", "netns", "exec", n.srv, "dhcpd", "-f", "-4", "-cf", file, "-lf", leases,
+		"-pf", filepath.Join(dir, "pid"), "wws")
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(500 * time.Millisecond)
+
+	n.setMAC(t, "52:54:00:99:00:01")
+	env := n.udhcpc(t, "-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000")
+	expectEnv(t, env, map[string]string{
+		"ip": "10.99.0.11", "subnet": "255.255.255.0", "router": "10.99.0.254",
+		"hostname": "n1", "domain": "clusterA", "dns": "10.99.0.1", "siaddr": "10.99.0.1", "boot_file": "undionly.kpxe",
+	})
+	env = n.udhcpc(t, "-x", "0x5d:0007", "-x", "0x4d:69505845")
+	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}"})
+	if t.Failed() {
+		t.Logf("dhcpd:\n%s\nconfig:\n%s", log.String(), out)
 	}
 }
