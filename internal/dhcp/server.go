@@ -321,7 +321,9 @@ func (s *Server) Reply(req *dhcpv4.DHCPv4, serverIP net.IP, port int) (*dhcpv4.D
 			logrus.Infof("dhcp: ACK %s to unknown %s (dynamic)", want, mac)
 			return s.answer(req, dhcpv4.MessageTypeAck, want.To4(), nil, serverIP)
 		}
-		if ours || s.network.Contains(want) {
+		// Without a range another server may own unknown clients: only
+		// refuse what was asked of us.
+		if ours || (s.pool.hasRange() && s.network.Contains(want)) {
 			return s.nak(req, serverIP, fmt.Sprintf("%s is not available to %s", want, mac)), nil
 		}
 		return nil, nil

@@ -260,6 +260,12 @@ func TestUnknownMACWithoutRange(t *testing.T) {
 	if r, _ := exchange(t, s, discover(t, strayMAC, arch(iana.EFI_X86_64)), ServerPort); r != nil {
 		t.Fatalf("unknown MAC without a range got %v", r)
 	}
+	// Its INIT-REBOOT for an address another server gave it: not ours to NAK.
+	reboot, _ := dhcpv4.New(dhcpv4.WithHwAddr(strayMAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 150))))
+	if r, _ := exchange(t, s, reboot, ServerPort); r != nil {
+		t.Fatalf("answered another server's client: %v", r)
+	}
 }
 
 func TestUnknownMACFromRangePersistsAndReleases(t *testing.T) {
@@ -288,6 +294,13 @@ func TestUnknownMACFromRangePersistsAndReleases(t *testing.T) {
 	ack, _ := exchange(t, s, req, ServerPort)
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(net.IPv4(10, 0, 0, 100)) {
 		t.Fatalf("got %v, want ACK", ack)
+	}
+
+	// INIT-REBOOT asking for an address of the range it does not hold: NAK.
+	wrong, _ := dhcpv4.New(dhcpv4.WithHwAddr(strayMAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 101))))
+	if nak, _ := exchange(t, s, wrong, ServerPort); nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("wrong range address: got %v, want NAK", nak)
 	}
 
 	// A restart keeps the lease.
