@@ -3,6 +3,7 @@ package dhcp
 import (
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -103,9 +104,7 @@ func domainOf(cfg *config.Config, n *node.Node) string {
 
 type badValue struct{ key, value string }
 
-func (e *badValue) Error() string { return e.key + " " + quote(e.value) + " is not valid" }
-
-func quote(s string) string { return "\"" + strings.ReplaceAll(s, "\"", "\\\"") + "\"" }
+func (e *badValue) Error() string { return e.key + " " + strconv.Quote(e.value) + " is not valid" }
 
 // hostIndex finds a static lease by hardware address and tells which
 // addresses are taken by nodes.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/insomniacslk/dhcp/iana"
 	"golang.org/x/sys/unix"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -20,7 +24,7 @@ import (
 
 // need skips a test whose prerequisites are missing, except under CI where
 // they must be there.
-func need(t *testing.T, why string, ok bool) {
+func need(t testing.TB, why string, ok bool) {
 	t.Helper()
 	if ok {
 		return
@@ -39,14 +43,17 @@ type testNet struct {
 	srv, cli string // namespace names
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet { return newTestNetPrefix(t, 24) }
+
+// newTestNetPrefix is newTestNet with the server on 10.99.0.1/prefix.
+func newTestNetPrefix(t testing.TB, prefix int) *testNet {
 	need(t, "needs root", os.Geteuid() == 0)
 	need(t, "needs ip (iproute2)", haveCmd("ip"))
 	if testing.Short() && os.Getenv("CI") != "true" {
@@ -63,7 +70,7 @@ func newTestNet(t *testing.T) *testNet {
 	run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
 	run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
-	run(t, "ip", "-n", n.srv, "addr", "add", "10.99.0.1/24", "dev", "wws")
+	run(t, "ip", "-n", n.srv, "addr", "add", fmt.Sprintf("10.99.0.1/%d", prefix), "dev", "wws")
 	run(t, "ip", "-n", n.srv, "link", "set", "wws", "up")
 	run(t, "ip", "-n", n.srv, "link", "set", "lo", "up")
 	run(t, "ip", "-n", n.cli, "link", "set", "lo", "up")
@@ -71,7 +78,7 @@ func newTestNet(t *testing.T) *testNet {
 }
 
 // setMAC gives the client interface a hardware address.
-func (n *testNet) setMAC(t *testing.T, mac string) {
+func (n *testNet) setMAC(t testing.TB, mac string) {
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "down")
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", mac)
 	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
@@ -101,7 +108,7 @@ func inNetns(ns string, fn func() error) error {
 
 // startServer runs the built-in server inside the server namespace until
 // the test ends.
-func (n *testNet) startServer(t *testing.T, cfg *config.Config, db *node.DB) {
+func (n *testNet) startServer(t testing.TB, cfg *config.Config, db *node.DB) {
 	s, err := New(cfg, func() *node.DB { return db })
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +174,7 @@ func readEnv(t *testing.T, file string) map[string]string {
 	return env
 }
 
-func netnsConfig(t *testing.T, extra string) *config.Config {
+func netnsConfig(t testing.TB, extra string) *config.Config {
 	dir := t.TempDir()
 	conf := "ipaddr: 10.99.0.1\nnetmask: 255.255.255.0\nwarewulf:\n  port: 9873\n" +
 		"dhcp:\n  enabled: true\n  interfaces: [wws]\n" + extra +
@@ -281,4 +288,64 @@ func TestDhclientInNamespace(t *testing.T) {
 		"new_ip_address": "10.99.0.11", "new_subnet_mask": "255.255.255.0", "new_routers": "10.99.0.254",
 		"new_host_name": "n1", "new_domain_name": "clusterA", "new_domain_name_servers": "10.99.0.1",
 	})
+}
+
+// TestProxyInNamespace: in proxy mode the server answers a PXE DISCOVER on
+// port 67 with boot information only, and a boot-server REQUEST on port
+// 4011 with an ACK back to the client's port, over real sockets.
+func TestProxyInNamespace(t *testing.T) {
+	n := newTestNet(t)
+	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
+	run(t, "ip", "-n", n.cli, "addr", "add", "10.99.0.150/24", "dev", "wwc")
+	db, err := node.Parse([]byte(netnsNodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.startServer(t, netnsConfig(t, "  proxy: true\n"), db)
+
+	var conn, conn4011 net.PacketConn
+	if err := inNetns(n.cli, func() (err error) {
+		if conn, err = server4.NewIPv4UDPConn("wwc", &net.UDPAddr{Port: ClientPort}); err != nil {
+			return err
+		}
+		conn4011, err = net.ListenPacket("udp4", "10.99.0.150:4011")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer conn4011.Close()
+	mac := mustMAC("52:54:00:99:aa:02")
+	pxe := []dhcpv4.Modifier{arch(iana.EFI_X86_64), vendor("PXEClient:Arch:00007:UNDI:003016")}
+
+	d := discover(t, mac, append(pxe, dhcpv4.WithBroadcast(true))...)
+	offer := sendAndWait(t, conn, d, &net.UDPAddr{IP: net.IPv4bcast, Port: ServerPort})
+	if offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.IsUnspecified() || offer.BootFileName != "snponly.efi" {
+		t.Fatalf("proxy offer: %s", offer.Summary())
+	}
+	req, _ := dhcpv4.New(append(pxe, dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 150)))...)
+	ack := sendAndWait(t, conn4011, req, &net.UDPAddr{IP: net.IPv4(10, 99, 0, 1), Port: PXEPort})
+	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "snponly.efi" || !ack.ServerIPAddr.Equal(net.IPv4(10, 99, 0, 1)) {
+		t.Fatalf("port 4011 ack: %s", ack.Summary())
+	}
+}
+
+// sendAndWait sends m to dst and returns the reply with m's transaction ID.
+func sendAndWait(t *testing.T, conn net.PacketConn, m *dhcpv4.DHCPv4, dst net.Addr) *dhcpv4.DHCPv4 {
+	t.Helper()
+	if _, err := conn.WriteTo(m.ToBytes(), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		k, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no reply to %s: %v", m.MessageType(), err)
+		}
+		if r, err := dhcpv4.FromBytes(buf[:k]); err == nil && r.TransactionID == m.TransactionID && r.OpCode == dhcpv4.OpcodeBootReply {
+			return r
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,8 @@ type Server struct {
 	mu   sync.Mutex
 	idx  *hostIndex
 	pool *pool
+
+	rules sync.Map // server address -> []BootRule: warewulf.conf does not change under a running server
 }
 
 // New prepares a server. nodes returns the current node database; warewulfd
@@ -318,7 +321,9 @@ func (s *Server) Reply(req *dhcpv4.DHCPv4, serverIP net.IP, port int) (*dhcpv4.D
 			logrus.Infof("dhcp: ACK %s to unknown %s (dynamic)", want, mac)
 			return s.answer(req, dhcpv4.MessageTypeAck, want.To4(), nil, serverIP)
 		}
-		if ours || s.network.Contains(want) {
+		// Without a range another server may own unknown clients: only
+		// refuse what was asked of us.
+		if ours || (s.pool.hasRange() && s.network.Contains(want)) {
 			return s.nak(req, serverIP, fmt.Sprintf("%s is not available to %s", want, mac)), nil
 		}
 		return nil, nil
@@ -435,7 +440,7 @@ func (s *Server) setBoot(req, resp *dhcpv4.DHCPv4, serverIP net.IP) error {
 	if !client.PXE() {
 		return nil
 	}
-	rules, err := BootRules(s.cfg, serverIP.String())
+	rules, err := s.bootRules(serverIP)
 	if err != nil {
 		return err
 	}
@@ -453,11 +458,24 @@ func (s *Server) setBoot(req, resp *dhcpv4.DHCPv4, serverIP net.IP) error {
 	switch {
 	case rule.EchoVendorClass != "":
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(rule.EchoVendorClass))
-	case len(client.VendorClass) >= len(VendorPXE) && client.VendorClass[:len(VendorPXE)] == VendorPXE:
+	case strings.HasPrefix(client.VendorClass, VendorPXE):
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(VendorPXE))
 	}
 	logrus.Debugf("dhcp: boot rule %s for %s: %s", rule.Tag, req.ClientHWAddr, rule.File)
 	return nil
+}
+
+func (s *Server) bootRules(serverIP net.IP) ([]BootRule, error) {
+	key := serverIP.String()
+	if r, ok := s.rules.Load(key); ok {
+		return r.([]BootRule), nil
+	}
+	r, err := BootRules(s.cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	s.rules.Store(key, r)
+	return r, nil
 }
 
 // pxeDiscoveryControl is PXE vendor option 43 saying "no boot server

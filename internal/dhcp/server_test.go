@@ -47,7 +47,7 @@ nodes:
         ipaddr: 10.0.0.11
       ib:
         hwaddr: 52:54:00:00:01:01
-        ipaddr: 10.0.1.11
+        ipaddr: 10.1.0.11
         netmask: 255.255.0.0
   n2:
     profiles: [default]
@@ -235,7 +235,7 @@ func TestKnownNodeRequestRenewAndNak(t *testing.T) {
 	// A second device of the node gets its own address and a unique name.
 	ib := discover(t, mustMAC("52:54:00:00:01:01"))
 	off, _ := exchange(t, s, ib, ServerPort)
-	if off == nil || !off.YourIPAddr.Equal(net.IPv4(10, 0, 1, 11)) || off.HostName() != "n1-ib" ||
+	if off == nil || !off.YourIPAddr.Equal(net.IPv4(10, 1, 0, 11)) || off.HostName() != "n1-ib" ||
 		net.IP(off.SubnetMask()).String() != "255.255.0.0" {
 		t.Fatalf("second device: %v", off)
 	}
@@ -259,6 +259,12 @@ func TestUnknownMACWithoutRange(t *testing.T) {
 	s := newTestServer(t, "")
 	if r, _ := exchange(t, s, discover(t, strayMAC, arch(iana.EFI_X86_64)), ServerPort); r != nil {
 		t.Fatalf("unknown MAC without a range got %v", r)
+	}
+	// Its INIT-REBOOT for an address another server gave it: not ours to NAK.
+	reboot, _ := dhcpv4.New(dhcpv4.WithHwAddr(strayMAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 150))))
+	if r, _ := exchange(t, s, reboot, ServerPort); r != nil {
+		t.Fatalf("answered another server's client: %v", r)
 	}
 }
 
@@ -288,6 +294,13 @@ func TestUnknownMACFromRangePersistsAndReleases(t *testing.T) {
 	ack, _ := exchange(t, s, req, ServerPort)
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(net.IPv4(10, 0, 0, 100)) {
 		t.Fatalf("got %v, want ACK", ack)
+	}
+
+	// INIT-REBOOT asking for an address of the range it does not hold: NAK.
+	wrong, _ := dhcpv4.New(dhcpv4.WithHwAddr(strayMAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 101))))
+	if nak, _ := exchange(t, s, wrong, ServerPort); nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("wrong range address: got %v, want NAK", nak)
 	}
 
 	// A restart keeps the lease.
