@@ -5,7 +5,16 @@ package main
 import (
 	"os"
 
+	"github.com/containers/storage/pkg/reexec"
+
 	"github.com/warewulf-ng/warewulf/internal/wwctl"
 )
 
-func main() { os.Exit(wwctl.Execute()) }
+func main() {
+	// containers/storage (image import from containers-storage:) re-executes
+	// this binary for some layer operations.
+	if reexec.Init() {
+		return
+	}
+	os.Exit(wwctl.Execute())
+}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/containers/storage/pkg/reexec"
+
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
@@ -177,4 +179,12 @@ func compareTrees(t testing.TB, want, got map[string]fileState) {
 	if len(want) == 0 {
 		t.Fatal("compared two empty trees")
 	}
+}
+
+func TestMain(m *testing.M) {
+	// containers/storage re-executes the binary for some layer operations.
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
 }
