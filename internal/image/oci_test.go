@@ -348,3 +348,62 @@ func TestImportOCISources(t *testing.T) {
 		}
 	})
 }
+
+// writeMultiArchLayout writes an OCI layout whose tag names an index of
+// two images, one per architecture, each with a file naming its arch.
+func writeMultiArchLayout(t testing.TB, dir, tag string) {
+	t.Helper()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	os.MkdirAll(blobs, 0o755)
+	put := func(data []byte, mt string) v1.Descriptor {
+		d := digest.FromBytes(data)
+		os.WriteFile(filepath.Join(blobs, d.Encoded()), data, 0o644)
+		return v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(data))}
+	}
+	var manifests []v1.Descriptor
+	for _, arch := range []string{"amd64", "arm64"} {
+		raw := tarLayer(t, []layerEntry{dirE("etc", 0o755), fileE("etc/arch", 0o644, arch)})
+		layer := put(raw, v1.MediaTypeImageLayer)
+		cfg := v1.Image{Platform: v1.Platform{OS: "linux", Architecture: arch},
+			RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}}}
+		cfgJSON, _ := json.Marshal(cfg)
+		m := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest,
+			Config: put(cfgJSON, v1.MediaTypeImageConfig), Layers: []v1.Descriptor{layer}}
+		mJSON, _ := json.Marshal(m)
+		d := put(mJSON, v1.MediaTypeImageManifest)
+		d.Platform = &v1.Platform{OS: "linux", Architecture: arch}
+		manifests = append(manifests, d)
+	}
+	inner, _ := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: manifests})
+	d := put(inner, v1.MediaTypeImageIndex)
+	d.Annotations = map[string]string{v1.AnnotationRefName: tag}
+	outer, _ := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{d}})
+	os.WriteFile(filepath.Join(dir, "index.json"), outer, 0o644)
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+}
+
+func TestImportPlatform(t *testing.T) {
+	requireRoot(t)
+	layout := filepath.Join(t.TempDir(), "multi")
+	writeMultiArchLayout(t, layout, "multi")
+	reg := startRegistry(t)
+	copyImage(t, "oci:"+layout+":multi", "docker://"+reg+"/ww/multi:1") // copies the host's instance only
+	cfg := sandbox(t)
+	for _, c := range []struct{ platform, want string }{{"", "amd64"}, {"linux/arm64", "arm64"}, {"linux/amd64", "amd64"}} {
+		name := "m-" + strings.ReplaceAll(c.platform, "/", "-")
+		m, err := Import(context.Background(), cfg, "oci:"+layout+":multi", name, ImportOptions{Platform: c.platform})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(filepath.Join(cfg.ImageRootfs(name), "etc/arch"))
+		if string(got) != c.want || m.Platform != "linux/"+c.want {
+			t.Fatalf("--platform %q: got the %s image (%s)", c.platform, got, m.Platform)
+		}
+	}
+	if _, err := Import(context.Background(), cfg, "oci:"+layout+":multi", "m-s390x", ImportOptions{Platform: "linux/s390x"}); err == nil || Exists(cfg, "m-s390x") {
+		t.Fatalf("a platform the image lacks: %v", err)
+	}
+	if _, err := Import(context.Background(), cfg, "docker://"+reg+"/ww/multi:1", "m-reg", ImportOptions{PlainHTTP: true}); err != nil {
+		t.Fatal(err)
+	}
+}
