@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -188,7 +189,11 @@ func copyImage(t testing.TB, from, to string) {
 
 // startRegistry runs Debian's distribution registry on a free loopback
 // port and returns host:port; it is stopped by PID when the test ends.
-func startRegistry(t testing.TB) string {
+func startRegistry(t testing.TB) string { return startRegistryWith(t, "") }
+
+// startRegistryWith adds extra (indented YAML under http:, then top-level
+// keys after a "---auth---" line) to the registry's configuration.
+func startRegistryWith(t testing.TB, extra string) string {
 	t.Helper()
 	requireTool(t, "docker-registry")
 	dir := t.TempDir()
@@ -199,6 +204,8 @@ func startRegistry(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	httpExtra, top, _ := strings.Cut(extra, "---auth---\n")
+	conf += httpExtra + top
 	confFile := filepath.Join(dir, "config.yml")
 	os.WriteFile(confFile, []byte(conf), 0o644)
 	cmd := exec.Command("docker-registry", "serve", confFile)
@@ -218,11 +225,16 @@ func startRegistry(t testing.TB) string {
 			<-done
 		}
 	})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	scheme := "http://"
+	if strings.Contains(extra, "tls:") {
+		scheme = "https://"
+	}
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return addr
 			}
 		}
