@@ -24,7 +24,8 @@ func newProgress(out io.Writer) *progress {
 	if out == nil {
 		return &progress{}
 	}
-	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	// A terminal of unknown width (a bare pty) gets log lines too.
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && termWidth(f) > 0 {
 		return &progress{p: mpb.New(mpb.WithOutput(out), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))}
 	}
 	return &progress{out: out}
@@ -89,4 +90,12 @@ func sizeString(n int64) string {
 		return "size unknown"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func termWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
 }
