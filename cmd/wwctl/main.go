@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/containers/storage/pkg/reexec"
+
 	"github.com/warewulf-ng/warewulf/internal/wwctl"
 )
 
@@ -13,5 +15,10 @@ func main() {
 	// A short-lived process: trade memory for less garbage collection when
 	// it loads a 10,000-node nodes.conf.
 	debug.SetGCPercent(400)
+	// containers/storage (image import from containers-storage:) re-executes
+	// this binary for some layer operations.
+	if reexec.Init() {
+		return
+	}
 	os.Exit(wwctl.Execute())
 }

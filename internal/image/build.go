@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -63,15 +65,30 @@ func provisionFile(cfg *config.Config, name, file string) string {
 	return filepath.Join(cfg.ImageProvisionDir(name), file)
 }
 
-// ReadBuildInfo returns the record of the last build of image name.
+// ReadBuildInfo returns the record of the last build of image name. The
+// daemon asks on every download, so the parsed record is cached until
+// build.json is replaced.
 func ReadBuildInfo(cfg *config.Config, name string) (*BuildInfo, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(provisionFile(cfg, name, buildInfoFile))
+	path := provisionFile(cfg, name, buildInfoFile)
+	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("image %q has not been built (run: wwctl image build %s)", name, name)
 	}
+	if err != nil {
+		return nil, err
+	}
+	key := infoKey{ino: st.Sys().(*syscall.Stat_t).Ino, size: st.Size(), mtime: st.ModTime()}
+	infoCache.Lock()
+	c, ok := infoCache.m[path]
+	infoCache.Unlock()
+	if ok && c.key == key {
+		cp := *c.info
+		return &cp, nil
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +96,29 @@ func ReadBuildInfo(cfg *config.Config, name string) (*BuildInfo, error) {
 	if err := json.Unmarshal(data, bi); err != nil {
 		return nil, fmt.Errorf("image %s: %s: %w", name, buildInfoFile, err)
 	}
-	return bi, nil
+	infoCache.Lock()
+	infoCache.m[path] = cachedInfo{key: key, info: bi}
+	infoCache.Unlock()
+	cp := *bi
+	return &cp, nil
 }
+
+// build.json is replaced by rename, so a new file has a new inode.
+type infoKey struct {
+	ino   uint64
+	size  int64
+	mtime time.Time
+}
+
+type cachedInfo struct {
+	key  infoKey
+	info *BuildInfo
+}
+
+var infoCache = struct {
+	sync.Mutex
+	m map[string]cachedInfo
+}{m: map[string]cachedInfo{}}
 
 func compressionFor(cfg *config.Config, c archive.Compression) (archive.Compression, error) {
 	if c != archive.None {

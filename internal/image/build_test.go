@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,7 @@ func makeRootfs(t testing.TB, root string) {
 		if err := os.WriteFile(p, []byte(data), perm); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(p, perm); err != nil {
+		if err := unix.Chmod(p, uint32(perm)); err != nil { // os.Chmod drops 0o7000
 			t.Fatal(err)
 		}
 	}
@@ -49,7 +50,7 @@ func makeRootfs(t testing.TB, root string) {
 	mk("usr/bin/passwd", 0o4755, "#!/bin/sh\necho setuid\n")
 	mk("usr/bin/wall", 0o2755, "setgid\n")
 	must(os.MkdirAll(filepath.Join(root, "tmp"), 0o755))
-	must(os.Chmod(filepath.Join(root, "tmp"), 0o1777))
+	must(unix.Chmod(filepath.Join(root, "tmp"), 0o1777))
 	mk("etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n")
 	mk("etc/shadow", 0o640, "root:*:19000::::::\n")
 	must(os.Chown(filepath.Join(root, "etc/shadow"), 0, 42))
@@ -118,6 +119,9 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 				return rel == "boot" || rel == "var/cache/apt" || strings.HasSuffix(rel, ".pyc") ||
 					rel == "lib/modules/6.1.0-9-amd64"
 			}, true)
+			if want["usr/bin/passwd"].Perm&fs.ModeSetuid == 0 || want["tmp"].Perm&fs.ModeSticky == 0 || want["usr/lib/data/b"].LinkedTo != "usr/lib/data/a" {
+				t.Fatal("the test rootfs lacks its setuid file, sticky dir or hard link")
+			}
 			compareTrees(t, want, snapshot(t, out, nil, true))
 
 			// The older kernel gets its own modules.

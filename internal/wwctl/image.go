@@ -344,13 +344,112 @@ func newImageRenameCmd() *cobra.Command {
 }
 
 func newImageExecCmd() *cobra.Command {
-	return &cobra.Command{Use: "exec NAME -- CMD...", Short: "Run a command inside an image (not yet built)", Hidden: true}
+	var nobuild bool
+	cmd := &cobra.Command{
+		Use:   "exec NAME -- CMD [ARG...]",
+		Short: "Run a command inside an image, then rebuild it if it changed",
+		Long: `Run CMD chrooted into the image in a private mount namespace, with /proc,
+/sys and /dev mounted, the controller's /etc/resolv.conf and warewulf.conf's
+'image mounts' bound in. Afterwards the image is rebuilt if its rootfs
+changed, unless --nobuild. The exit status is the command's.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return execInImage(cmd, args[0], args[1:], nil, nobuild)
+		},
+	}
+	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
+	return cmd
 }
 
 func newImageShellCmd() *cobra.Command {
-	return &cobra.Command{Use: "shell NAME", Short: "Open a shell inside an image (not yet built)", Hidden: true}
+	var nobuild bool
+	cmd := &cobra.Command{
+		Use:   "shell NAME",
+		Short: "Open a shell inside an image, then rebuild it if it changed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			sh := "/bin/sh"
+			if image.Exists(cfg, args[0]) {
+				if _, err := os.Stat(cfg.ImageRootfs(args[0]) + "/bin/bash"); err == nil {
+					sh = "/bin/bash"
+				}
+			}
+			return execInImage(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
+		},
+	}
+	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
+	return cmd
+}
+
+// exitError carries a command's exit status out of wwctl.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
+func (e exitError) ExitCode() int { return int(e) }
+
+func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
+		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env})
+	if err != nil {
+		return err
+	}
+	if !nobuild {
+		if err := buildImages(context.Background(), cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
+			return err
+		}
+	}
+	if code != 0 {
+		return exitError(code)
+	}
+	return nil
 }
 
 func newImageSyncuserCmd() *cobra.Command {
-	return &cobra.Command{Use: "syncuser NAME", Short: "Match an image's users to the controller's (not yet built)", Hidden: true}
+	var o image.SyncUserOptions
+	var build bool
+	cmd := &cobra.Command{
+		Use:   "syncuser NAME",
+		Short: "Give the image's users and groups the controller's UIDs and GIDs",
+		Long: `For every user and group name that both the image and the controller know,
+give it the controller's ID in the image's /etc/passwd and /etc/group, and
+move the files it owns. Without --write, only show what would change.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			report, err := image.SyncUser(cfg, args[0], o)
+			for _, l := range report {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
+			}
+			if err != nil {
+				return err
+			}
+			if len(report) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "users and groups already match the controller")
+			} else if !o.Write {
+				fmt.Fprintln(cmd.OutOrStdout(), "(not changed: run again with --write)")
+			}
+			if build && o.Write {
+				ctx, stop := signalContext()
+				defer stop()
+				return buildImages(ctx, cmd, cfg, args, image.BuildOptions{})
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Write, "write", "w", false, "apply the changes")
+	cmd.Flags().BoolVarP(&build, "build", "b", false, "rebuild the image afterwards")
+	return cmd
 }
