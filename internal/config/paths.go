@@ -78,3 +78,7 @@ func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") 
 
 // LeaseFile is where the built-in DHCP server persists its leases.
 func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }
+
+// DaemonLog is where `wwctl server start` sends warewulfd's log when no
+// systemd runs it (systemd keeps it in the journal).
+func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }

@@ -224,12 +224,12 @@ loop:
 func (s *Server) runDHCP(ctx context.Context, cfg *config.Config) {
 	srv, err := dhcp.New(cfg, s.Nodes)
 	if err != nil {
-		s.log.Errorf("warewulfd: dhcp: %v (serving without DHCP)", err)
+		s.log.Errorf("warewulfd: DHCP did not start: %v (serving without DHCP)", err)
 		return
 	}
 	s.log.Info("warewulfd: dhcp started")
 	if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
-		s.log.Errorf("warewulfd: dhcp: %v (serving without DHCP)", err)
+		s.log.Errorf("warewulfd: DHCP stopped: %v (serving without DHCP)", err)
 	}
 }
 
