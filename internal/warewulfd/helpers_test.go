@@ -258,3 +258,15 @@ func privilegedPort(t testing.TB, ip string) int {
 	t.Fatal("no free port below 1024")
 	return 0
 }
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
