@@ -135,20 +135,31 @@ func TestStageBytes(t *testing.T) {
 
 func TestRangeAndETag(t *testing.T) {
 	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
-	system := e.nodeOverlay("n1", overlay.System, 5000)
+	// A large system overlay goes out part by part with sendfile, a small
+	// runtime overlay from memory; ranges cross the boundary of the parts.
+	system := e.nodeOverlay("n1", overlay.System, 300<<10)
+	runtime := e.nodeOverlay("n1", overlay.Runtime, 5000)
 	img := e.imageFile("image.img")
 	for _, c := range []struct {
-		path string
-		file []byte
-	}{{"/image/52:54:00:00:00:01", img}, {"/system/52:54:00:00:00:01", system}} {
-		// 65000-66999 crosses the boundary between the system overlay's parts.
-		resp, body := e.get(c.path, "Range", "bytes=65000-66999")
-		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[65000:67000]) {
-			t.Errorf("%s: range: %s, %d bytes, equal=%v", c.path, resp.Status, len(body), bytes.Equal(body, c.file[65000:67000]))
+		path     string
+		file     []byte
+		from, to int
+	}{
+		{"/image/52:54:00:00:00:01", img, 65000, 67000},
+		{"/system/52:54:00:00:00:01", system, 65000, 67000},
+		{"/runtime/52:54:00:00:00:01", runtime, 6000, 7000},
+	} {
+		resp, body := e.get(c.path, "Range", fmt.Sprintf("bytes=%d-%d", c.from, c.to-1))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[c.from:c.to]) {
+			t.Errorf("%s: range: %s, %d bytes, equal=%v", c.path, resp.Status, len(body), bytes.Equal(body, c.file[c.from:c.to]))
 		}
 		resp, body = e.get(c.path, "Range", "bytes=-100")
 		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[len(c.file)-100:]) {
 			t.Errorf("%s: suffix range: %s", c.path, resp.Status)
+		}
+		resp, body = e.get(c.path, "Range", "bytes=0-9,100-109")
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Contains(body, c.file[100:110]) {
+			t.Errorf("%s: two ranges: %s", c.path, resp.Status)
 		}
 		resp, _ = e.get(c.path)
 		etag := resp.Header.Get("ETag")
@@ -160,14 +171,23 @@ func TestRangeAndETag(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: other ETag: %s", c.path, resp.Status)
 		}
+		resp, _ = e.get(c.path, "If-Modified-Since", resp.Header.Get("Last-Modified"))
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: If-Modified-Since: %s", c.path, resp.Status)
+		}
 	}
-	// A rebuilt file (renamed into place) has a new ETag.
-	resp, _ := e.get("/system/52:54:00:00:00:01")
-	before := resp.Header.Get("ETag")
-	e.nodeOverlay("n1", overlay.System, 5000)
-	resp, _ = e.get("/system/52:54:00:00:00:01", "If-None-Match", before)
-	if resp.StatusCode != 200 || resp.Header.Get("ETag") == before {
-		t.Errorf("rebuilt overlay: %s, etag %s (was %s)", resp.Status, resp.Header.Get("ETag"), before)
+	// A rebuilt file (renamed into place) has a new ETag, from memory too
+	// (looked at again after freshCheck).
+	for _, kind := range []string{overlay.System, overlay.Runtime} {
+		path := "/" + kind + "/52:54:00:00:00:01"
+		resp, _ := e.get(path)
+		before := resp.Header.Get("ETag")
+		want := e.nodeOverlay("n1", kind, 5000)
+		time.Sleep(freshCheck + 50*time.Millisecond)
+		resp, body := e.get(path, "If-None-Match", before)
+		if resp.StatusCode != 200 || resp.Header.Get("ETag") == before || !bytes.Equal(body, want) {
+			t.Errorf("rebuilt %s overlay: %s, etag %s (was %s)", kind, resp.Status, resp.Header.Get("ETag"), before)
+		}
 	}
 }
 
