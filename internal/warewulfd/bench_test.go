@@ -211,7 +211,7 @@ func BenchmarkBootStorm(b *testing.B) {
 	var conf strings.Builder
 	conf.WriteString("nodeprofiles:\n  default:\n    image name: img\nnodes:\n")
 	mac := func(i int) string { return fmt.Sprintf("52:54:01:00:%02x:%02x", i>>8, i&0xff) }
-	ip := func(i int) string { return fmt.Sprintf("127.1.%d.%d", i>>8, i&0xff+1) }
+	ip := func(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
 	for i := range nodes {
 		fmt.Fprintf(&conf, "  s%05d:\n    profiles: [default]\n    network devices:\n      default:\n        hwaddr: %s\n        ipaddr: %s\n", i, mac(i), ip(i))
 	}
