@@ -333,4 +333,3 @@ func peakRSS() int64 {
 	}
 	return 0
 }
-

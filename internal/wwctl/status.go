@@ -21,8 +21,8 @@ func newNodeStatusCmd() *cobra.Command {
 	var watch bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "status [NODE PATTERN...]",
-		Short: "Show each node's last provisioning stage, as warewulfd saw it",
+		Use:     "status [NODE PATTERN...]",
+		Short:   "Show each node's last provisioning stage, as warewulfd saw it",
 		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status -o json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -127,4 +127,3 @@ func ago(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
-
