@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -158,13 +160,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	cfg := s.Config()
 
+	errLog := s.log.WriterLevel(logrus.DebugLevel) // net/http's own complaints (bad requests, resets)
+	defer errLog.Close()
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(errLog, "http: ", 0),
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.httpSrv.Serve(s.httpLn) }()
@@ -258,8 +262,9 @@ func (s *Server) Reload() error {
 		s.log.Errorf("warewulfd: reload failed, still serving the last good configuration: %v", err)
 		return err
 	}
-	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress || st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled {
-		s.log.Warn("warewulfd: listen address, port or tftp changed in warewulf.conf; they take effect on restart")
+	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress ||
+		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) {
+		s.log.Warn("warewulfd: listen address, port, tftp or dhcp changed in warewulf.conf; they take effect on restart")
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
