@@ -227,7 +227,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(data)
+	c, err := parse(data, abs != DefaultFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -236,11 +236,30 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes, defaults and validates a warewulf.conf document.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte) (*Config, error) { return parse(data, false) }
+
+// parse decodes a document. A warewulf.conf that is not the installed one
+// keeps its node database and state beside it unless `paths:` says
+// otherwise, so pointing WW_CONFIG at a file is all a sandbox needs.
+func parse(data []byte, relocated bool) (*Config, error) {
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	if relocated {
+		p := &c.Paths
+		for _, d := range []struct {
+			field *string
+			value string
+		}{{&p.Sysconfdir, "."}, {&p.Localstatedir, "state"}, {&p.Rundir, "run"}} {
+			if *d.field == "" {
+				*d.field = d.value
+			}
+		}
+		if c.TFTP.TftpRoot == "" {
+			c.TFTP.TftpRoot = "tftp"
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
