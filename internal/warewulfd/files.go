@@ -234,6 +234,9 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	if lr, ok := src.(*io.LimitedReader); ok {
 		if m, ok := lr.R.(*memReader); ok { // one write, no copy
+			if m.off >= int64(len(m.data)) {
+				return 0, nil
+			}
 			n, err := r.Write(m.data[m.off:min(m.off+lr.N, int64(len(m.data)))])
 			m.off += int64(n)
 			lr.N -= int64(n)

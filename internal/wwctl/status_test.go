@@ -73,3 +73,22 @@ func TestNodeStatus(t *testing.T) {
 		t.Errorf("server down: %v", err)
 	}
 }
+
+func TestServerStatusNotRunning(t *testing.T) {
+	file, err := config.WriteSandbox(t.TempDir(), config.SandboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"status", "stop", "reload"} {
+		root := NewRoot()
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs([]string{"--config", file, "server", verb})
+		err := root.Execute()
+		if err == nil { // "not running", or systemctl's own words where systemd runs
+			t.Errorf("server %s: no error", verb)
+		}
+		if ec, ok := err.(exitCoder); verb == "status" && (!ok || ec.ExitCode() != 3) {
+			t.Errorf("server status: exit code %v, want 3", err)
+		}
+	}
+}
