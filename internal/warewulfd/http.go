@@ -302,6 +302,10 @@ func (s *Server) finish(q *request) {
 	switch {
 	case status == http.StatusForbidden:
 		e.Warn("refused: " + q.why)
+	case status >= 500:
+		e.Error("failed: " + q.why)
+	case status >= 400 && q.node != nil: // a known node cannot boot
+		e.Warn("failed: " + q.why)
 	case status >= 400:
 		e.Info("failed: " + q.why)
 	case q.why != "":
