@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -413,4 +414,26 @@ func TestStatusAndMetrics(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
+}
+
+// A client that never finishes its request is dropped.
+func TestSlowClientDropped(t *testing.T) {
+	old := headerTimeout
+	headerTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { headerTimeout = old })
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	c, err := net.Dial("tcp", e.srv.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte("GET /ipxe/52:54:00:00:00:01 HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("connection not closed after the header timeout: %v, %q", err, b)
+	}
 }

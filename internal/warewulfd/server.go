@@ -48,6 +48,10 @@ type Options struct {
 	NoDHCP bool
 }
 
+// headerTimeout is how long a client has to send its request headers (a
+// variable so tests need not wait for it).
+var headerTimeout = 10 * time.Second
+
 // Server is a running warewulfd.
 type Server struct {
 	opts    Options
@@ -164,7 +168,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer errLog.Close()
 	s.httpSrv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
