@@ -437,3 +437,33 @@ func TestSlowClientDropped(t *testing.T) {
 		t.Fatalf("connection not closed after the header timeout: %v, %q", err, b)
 	}
 }
+
+// warewulf.conf is watched too: turning secure mode on drops the runtime
+// overlay from the iPXE script and protects it.
+func TestReloadConfig(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), secure: false})
+	e.nodeOverlay("n1", overlay.Runtime, 100)
+	if _, body := e.get("/ipxe/52:54:00:00:00:01"); !strings.Contains(string(body), "initrd=runtime") {
+		t.Fatal("runtime missing from the script without secure mode")
+	}
+	cfg := *e.cfg
+	cfg.Warewulf.Secure = true
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.srv.opts.ConfigFile, data)
+	waitFor(t, func() bool {
+		_, body := e.get("/ipxe/52:54:00:00:00:01")
+		return !strings.Contains(string(body), "initrd=runtime")
+	})
+	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("runtime after secure mode was turned on: %s", resp.Status)
+	}
+	// A broken warewulf.conf keeps the last good one.
+	writeFile(t, e.srv.opts.ConfigFile, []byte("warewulf: {port: -1}\n"))
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "reload failed") })
+	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("runtime after a broken warewulf.conf: %s", resp.Status)
+	}
+}
