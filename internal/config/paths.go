@@ -104,3 +104,7 @@ func (c *Config) OverlaySharedDir() string {
 
 // HostKeyDir holds one node's ssh host keys, made once and kept.
 func (c *Config) HostKeyDir(node string) string { return filepath.Join(c.KeyDir(), "nodes", node) }
+
+// DaemonLog is where `wwctl server start` sends warewulfd's log when no
+// systemd runs it (systemd keeps it in the journal).
+func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }

@@ -165,6 +165,38 @@ func (m *multiFile) writeTo(dst io.ReaderFrom, n int64) (int64, error) {
 	return total, nil
 }
 
+// memReader is a body kept in memory; recorder sends it in one write.
+type memReader struct {
+	data []byte
+	off  int64
+}
+
+func (m *memReader) Read(p []byte) (int, error) {
+	if m.off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.data[m.off:])
+	m.off += int64(n)
+	return n, nil
+}
+
+func (m *memReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += m.off
+	case io.SeekEnd:
+		offset += int64(len(m.data))
+	default:
+		return 0, errors.New("memReader: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("memReader: negative offset")
+	}
+	m.off = offset
+	return offset, nil
+}
+
 // recorder counts what a handler sends, for the log line and metrics,
 // without hiding the connection's ReadFrom (sendfile).
 type recorder struct {
@@ -201,6 +233,15 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 		return n, err
 	}
 	if lr, ok := src.(*io.LimitedReader); ok {
+		if m, ok := lr.R.(*memReader); ok { // one write, no copy
+			if m.off >= int64(len(m.data)) {
+				return 0, nil
+			}
+			n, err := r.Write(m.data[m.off:min(m.off+lr.N, int64(len(m.data)))])
+			m.off += int64(n)
+			lr.N -= int64(n)
+			return int64(n), err
+		}
 		if m, ok := lr.R.(*multiFile); ok {
 			n, err := m.writeTo(rf, lr.N)
 			lr.N -= n

@@ -113,6 +113,8 @@ type envOptions struct {
 	secure    bool
 	tftp      bool
 	quiet     bool // log to io.Discard (benchmarks)
+	// sizes of the image's kernel, image and kmods (defaults 300K, 2M, 100K)
+	kernelSize, imageSize, kmodsSize int
 }
 
 func writeFile(t testing.TB, path string, data []byte) {
@@ -154,12 +156,19 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	writeFile(t, file, data)
 	writeFile(t, cfg.NodesConf(), []byte(o.nodesConf))
 	imgDir := cfg.ImageProvisionDir("img")
-	writeFile(t, filepath.Join(imgDir, "vmlinuz"), randomBytes(t, 300<<10))
-	writeFile(t, filepath.Join(imgDir, "image.img"), randomBytes(t, 2<<20))
-	writeFile(t, filepath.Join(imgDir, "kmods.img"), randomBytes(t, 100<<10))
-	for _, kind := range []string{overlay.System, overlay.Runtime} {
-		writeFile(t, filepath.Join(cfg.OverlayProvisionDir("_shared"), kind+".img"), randomBytes(t, 64<<10))
+	size := func(v, def int) int {
+		if v > 0 {
+			return v
+		}
+		return def
 	}
+	writeFile(t, filepath.Join(imgDir, "vmlinuz"), randomBytes(t, size(o.kernelSize, 300<<10)))
+	writeFile(t, filepath.Join(imgDir, "image.img"), randomBytes(t, size(o.imageSize, 2<<20)))
+	writeFile(t, filepath.Join(imgDir, "kmods.img"), randomBytes(t, size(o.kmodsSize, 100<<10)))
+	// The shared parts: a system overlay's (wwinit, wwclient: large) and a
+	// runtime overlay's (hosts, accounts, keys: a few KB compressed).
+	writeFile(t, filepath.Join(cfg.OverlayProvisionDir("_shared"), overlay.System+".img"), randomBytes(t, 64<<10))
+	writeFile(t, filepath.Join(cfg.OverlayProvisionDir("_shared"), overlay.Runtime+".img"), randomBytes(t, 6<<10))
 
 	logs := &syncBuffer{}
 	log := logrus.New()
@@ -258,3 +267,15 @@ func privilegedPort(t testing.TB, ip string) int {
 	t.Fatal("no free port below 1024")
 	return 0
 }
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

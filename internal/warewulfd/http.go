@@ -79,24 +79,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
 		return
 	}
-	var files []string
+	var body *content
 	switch stage {
 	case StageKernel, StageImage, StageKmods:
-		files, err = s.imageFiles(st, q.node, stage)
+		body, err = s.imageFiles(st, q.node, stage)
 	case StageSystem:
-		files, err = s.overlayFiles(st, q.node, overlay.System)
+		body, err = s.overlayFiles(st, q.node, overlay.System)
 	case StageRuntime:
 		if why := checkRuntime(st, q); why != "" {
 			q.fail(http.StatusForbidden, why)
 			return
 		}
-		files, err = s.overlayFiles(st, q.node, overlay.Runtime)
+		body, err = s.overlayFiles(st, q.node, overlay.Runtime)
 	}
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
 	}
-	s.serveFiles(q, files)
+	s.serveContent(q, body)
 }
 
 // checkRuntime applies the secure-mode rules for runtime overlays, which
@@ -125,7 +125,7 @@ func checkRuntime(st *state, q *request) string {
 
 func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
-	tmpl := "unknown"
+	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
 	switch n := q.node; {
 	case n == nil:
 		d.Message = "this node (" + q.mac + ") is not in nodes.conf"
@@ -142,9 +142,9 @@ func (s *Server) serveIpxe(st *state, q *request) {
 			d.KernelVersion = n.Kernel.Version
 		}
 		d.Runtime = !st.cfg.Warewulf.Secure
-		tmpl = n.IpxeTemplate
+		tmpl, cacheFor = n.IpxeTemplate, n
 	}
-	script, err := s.ipxe.render(st.cfg.IpxeTemplateDir(), tmpl, d)
+	script, err := s.ipxe.render(st.cfg.IpxeTemplateDir(), tmpl, cacheFor, d)
 	if err != nil {
 		q.fail(http.StatusInternalServerError, err.Error())
 		return
@@ -168,7 +168,7 @@ func baseURL(st *state, r *http.Request) string {
 	return "http://" + st.cfg.Ipaddr + ":" + strconv.Itoa(st.cfg.Warewulf.Port)
 }
 
-func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) ([]string, error) {
+func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) (*content, error) {
 	if n.ImageName == "" {
 		return nil, errors.New("node has no image")
 	}
@@ -177,34 +177,34 @@ func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) ([]string, err
 		kver = n.Kernel.Version
 	}
 	key := "image\x00" + n.ImageName + "\x00" + kver
-	files, ok := s.cache.get(key)
+	cs, ok := s.cache.get(key)
 	if !ok {
 		a, err := s.prov.Image(st.cfg, n.ImageName, kver)
 		if err != nil {
 			return nil, err
 		}
-		files = []string{a.Kernel, a.Image, a.Kmods}
-		for _, f := range files {
-			if f != "" && !within(f, st.cfg.ProvisionDir(), st.cfg.ImageStoreDir()) {
-				return nil, fmt.Errorf("%s is outside the provision tree", f)
+		paths := [][]string{{a.Kernel}, {a.Image}, {a.Kmods}}
+		for _, p := range paths {
+			if p[0] != "" && !within(p[0], st.cfg.ProvisionDir(), st.cfg.ImageStoreDir()) {
+				return nil, fmt.Errorf("%s is outside the provision tree", p[0])
 			}
 		}
-		s.cache.put(key, files)
+		cs = s.cache.put(key, paths...)
 	}
-	f := files[stage-StageKernel]
-	if f == "" {
+	c := cs[stage-StageKernel]
+	if c.paths[0] == "" {
 		return nil, fmt.Errorf("image %s has no %s", n.ImageName, stage)
 	}
-	return []string{f}, nil
+	return c, nil
 }
 
 // overlayFiles finds a node's built overlay; a missing or stale one is
 // built once, however many requests ask at the same time, when
 // `autobuild overlays` is on.
-func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) ([]string, error) {
+func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, error) {
 	key := kind + "\x00" + n.Name
-	if files, ok := s.cache.get(key); ok {
-		return files, nil
+	if cs, ok := s.cache.get(key); ok {
+		return cs[0], nil
 	}
 	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
 	if err != nil && st.cfg.Warewulf.AutobuildOverlays {
@@ -227,14 +227,20 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) ([]string, e
 			return nil, fmt.Errorf("%s is outside the provision tree", f)
 		}
 	}
-	s.cache.put(key, files)
-	return files, nil
+	return s.cache.put(key, files)[0], nil
 }
 
-// serveFiles sends files as one body with Range, ETag and Last-Modified,
-// through sendfile.
-func (s *Server) serveFiles(q *request, paths []string) {
-	files, size, mod, etag, err := openFiles(paths)
+// serveContent sends a body with Range, ETag and Last-Modified: from
+// memory when it is small, else from its files through sendfile.
+func (s *Server) serveContent(q *request, c *content) {
+	h := q.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if c.data != nil && c.fresh() {
+		h.Set("ETag", c.etag)
+		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
+		return
+	}
+	files, size, mod, etag, err := openFiles(c.paths)
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
@@ -243,8 +249,6 @@ func (s *Server) serveFiles(q *request, paths []string) {
 	// A client slower than minRate on average is cut off.
 	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
 	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
-	h := q.w.Header()
-	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", etag)
 	if len(files) == 1 {
 		http.ServeContent(q.w, q.r, "", mod, files[0])
@@ -298,6 +302,10 @@ func (s *Server) finish(q *request) {
 	switch {
 	case status == http.StatusForbidden:
 		e.Warn("refused: " + q.why)
+	case status >= 500:
+		e.Error("failed: " + q.why)
+	case status >= 400 && q.node != nil: // a known node cannot boot
+		e.Warn("failed: " + q.why)
 	case status >= 400:
 		e.Info("failed: " + q.why)
 	case q.why != "":

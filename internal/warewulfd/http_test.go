@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -135,20 +136,31 @@ func TestStageBytes(t *testing.T) {
 
 func TestRangeAndETag(t *testing.T) {
 	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
-	system := e.nodeOverlay("n1", overlay.System, 5000)
+	// A large system overlay goes out part by part with sendfile, a small
+	// runtime overlay from memory; ranges cross the boundary of the parts.
+	system := e.nodeOverlay("n1", overlay.System, 300<<10)
+	runtime := e.nodeOverlay("n1", overlay.Runtime, 5000)
 	img := e.imageFile("image.img")
 	for _, c := range []struct {
-		path string
-		file []byte
-	}{{"/image/52:54:00:00:00:01", img}, {"/system/52:54:00:00:00:01", system}} {
-		// 65000-66999 crosses the boundary between the system overlay's parts.
-		resp, body := e.get(c.path, "Range", "bytes=65000-66999")
-		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[65000:67000]) {
-			t.Errorf("%s: range: %s, %d bytes, equal=%v", c.path, resp.Status, len(body), bytes.Equal(body, c.file[65000:67000]))
+		path     string
+		file     []byte
+		from, to int
+	}{
+		{"/image/52:54:00:00:00:01", img, 65000, 67000},
+		{"/system/52:54:00:00:00:01", system, 65000, 67000},
+		{"/runtime/52:54:00:00:00:01", runtime, 6000, 7000},
+	} {
+		resp, body := e.get(c.path, "Range", fmt.Sprintf("bytes=%d-%d", c.from, c.to-1))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[c.from:c.to]) {
+			t.Errorf("%s: range: %s, %d bytes, equal=%v", c.path, resp.Status, len(body), bytes.Equal(body, c.file[c.from:c.to]))
 		}
 		resp, body = e.get(c.path, "Range", "bytes=-100")
 		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, c.file[len(c.file)-100:]) {
 			t.Errorf("%s: suffix range: %s", c.path, resp.Status)
+		}
+		resp, body = e.get(c.path, "Range", "bytes=0-9,100-109")
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Contains(body, c.file[100:110]) {
+			t.Errorf("%s: two ranges: %s", c.path, resp.Status)
 		}
 		resp, _ = e.get(c.path)
 		etag := resp.Header.Get("ETag")
@@ -160,14 +172,23 @@ func TestRangeAndETag(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: other ETag: %s", c.path, resp.Status)
 		}
+		resp, _ = e.get(c.path, "If-Modified-Since", resp.Header.Get("Last-Modified"))
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: If-Modified-Since: %s", c.path, resp.Status)
+		}
 	}
-	// A rebuilt file (renamed into place) has a new ETag.
-	resp, _ := e.get("/system/52:54:00:00:00:01")
-	before := resp.Header.Get("ETag")
-	e.nodeOverlay("n1", overlay.System, 5000)
-	resp, _ = e.get("/system/52:54:00:00:00:01", "If-None-Match", before)
-	if resp.StatusCode != 200 || resp.Header.Get("ETag") == before {
-		t.Errorf("rebuilt overlay: %s, etag %s (was %s)", resp.Status, resp.Header.Get("ETag"), before)
+	// A rebuilt file (renamed into place) has a new ETag, from memory too
+	// (looked at again after freshCheck).
+	for _, kind := range []string{overlay.System, overlay.Runtime} {
+		path := "/" + kind + "/52:54:00:00:00:01"
+		resp, _ := e.get(path)
+		before := resp.Header.Get("ETag")
+		want := e.nodeOverlay("n1", kind, 5000)
+		time.Sleep(freshCheck + 50*time.Millisecond)
+		resp, body := e.get(path, "If-None-Match", before)
+		if resp.StatusCode != 200 || resp.Header.Get("ETag") == before || !bytes.Equal(body, want) {
+			t.Errorf("rebuilt %s overlay: %s, etag %s (was %s)", kind, resp.Status, resp.Header.Get("ETag"), before)
+		}
 	}
 }
 
@@ -393,4 +414,56 @@ func TestStatusAndMetrics(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
+}
+
+// A client that never finishes its request is dropped.
+func TestSlowClientDropped(t *testing.T) {
+	old := headerTimeout
+	headerTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { headerTimeout = old })
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	c, err := net.Dial("tcp", e.srv.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte("GET /ipxe/52:54:00:00:00:01 HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("connection not closed after the header timeout: %v, %q", err, b)
+	}
+}
+
+// warewulf.conf is watched too: turning secure mode on drops the runtime
+// overlay from the iPXE script and protects it.
+func TestReloadConfig(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), secure: false})
+	e.nodeOverlay("n1", overlay.Runtime, 100)
+	if _, body := e.get("/ipxe/52:54:00:00:00:01"); !strings.Contains(string(body), "initrd=runtime") {
+		t.Fatal("runtime missing from the script without secure mode")
+	}
+	cfg := *e.cfg
+	cfg.Warewulf.Secure = true
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.srv.opts.ConfigFile, data)
+	waitFor(t, func() bool {
+		_, body := e.get("/ipxe/52:54:00:00:00:01")
+		return !strings.Contains(string(body), "initrd=runtime")
+	})
+	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("runtime after secure mode was turned on: %s", resp.Status)
+	}
+	// A broken warewulf.conf keeps the last good one.
+	writeFile(t, e.srv.opts.ConfigFile, []byte("warewulf: {port: -1}\n"))
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "reload failed") })
+	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("runtime after a broken warewulf.conf: %s", resp.Status)
+	}
 }

@@ -35,7 +35,20 @@ type IpxeData struct {
 type templateCache struct {
 	mu sync.Mutex
 	m  map[string]*tmplEntry
+	// rendered scripts of known nodes, by node, template and base URL; a
+	// reload replaces every nodeEntry, an edit every template.
+	out map[renderKey][]byte
 }
+
+type renderKey struct {
+	node *nodeEntry
+	tmpl *template.Template
+	base string
+}
+
+// maxRendered bounds the rendered scripts kept (the base URL comes from
+// the client's Host header).
+const maxRendered = 100_000
 
 type tmplEntry struct {
 	t       *template.Template
@@ -45,7 +58,7 @@ type tmplEntry struct {
 
 func (c *templateCache) clear() {
 	c.mu.Lock()
-	c.m = nil
+	c.m, c.out = nil, nil
 	c.mu.Unlock()
 }
 
@@ -94,14 +107,33 @@ func (c *templateCache) get(dir, name string) (*template.Template, error) {
 	return t, nil
 }
 
-func (c *templateCache) render(dir, name string, d *IpxeData) ([]byte, error) {
+// render executes template name for d. Scripts of known nodes (e set) are
+// kept until the node or the template changes.
+func (c *templateCache) render(dir, name string, e *nodeEntry, d *IpxeData) ([]byte, error) {
 	t, err := c.get(dir, name)
 	if err != nil {
 		return nil, err
 	}
+	key := renderKey{e, t, d.BaseURL}
+	if e != nil {
+		c.mu.Lock()
+		out, ok := c.out[key]
+		c.mu.Unlock()
+		if ok {
+			return out, nil
+		}
+	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, d); err != nil {
 		return nil, fmt.Errorf("ipxe template %s: %w", name, err)
+	}
+	if e != nil {
+		c.mu.Lock()
+		if c.out == nil || len(c.out) >= maxRendered {
+			c.out = map[renderKey][]byte{}
+		}
+		c.out[key] = buf.Bytes()
+		c.mu.Unlock()
 	}
 	return buf.Bytes(), nil
 }

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,10 @@ type Options struct {
 	// (tests).
 	NoDHCP bool
 }
+
+// headerTimeout is how long a client has to send its request headers (a
+// variable so tests need not wait for it).
+var headerTimeout = 10 * time.Second
 
 // Server is a running warewulfd.
 type Server struct {
@@ -158,13 +164,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	cfg := s.Config()
 
+	errLog := s.log.WriterLevel(logrus.DebugLevel) // net/http's own complaints (bad requests, resets)
+	defer errLog.Close()
 	s.httpSrv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(errLog, "http: ", 0),
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.httpSrv.Serve(s.httpLn) }()
@@ -224,12 +232,12 @@ loop:
 func (s *Server) runDHCP(ctx context.Context, cfg *config.Config) {
 	srv, err := dhcp.New(cfg, s.Nodes)
 	if err != nil {
-		s.log.Errorf("warewulfd: dhcp: %v (serving without DHCP)", err)
+		s.log.Errorf("warewulfd: DHCP did not start: %v (serving without DHCP)", err)
 		return
 	}
 	s.log.Info("warewulfd: dhcp started")
 	if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
-		s.log.Errorf("warewulfd: dhcp: %v (serving without DHCP)", err)
+		s.log.Errorf("warewulfd: DHCP stopped: %v (serving without DHCP)", err)
 	}
 }
 
@@ -258,8 +266,9 @@ func (s *Server) Reload() error {
 		s.log.Errorf("warewulfd: reload failed, still serving the last good configuration: %v", err)
 		return err
 	}
-	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress || st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled {
-		s.log.Warn("warewulfd: listen address, port or tftp changed in warewulf.conf; they take effect on restart")
+	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress ||
+		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) {
+		s.log.Warn("warewulfd: listen address, port, tftp or dhcp changed in warewulf.conf; they take effect on restart")
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)

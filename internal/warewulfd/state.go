@@ -3,8 +3,8 @@ package warewulfd
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"net/netip"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 

@@ -21,7 +21,7 @@ const tftpBlockSize = 1468
 // backslash.
 func CheckTFTPName(name string) error {
 	if name == "" || len(name) > 255 || strings.ContainsAny(name, "\\\x00") || !fs.ValidPath(name) || name == "." {
-		return fmt.Errorf("tftp: refused file name %q", name)
+		return fmt.Errorf("refused file name %q", name)
 	}
 	return nil
 }
@@ -38,15 +38,9 @@ func (s *Server) newTFTP() *tftp.Server {
 // tftpRead serves one file from the iPXE source directory. os.Root keeps
 // symbolic links from leading outside it.
 func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
-	peer := "-"
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		a := ot.RemoteAddr()
-		peer = a.String()
-	}
 	err := s.tftpOpenAndSend(name, rf)
 	if err != nil {
-		s.metrics.tftpErrs.Add(1)
-		s.log.WithFields(map[string]any{"file": name, "peer": peer}).Warnf("tftp: %v", err)
+		s.metrics.tftpErrs.Add(1) // the hook logs it
 	}
 	return err
 }
@@ -63,14 +57,14 @@ func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
 	f, err := root.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("tftp: %q not found", name)
+			return fmt.Errorf("%q not found", name)
 		}
-		return fmt.Errorf("tftp: %q: refused", name)
+		return fmt.Errorf("%q: refused", name)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("tftp: %q is not a file", name)
+		return fmt.Errorf("%q is not a file", name)
 	}
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
 		ot.SetSize(fi.Size())
@@ -84,9 +78,13 @@ type tftpHook struct{ s *Server }
 
 func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 	h.s.metrics.tftp.Add(1)
+	blksize := st.Opts["blksize"]
+	if blksize == "" {
+		blksize = "512"
+	}
 	h.s.log.WithFields(map[string]any{
 		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
-		"datagrams": st.DatagramsSent, "blksize": st.Opts["blksize"],
+		"datagrams": st.DatagramsSent, "blksize": blksize,
 	}).Info("tftp: served")
 }
 
@@ -94,5 +92,5 @@ func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
 	if st.Filename == "" { // socket errors at shutdown
 		return
 	}
-	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Infof("tftp: failed: %v", err)
+	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
 }

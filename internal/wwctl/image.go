@@ -222,8 +222,8 @@ func newImageShowCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:      %s\n", name)
 			fmt.Fprintf(out, "Rootfs:    %s\n", cfg.ImageRootfs(name))
-			fmt.Fprintf(out, "Source:    %s\n", dash(m.Source))
-			fmt.Fprintf(out, "Digest:    %s\n", dash(m.Digest))
+			fmt.Fprintf(out, "Source:    %s\n", orDash(m.Source))
+			fmt.Fprintf(out, "Digest:    %s\n", orDash(m.Digest))
 			if m.Platform != "" {
 				fmt.Fprintf(out, "Platform:  %s\n", m.Platform)
 			}
@@ -235,7 +235,7 @@ func newImageShowCmd() *cobra.Command {
 			for _, k := range ks {
 				vs = append(vs, k.Version)
 			}
-			fmt.Fprintf(out, "Kernels:   %s\n", dash(strings.Join(vs, ", ")))
+			fmt.Fprintf(out, "Kernels:   %s\n", orDash(strings.Join(vs, ", ")))
 			if bi, err := image.ReadBuildInfo(cfg, name); err == nil {
 				stale, _ := image.Stale(cfg, name)
 				state := "up to date"
@@ -252,13 +252,13 @@ func newImageShowCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "Nodes:     %d booting; named by nodes: %s; profiles: %s\n", n,
-				dash(strings.Join(nodes, ",")), dash(strings.Join(profiles, ",")))
+				orDash(strings.Join(nodes, ",")), orDash(strings.Join(profiles, ",")))
 			return nil
 		},
 	}
 }
 
-func dash(s string) string {
+func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
@@ -385,11 +385,11 @@ func newImageShellCmd() *cobra.Command {
 	return cmd
 }
 
-// exitError carries a command's exit status out of wwctl.
-type exitError int
+// exitStatus carries a command's exit status out of wwctl.
+type exitStatus int
 
-func (e exitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
-func (e exitError) ExitCode() int { return int(e) }
+func (e exitStatus) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
+func (e exitStatus) ExitCode() int { return int(e) }
 
 func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
 	cfg, err := loadConfig()
@@ -409,7 +409,7 @@ func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bo
 		}
 	}
 	if code != 0 {
-		return exitError(code)
+		return exitStatus(code)
 	}
 	return nil
 }
