@@ -267,7 +267,34 @@ func (b *Builder) plan(names []string) *overlaySet {
 		}
 	}
 	sort.SliceStable(s.static, func(i, j int) bool { return s.static[i].Path < s.static[j].Path })
+	if onlyParents(s.static, s.templates) {
+		s.static = nil // the node archives make the directories they need
+	}
 	return s
+}
+
+// onlyParents tells whether the static entries are only directories that
+// hold templates or other entries: then the node archives, which make the
+// directories they need, make a static archive pointless.
+func onlyParents(static []staticEntry, templates []*parsedTemplate) bool {
+	var paths []string
+	for _, e := range static {
+		if e.Type != archive.TypeDir {
+			return false
+		}
+		paths = append(paths, e.Path)
+	}
+	for _, t := range templates {
+		paths = append(paths, t.src)
+	}
+	sort.Strings(paths)
+	for _, e := range static {
+		i := sort.SearchStrings(paths, e.Path+"/")
+		if i >= len(paths) || !strings.HasPrefix(paths[i], e.Path+"/") {
+			return false // an empty directory of its own
+		}
+	}
+	return true
 }
 
 // Stats counts what a build did.
@@ -405,7 +432,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 				n := v.nodes[jb.idx]
 				if jb.set.err != nil {
 					r.failed++
-					errs.add(fmt.Errorf("node %s: %s overlay: %w", n.Name, jb.kind, jb.set.err))
+					errs.add(forNode(jb.set.err, n.Name, jb.kind))
 					continue
 				}
 				built, old, err := b.buildNode(jb, v, rs, pk, batch)
@@ -486,7 +513,27 @@ func (e *errList) err() error {
 		}
 		lines = append(lines, line)
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return &buildError{msg: strings.Join(lines, "\n"), errs: e.first}
+}
+
+// buildError is every distinct failure of a build; errors.As finds each.
+type buildError struct {
+	msg  string
+	errs []error
+}
+
+func (e *buildError) Error() string   { return e.msg }
+func (e *buildError) Unwrap() []error { return e.errs }
+
+// forNode names the node in an error found while building what it shares.
+func forNode(err error, nodeName, kind string) error {
+	var te *TemplateError
+	if errors.As(err, &te) && te.Node == "" {
+		c := *te
+		c.Node = nodeName
+		return &c
+	}
+	return fmt.Errorf("node %s: %s overlay: %w", nodeName, kind, err)
 }
 
 func (b *Builder) setManifestPath(id string) string {
