@@ -85,6 +85,3 @@ func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.l
 func (c *Config) OverlaySharedDir() string {
 	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
 }
-
-// HostKeyDir holds one node's ssh host keys, made once and kept.
-func (c *Config) HostKeyDir(node string) string { return filepath.Join(c.KeyDir(), "nodes", node) }

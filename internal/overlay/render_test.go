@@ -2,7 +2,6 @@ package overlay
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -155,11 +154,16 @@ func TestHostKeysStable(t *testing.T) {
 	if first != render() {
 		t.Fatal("host keys changed between renders")
 	}
-	priv, _ := keyFiles(sb.cfg, "n1", "ed25519")
-	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file %s: %v %v", priv, st, err)
+	file := HostKeysFile(sb.cfg)
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v %v", file, st, err)
 	}
-	if !strings.HasPrefix(priv, filepath.Join(sb.cfg.KeyDir())) {
-		t.Fatalf("key %s is not under %s", priv, sb.cfg.KeyDir())
+	if !strings.HasPrefix(file, sb.cfg.KeyDir()) {
+		t.Fatalf("key %s is not under %s", file, sb.cfg.KeyDir())
+	}
+	// A new process reads the same keys back.
+	b = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	if first != render() {
+		t.Fatal("host keys changed in a new process")
 	}
 }
