@@ -589,6 +589,10 @@ func errKey(err error) string {
 	if errors.As(err, &te) {
 		return te.Overlay + "\x00" + te.File + "\x00" + strconv.Itoa(te.Line) + "\x00" + te.Msg
 	}
+	var se *setError
+	if errors.As(err, &se) {
+		return se.kind + "\x00" + se.err.Error()
+	}
 	return err.Error()
 }
 
@@ -637,8 +641,19 @@ func forNode(err error, nodeName, kind string) error {
 		c.Node = nodeName
 		return &c
 	}
-	return fmt.Errorf("node %s: %s overlay: %w", nodeName, kind, err)
+	return &setError{node: nodeName, kind: kind, err: err}
 }
+
+// setError is a failure shared by every node with an overlay set.
+type setError struct {
+	node, kind string
+	err        error
+}
+
+func (e *setError) Error() string {
+	return fmt.Sprintf("node %s: %s overlay: %v", e.node, e.kind, e.err)
+}
+func (e *setError) Unwrap() error { return e.err }
 
 func (b *Builder) setManifestPath(id string) string {
 	return filepath.Join(b.cfg.OverlaySharedDir(), "set-"+id+".json")

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -84,6 +85,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 				}
 				for _, o := range outs {
 					got[o.Path] = o
+					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
+						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
+					}
 				}
 			}
 			want, ok := expect[name]
