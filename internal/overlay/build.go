@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -48,10 +48,14 @@ type Builder struct {
 	cfg  *config.Config
 	opts Options
 
-	mu       sync.Mutex
+	mu       sync.Mutex // one build at a time
 	db       *node.DB
 	cluster  *clusterView
 	overlays map[string]*loadedOverlay
+	keys     *keyStore
+
+	imu     sync.Mutex // guards indexes, which Parts reads during a build
+	indexes map[string]*index
 }
 
 // NewBuilder returns a Builder for cfg.
@@ -62,7 +66,8 @@ func NewBuilder(cfg *config.Config, opts Options) *Builder {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &Builder{cfg: cfg, opts: opts, overlays: map[string]*loadedOverlay{}}
+	return &Builder{cfg: cfg, opts: opts, overlays: map[string]*loadedOverlay{},
+		keys: &keyStore{file: HostKeysFile(cfg)}, indexes: map[string]*index{}}
 }
 
 // clusterView is every node merged, with a hash of each record.
@@ -185,6 +190,7 @@ type overlaySet struct {
 	dirs      map[string]Entry
 	templates []*parsedTemplate
 	man       *setManifest
+	nodeScope map[string]bool // templates (overlay/path) rendered per node
 	err       error
 }
 
@@ -202,17 +208,6 @@ type setManifest struct {
 	Cluster   string   `json:"cluster,omitempty"`
 	NodeScope []string `json:"node_scope"`
 	CtlHash   string   `json:"controller"`
-	UsesNodes bool     `json:"uses_nodes"`
-	NodesHash string   `json:"nodes,omitempty"`
-	Deps      []dep    `json:"deps,omitempty"`
-}
-
-// nodeManifest is what Parts reads: a node's overlay image of one kind.
-type nodeManifest struct {
-	Key       string   `json:"key"`
-	Set       string   `json:"set"`
-	Overlays  []string `json:"overlays"`
-	Archive   string   `json:"archive,omitempty"`
 	UsesNodes bool     `json:"uses_nodes"`
 	NodesHash string   `json:"nodes,omitempty"`
 	Deps      []dep    `json:"deps,omitempty"`
@@ -267,7 +262,34 @@ func (b *Builder) plan(names []string) *overlaySet {
 		}
 	}
 	sort.SliceStable(s.static, func(i, j int) bool { return s.static[i].Path < s.static[j].Path })
+	if onlyParents(s.static, s.templates) {
+		s.static = nil // the node archives make the directories they need
+	}
 	return s
+}
+
+// onlyParents tells whether the static entries are only directories that
+// hold templates or other entries: then the node archives, which make the
+// directories they need, make a static archive pointless.
+func onlyParents(static []staticEntry, templates []*parsedTemplate) bool {
+	var paths []string
+	for _, e := range static {
+		if e.Type != archive.TypeDir {
+			return false
+		}
+		paths = append(paths, e.Path)
+	}
+	for _, t := range templates {
+		paths = append(paths, t.src)
+	}
+	sort.Strings(paths)
+	for _, e := range static {
+		i := sort.SearchStrings(paths, e.Path+"/")
+		if i >= len(paths) || !strings.HasPrefix(paths[i], e.Path+"/") {
+			return false // an empty directory of its own
+		}
+	}
+	return true
 }
 
 // Stats counts what a build did.
@@ -282,20 +304,30 @@ type Stats struct {
 // Build builds the overlay images of kinds (System, Runtime; both if
 // empty) for the named nodes (every node if names is empty). Nodes whose
 // inputs did not change are left alone. Per-node failures do not stop the
-// others; the first error of each distinct message is returned, and a
-// failed node keeps its previous image.
+// others; each distinct error is returned once, and a failed node keeps
+// its previous image.
 func (b *Builder) Build(db *node.DB, names []string, kinds ...string) (Stats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	lock := flock.New(filepath.Join(b.cfg.ProvisionDir(), "overlays", ".lock"))
-	if err := os.MkdirAll(filepath.Dir(lock.Path()), 0o755); err != nil {
+	unlock, err := b.lock()
+	if err != nil {
 		return Stats{}, err
 	}
-	if err := lock.Lock(); err != nil {
-		return Stats{}, err
-	}
-	defer lock.Unlock()
+	defer unlock()
 	return b.build(db, names, kinds)
+}
+
+// lock serializes builds of different processes (wwctl and warewulfd).
+func (b *Builder) lock() (func(), error) {
+	dir := filepath.Join(b.cfg.ProvisionDir(), "overlays")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := flock.New(filepath.Join(dir, ".lock"))
+	if err := l.Lock(); err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
 }
 
 type job struct {
@@ -319,6 +351,9 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 		return st, err
 	}
 	v.buildNow = buildTime()
+	if err := b.keys.load(); err != nil {
+		return st, err
+	}
 	all := len(names) == 0
 	var idxs []int
 	if all {
@@ -335,10 +370,16 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 		}
 	}
 	sets := map[string]*overlaySet{}
-	var jobs []job
-	for _, i := range idxs {
-		n := v.nodes[i]
-		for _, kind := range kinds {
+	base := Data{BuildHost: v.host, BuildTime: v.buildNow, Controller: v.ctl}
+	errs := &errList{}
+	for _, kind := range kinds {
+		idx, err := b.index(kind)
+		if err != nil {
+			return st, err
+		}
+		var jobs []job
+		for _, i := range idxs {
+			n := v.nodes[i]
 			list := []string(n.SystemOverlay)
 			if kind == Runtime {
 				list = n.RuntimeOverlay
@@ -347,101 +388,192 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			s, ok := sets[key]
 			if !ok {
 				s = b.plan(list)
+				if s.err == nil {
+					wrote, err := b.buildShared(s, v, newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base))
+					st.Shared += wrote
+					s.err = err
+				}
 				sets[key] = s
 			}
 			jobs = append(jobs, job{idx: i, kind: kind, set: s})
 		}
-	}
-	st.Nodes = len(jobs)
-
-	batch := &safefile.Batch{}
-	defer batch.Abort()
-	errs := &errList{}
-	keys := &keyStore{cfg: b.cfg}
-	base := Data{BuildHost: v.host, BuildTime: v.buildNow, Controller: v.ctl}
-	setKeys := make([]string, 0, len(sets))
-	for k := range sets {
-		setKeys = append(setKeys, k)
-	}
-	sort.Strings(setKeys)
-	for _, k := range setKeys {
-		s := sets[k]
-		if s.err != nil {
-			continue
+		st.Nodes += len(jobs)
+		if err := b.buildKind(kind, idx, jobs, v, base, &st, errs); err != nil {
+			return st, err
 		}
-		rs := newRenderState(b.cfg, b.opts.HostRoot, keys, v.nodes, base)
-		wrote, err := b.buildShared(s, v, rs, batch)
-		st.Shared += wrote
-		if err != nil {
-			s.err = err
+		if all {
+			idx.forget(v.byName)
 		}
 	}
+	if all && len(kinds) == 2 {
+		b.collect(v)
+	}
+	return st, errs.err()
+}
 
-	// Render nodes in parallel; each worker owns a renderer and a compressor.
-	var next int64
-	var mu sync.Mutex
+// buildKind renders the jobs of one kind, appends the new node archives to
+// a new pack and replaces the kind's index.
+func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView, base Data, st *Stats, errs *errList) error {
+	dir := filepath.Join(b.cfg.ProvisionDir(), "overlays")
+	packName := fmt.Sprintf("%s-%x.pack", kind, time.Now().UnixNano())
+	pack, err := safefile.Create(filepath.Join(dir, packName), 0o644)
+	if err != nil {
+		return err
+	}
+	defer pack.Abort()
+	pw := &packWriter{w: bufio.NewWriterSize(pack, 1<<20)}
+	depOK := newDepCache(b.keys)
+
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	type result struct {
-		built, failed, same int
-		old                 []string
-	}
-	results := make([]result, b.opts.Workers)
+	var mu sync.Mutex // guards idx.Nodes writes and st
 	for w := 0; w < b.opts.Workers; w++ {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			rs := newRenderState(b.cfg, b.opts.HostRoot, keys, v.nodes, base)
+			rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
 			pk := newPacker()
-			r := &results[w]
 			for {
-				mu.Lock()
-				j := next
-				next++
-				mu.Unlock()
-				if int(j) >= len(jobs) {
+				j := int(next.Add(1) - 1)
+				if j >= len(jobs) {
 					return
 				}
 				jb := jobs[j]
 				n := v.nodes[jb.idx]
 				if jb.set.err != nil {
-					r.failed++
-					errs.add(fmt.Errorf("node %s: %s overlay: %w", n.Name, jb.kind, jb.set.err))
+					mu.Lock()
+					st.Failed++
+					mu.Unlock()
+					errs.add(forNode(jb.set.err, n.Name, jb.kind))
 					continue
 				}
-				built, old, err := b.buildNode(jb, v, rs, pk, batch)
-				switch {
-				case err != nil:
-					r.failed++
-					errs.add(err)
-				case built:
-					r.built++
-					if old != "" {
-						r.old = append(r.old, old)
-					}
-				default:
-					r.same++
+				key := hashStrings(formatVersion, jb.kind, v.hashes[jb.idx], jb.set.id, v.ctlHash)[:32]
+				mu.Lock()
+				old := idx.Nodes[n.Name]
+				mu.Unlock()
+				if old != nil && old.Key == key && (!old.UsesNodes || old.NodesHash == v.allHash) && depOK.all(idx.depsOf(old)) {
+					mu.Lock()
+					st.Unchanged++
+					mu.Unlock()
+					continue
 				}
+				e, data, err := b.renderNode(jb, n, rs, pk)
+				if err != nil {
+					mu.Lock()
+					st.Failed++
+					mu.Unlock()
+					errs.add(err)
+					continue
+				}
+				e.Key = key
+				if e.UsesNodes {
+					e.NodesHash = v.allHash
+				}
+				mu.Lock()
+				if len(data) > 0 {
+					e.Pack, e.Off, e.Len = packName, pw.off, int64(len(data))
+					if _, err := pw.Write(data); err != nil {
+						mu.Unlock()
+						errs.add(err)
+						continue
+					}
+				}
+				idx.put(n.Name, e, rs.deps)
+				st.Built++
+				mu.Unlock()
 			}
-		}(w)
+		}()
 	}
 	wg.Wait()
-	var old []string
-	for _, r := range results {
-		st.Built += r.built
-		st.Failed += r.failed
-		st.Unchanged += r.same
-		old = append(old, r.old...)
+	if pw.off == 0 && !idx.changed {
+		return nil
 	}
-	if err := batch.Commit(); err != nil {
-		return st, err
+	if err := pw.w.Flush(); err != nil {
+		return err
 	}
-	for _, p := range old {
-		os.Remove(p)
+	if pw.off > 0 {
+		if err := pack.Commit(); err != nil {
+			return err
+		}
 	}
-	if all && len(kinds) == 2 && st.Failed == 0 {
-		b.collect(v, sets)
+	if err := b.keys.save(); err != nil {
+		return err
 	}
-	return st, errs.err()
+	return b.saveIndex(kind, idx)
+}
+
+type packWriter struct {
+	w   *bufio.Writer
+	off int64
+}
+
+func (p *packWriter) Write(data []byte) (int, error) {
+	n, err := p.w.Write(data)
+	p.off += int64(n)
+	return n, err
+}
+
+// renderNode renders the node-scope templates of a job's set for n and
+// packs them; no data means the node has none.
+func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) (*nodeEntry, []byte, error) {
+	s := jb.set
+	rs.deps, rs.usedNodes = nil, false
+	var outs []output
+	for _, t := range s.templates {
+		if !s.nodeScope[t.overlay+"/"+t.src] {
+			continue
+		}
+		o, err := rs.render(t, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		outs = append(outs, o...)
+	}
+	e := &nodeEntry{Set: s.id, UsesNodes: rs.usedNodes}
+	if len(outs) == 0 {
+		return e, nil, nil
+	}
+	data, err := pk.pack(outs, s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	sum := sha256.Sum256(data)
+	e.Sum = hex.EncodeToString(sum[:8])
+	return e, data, nil
+}
+
+// depCache checks each dependency once per build: ten thousand nodes
+// reading the same image file stat it once.
+type depCache struct {
+	keys *keyStore
+	mu   sync.Mutex
+	ok   map[dep]bool
+}
+
+func newDepCache(k *keyStore) *depCache { return &depCache{keys: k, ok: map[dep]bool{}} }
+
+func (c *depCache) all(deps []dep) bool {
+	for _, d := range deps {
+		if strings.HasPrefix(d.Path, hostKeyDep) {
+			if !c.keys.current(d) {
+				return false
+			}
+			continue
+		}
+		c.mu.Lock()
+		ok, seen := c.ok[d]
+		c.mu.Unlock()
+		if !seen {
+			ok = c.keys.current(d)
+			c.mu.Lock()
+			c.ok[d] = ok
+			c.mu.Unlock()
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // errList keeps the first error of each distinct message, so ten thousand
@@ -452,21 +584,29 @@ type errList struct {
 	first []error
 }
 
+func errKey(err error) string {
+	var te *TemplateError
+	if errors.As(err, &te) {
+		return te.Overlay + "\x00" + te.File + "\x00" + strconv.Itoa(te.Line) + "\x00" + te.Msg
+	}
+	var se *setError
+	if errors.As(err, &se) {
+		return se.kind + "\x00" + se.err.Error()
+	}
+	return err.Error()
+}
+
 func (e *errList) add(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	msg := err.Error()
-	var te *TemplateError
-	if errors.As(err, &te) {
-		msg = te.Overlay + te.File + strconv.Itoa(te.Line) + te.Msg
-	}
+	k := errKey(err)
 	if e.seen == nil {
 		e.seen = map[string]int{}
 	}
-	if _, ok := e.seen[msg]; !ok {
+	if _, ok := e.seen[k]; !ok {
 		e.first = append(e.first, err)
 	}
-	e.seen[msg]++
+	e.seen[k]++
 }
 
 func (e *errList) err() error {
@@ -476,18 +616,44 @@ func (e *errList) err() error {
 	var lines []string
 	for _, err := range e.first {
 		line := err.Error()
-		msg := line
-		var te *TemplateError
-		if errors.As(err, &te) {
-			msg = te.Overlay + te.File + strconv.Itoa(te.Line) + te.Msg
-		}
-		if n := e.seen[msg]; n > 1 {
-			line += fmt.Sprintf(" (and %d more nodes)", n-1)
+		if n := e.seen[errKey(err)]; n > 1 {
+			line += fmt.Sprintf(" (and %d more node images)", n-1)
 		}
 		lines = append(lines, line)
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return &buildError{msg: strings.Join(lines, "\n"), errs: e.first}
 }
+
+// buildError is every distinct failure of a build; errors.As finds each.
+type buildError struct {
+	msg  string
+	errs []error
+}
+
+func (e *buildError) Error() string   { return e.msg }
+func (e *buildError) Unwrap() []error { return e.errs }
+
+// forNode names the node in an error found while building what it shares.
+func forNode(err error, nodeName, kind string) error {
+	var te *TemplateError
+	if errors.As(err, &te) && te.Node == "" {
+		c := *te
+		c.Node = nodeName
+		return &c
+	}
+	return &setError{node: nodeName, kind: kind, err: err}
+}
+
+// setError is a failure shared by every node with an overlay set.
+type setError struct {
+	node, kind string
+	err        error
+}
+
+func (e *setError) Error() string {
+	return fmt.Sprintf("node %s: %s overlay: %v", e.node, e.kind, e.err)
+}
+func (e *setError) Unwrap() error { return e.err }
 
 func (b *Builder) setManifestPath(id string) string {
 	return filepath.Join(b.cfg.OverlaySharedDir(), "set-"+id+".json")
@@ -501,14 +667,14 @@ func readJSON(p string, v any) bool {
 // buildShared makes sure set s has its static archive and its cluster
 // archive (templates that render alike for all nodes) and knows which
 // templates need a node. It returns how many archives it wrote.
-func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState, batch *safefile.Batch) (int, error) {
+func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (int, error) {
 	shared := b.cfg.OverlaySharedDir()
 	m := &setManifest{}
 	if readJSON(b.setManifestPath(s.id), m) && m.ID == s.id && m.CtlHash == v.ctlHash &&
-		(!m.UsesNodes || m.NodesHash == v.allHash) && depsUnchanged(m.Deps) &&
+		(!m.UsesNodes || m.NodesHash == v.allHash) && newDepCache(b.keys).all(m.Deps) &&
 		(m.Static == "" || exists(filepath.Join(shared, m.Static))) &&
 		(m.Cluster == "" || exists(filepath.Join(shared, m.Cluster))) {
-		s.man = m
+		s.setManifest(m)
 		return 0, nil
 	}
 	m = &setManifest{ID: s.id, CtlHash: v.ctlHash, NodeScope: []string{}}
@@ -544,8 +710,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState, ba
 	}
 	m.Deps = sortedDeps(rs.deps)
 	if len(outs) > 0 {
-		pk := newPacker()
-		data, err := pk.pack(outs, s)
+		data, err := newPacker().pack(outs, s)
 		if err != nil {
 			return 0, err
 		}
@@ -553,7 +718,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState, ba
 		m.Cluster = "cluster-" + hex.EncodeToString(sum[:12]) + ".img.gz"
 		p := filepath.Join(shared, m.Cluster)
 		if !exists(p) {
-			if err := batch.WriteFile(p, data, 0o644); err != nil {
+			if err := safefile.WriteFile(p, data, 0o644); err != nil {
 				return 0, err
 			}
 			wrote++
@@ -563,11 +728,19 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState, ba
 	if err != nil {
 		return 0, err
 	}
-	if err := batch.WriteFile(b.setManifestPath(s.id), data, 0o644); err != nil {
+	if err := safefile.WriteFile(b.setManifestPath(s.id), data, 0o644); err != nil {
 		return 0, err
 	}
-	s.man = m
+	s.setManifest(m)
 	return wrote, nil
+}
+
+func (s *overlaySet) setManifest(m *setManifest) {
+	s.man = m
+	s.nodeScope = map[string]bool{}
+	for _, t := range m.NodeScope {
+		s.nodeScope[t] = true
+	}
 }
 
 func exists(p string) bool {
@@ -690,83 +863,28 @@ func (p *packer) pack(outs []output, s *overlaySet) ([]byte, error) {
 	return p.out.Bytes(), nil
 }
 
-func (b *Builder) nodeManifestPath(nodeName, kind string) string {
-	return filepath.Join(b.cfg.OverlayProvisionDir(nodeName), kind+".json")
-}
-
-// buildNode renders one node's templates of one kind, unless its inputs
-// are those of the image it has. It returns whether it built and the
-// archive the new one replaces.
-func (b *Builder) buildNode(jb job, v *clusterView, rs *renderState, pk *packer, batch *safefile.Batch) (bool, string, error) {
-	n := v.nodes[jb.idx]
-	s := jb.set
-	key := hashStrings(formatVersion, jb.kind, v.hashes[jb.idx], s.id, v.ctlHash)
-	dir := b.cfg.OverlayProvisionDir(n.Name)
-	old := &nodeManifest{}
-	hadOld := readJSON(b.nodeManifestPath(n.Name, jb.kind), old)
-	if hadOld && old.Key == key && (!old.UsesNodes || old.NodesHash == v.allHash) &&
-		(old.Archive == "" || exists(filepath.Join(dir, old.Archive))) && depsUnchanged(old.Deps) {
-		return false, "", nil
-	}
-	scope := map[string]bool{}
-	for _, t := range s.man.NodeScope {
-		scope[t] = true
-	}
-	rs.deps, rs.usedNodes = nil, false
-	var outs []output
-	for _, t := range s.templates {
-		if !scope[t.overlay+"/"+t.src] {
-			continue
-		}
-		o, err := rs.render(t, n)
-		if err != nil {
-			if errors.Is(err, errNeedsNode) { // cannot happen with a node
-				err = fmt.Errorf("overlay %s: %s: %w", t.overlay, t.src, err)
-			}
-			return false, "", err
-		}
-		outs = append(outs, o...)
-	}
-	m := &nodeManifest{Key: key, Set: s.id, Overlays: s.names, UsesNodes: rs.usedNodes, Deps: sortedDeps(rs.deps)}
-	if m.UsesNodes {
-		m.NodesHash = v.allHash
-	}
-	if len(outs) > 0 {
-		data, err := pk.pack(outs, s)
-		if err != nil {
-			return false, "", fmt.Errorf("node %s: %w", n.Name, err)
-		}
-		sum := sha256.Sum256(data)
-		m.Archive = jb.kind + "-" + hex.EncodeToString(sum[:8]) + ".img.gz"
-		if err := batch.WriteFile(filepath.Join(dir, m.Archive), data, 0o644); err != nil {
-			return false, "", err
-		}
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return false, "", err
-	}
-	if err := batch.WriteFile(b.nodeManifestPath(n.Name, jb.kind), data, 0o644); err != nil {
-		return false, "", err
-	}
-	replaced := ""
-	if hadOld && old.Archive != "" && old.Archive != m.Archive {
-		replaced = filepath.Join(dir, old.Archive)
-	}
-	return true, replaced, nil
-}
-
-// collect removes, after a build of every node, the shared archives no set
-// uses and the images of nodes that no longer exist.
-func (b *Builder) collect(v *clusterView, sets map[string]*overlaySet) {
+// collect removes, after a build of every node, the shared archives no
+// node's image uses (a failed node keeps its old ones) and the directories
+// of nodes that no longer exist.
+func (b *Builder) collect(v *clusterView) {
 	keep := map[string]bool{}
-	for _, s := range sets {
-		if s.man == nil {
-			return // a set failed: keep everything
+	for _, kind := range []string{System, Runtime} {
+		idx, err := b.loadIndex(kind)
+		if err != nil {
+			return
 		}
-		keep["set-"+s.id+".json"] = true
-		keep[s.man.Static] = true
-		keep[s.man.Cluster] = true
+		for _, e := range idx.Nodes {
+			name := "set-" + e.Set + ".json"
+			if keep[name] {
+				continue
+			}
+			keep[name] = true
+			m := &setManifest{}
+			if !readJSON(b.setManifestPath(e.Set), m) {
+				return
+			}
+			keep[m.Static], keep[m.Cluster] = true, true
+		}
 	}
 	shared := b.cfg.OverlaySharedDir()
 	if ents, err := os.ReadDir(shared); err == nil {
@@ -784,39 +902,4 @@ func (b *Builder) collect(v *clusterView, sets map[string]*overlaySet) {
 			}
 		}
 	}
-}
-
-// Parts returns the archives of a built image, in order.
-func (b *Builder) Parts(nodeName, kind string) ([]string, error) {
-	if kind != System && kind != Runtime {
-		return nil, fmt.Errorf("overlay kind %q is not %s or %s", kind, System, Runtime)
-	}
-	if err := node.ValidName(nodeName); err != nil {
-		return nil, err
-	}
-	m := &nodeManifest{}
-	if !readJSON(b.nodeManifestPath(nodeName, kind), m) {
-		return nil, fmt.Errorf("node %s has no %s overlay image: run wwctl overlay build %s", nodeName, kind, nodeName)
-	}
-	s := &setManifest{}
-	if !readJSON(b.setManifestPath(m.Set), s) {
-		return nil, fmt.Errorf("node %s: %s overlay image is incomplete: run wwctl overlay build %s", nodeName, kind, nodeName)
-	}
-	var parts []string
-	shared := b.cfg.OverlaySharedDir()
-	if s.Static != "" {
-		parts = append(parts, filepath.Join(shared, s.Static))
-	}
-	if s.Cluster != "" {
-		parts = append(parts, filepath.Join(shared, s.Cluster))
-	}
-	if m.Archive != "" {
-		parts = append(parts, filepath.Join(b.cfg.OverlayProvisionDir(nodeName), m.Archive))
-	}
-	for _, p := range parts {
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("node %s: %s is missing: run wwctl overlay build %s", nodeName, p, nodeName)
-		}
-	}
-	return parts, nil
 }

@@ -1,18 +1,25 @@
 package overlay
 
 import (
+	"bufio"
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 
@@ -27,42 +34,140 @@ type HostKey struct {
 	Public  string // authorized_keys line (ssh_host_TYPE_key.pub)
 }
 
-// keyStore makes each node's host keys once, under cfg.HostKeyDir(node),
-// so they stay the same across builds and a node keeps its identity.
-type keyStore struct{ cfg *config.Config }
+// HostKeysFile holds every node's ssh host keys under cfg.KeyDir(), one
+// line per key: "NODE TYPE BASE64(private) BASE64(public)". One file rather
+// than four per node: on a cluster of 10,000 nodes, 40,000 small files cost
+// more to create than the keys do to make.
+func HostKeysFile(cfg *config.Config) string { return filepath.Join(cfg.KeyDir(), "ssh_host_keys") }
 
-func keyFiles(cfg *config.Config, nodeName, keyType string) (priv, pub string) {
-	priv = filepath.Join(cfg.HostKeyDir(nodeName), "ssh_host_"+keyType+"_key")
-	return priv, priv + ".pub"
+// keyStore makes each node's host keys once and keeps them, so a node
+// keeps its identity across builds. It is safe for concurrent use.
+type keyStore struct {
+	file string
+	mu   sync.Mutex
+	keys map[string]*HostKey // "node type"
+	stat fileStat
+	new  bool // keys made since the last save
 }
 
-// get returns node's key of keyType, making it if it does not exist, and
-// the files it lives in.
-func (k *keyStore) get(nodeName, keyType string) (*HostKey, []string, error) {
-	privFile, pubFile := keyFiles(k.cfg, nodeName, keyType)
-	files := []string{privFile, pubFile}
-	priv, err1 := os.ReadFile(privFile)
-	pub, err2 := os.ReadFile(pubFile)
-	if err1 == nil && err2 == nil {
-		return &HostKey{Type: keyType, Private: string(priv), Public: string(pub)}, files, nil
+type fileStat struct {
+	size, mtime int64
+	ino         uint64
+}
+
+func statOf(p string) (fileStat, bool) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return fileStat{}, false
 	}
-	if !errors.Is(err1, fs.ErrNotExist) && err1 != nil {
-		return nil, files, err1
+	fs := fileStat{size: st.Size(), mtime: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(interface{ Ino() uint64 }); ok {
+		fs.ino = sys.Ino()
+	}
+	return fs, true
+}
+
+// load reads the file if it changed since the last load.
+func (k *keyStore) load() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st, _ := statOf(k.file)
+	if k.keys != nil && st == k.stat && !k.new {
+		return nil
+	}
+	if k.new {
+		return nil // unsaved keys of our own win until saved
+	}
+	keys := map[string]*HostKey{}
+	data, err := os.ReadFile(k.file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 4 {
+			return fmt.Errorf("%s:%d: want NODE TYPE PRIVATE PUBLIC", k.file, line)
+		}
+		priv, err1 := base64.StdEncoding.DecodeString(f[2])
+		pub, err2 := base64.StdEncoding.DecodeString(f[3])
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("%s:%d: bad base64", k.file, line)
+		}
+		keys[f[0]+" "+f[1]] = &HostKey{Type: f[1], Private: string(priv), Public: string(pub)}
+	}
+	k.keys, k.stat = keys, st
+	return nil
+}
+
+// get returns node's key of keyType, making it if there is none.
+func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
+	if err := k.load(); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	hk := k.keys[nodeName+" "+keyType]
+	k.mu.Unlock()
+	if hk != nil {
+		return hk, nil
 	}
 	hk, err := NewHostKey(keyType, "root@"+nodeName)
 	if err != nil {
-		return nil, files, err
+		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(privFile), 0o700); err != nil {
-		return nil, files, err
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old := k.keys[nodeName+" "+keyType]; old != nil {
+		return old, nil
 	}
-	if err := safefile.WriteFile(pubFile, []byte(hk.Public), 0o644); err != nil {
-		return nil, files, err
+	k.keys[nodeName+" "+keyType] = hk
+	k.new = true
+	return hk, nil
+}
+
+// sum identifies a key for the build cache; 0 if there is none.
+func (k *keyStore) sum(nodeName, keyType string) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	hk := k.keys[nodeName+" "+keyType]
+	if hk == nil {
+		return 0
 	}
-	if err := safefile.WriteFile(privFile, []byte(hk.Private), 0o600); err != nil {
-		return nil, files, err
+	h := fnv.New64a()
+	h.Write([]byte(hk.Private))
+	return int64(h.Sum64() >> 1)
+}
+
+// save writes the file if keys were made.
+func (k *keyStore) save() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.new {
+		return nil
 	}
-	return hk, files, nil
+	names := make([]string, 0, len(k.keys))
+	for n := range k.keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	for _, n := range names {
+		hk := k.keys[n]
+		fmt.Fprintf(&b, "%s %s %s\n", n, base64.StdEncoding.EncodeToString([]byte(hk.Private)), base64.StdEncoding.EncodeToString([]byte(hk.Public)))
+	}
+	if err := os.MkdirAll(filepath.Dir(k.file), 0o700); err != nil {
+		return err
+	}
+	if err := safefile.WriteFile(k.file, b.Bytes(), 0o600); err != nil {
+		return err
+	}
+	k.new = false
+	k.stat, _ = statOf(k.file)
+	return nil
 }
 
 // NewHostKey makes a key of type ed25519, ecdsa (P-256) or rsa (3072 bits).

@@ -55,3 +55,10 @@ func BuildNode(cfg *config.Config, db *node.DB, nodeName, kind string) error {
 	_, err := builderFor(cfg).Build(db, []string{nodeName}, kind)
 	return err
 }
+
+// Ranges is Parts without copying: the byte ranges (of the shared archives
+// and of the pack holding the node's own archive) to send one after the
+// other, e.g. with sendfile at an offset.
+func Ranges(cfg *config.Config, nodeName, kind string) ([]Part, error) {
+	return builderFor(cfg).Ranges(nodeName, kind)
+}

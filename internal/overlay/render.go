@@ -49,8 +49,11 @@ func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Ren
 	if !ok {
 		return nil, fmt.Errorf("node %q does not exist", nodeName)
 	}
-	rs := newRenderState(b.cfg, b.opts.HostRoot, &keyStore{cfg: b.cfg}, v.nodes, Data{BuildHost: v.host, BuildTime: buildTime(), Controller: v.ctl})
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, Data{BuildHost: v.host, BuildTime: buildTime(), Controller: v.ctl})
 	outs, err := rs.render(t, v.nodes[i])
+	if err == nil {
+		err = b.keys.save()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,8 @@
 package overlay
 
 import (
+	"bytes"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -85,6 +85,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 				}
 				for _, o := range outs {
 					got[o.Path] = o
+					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
+						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
+					}
 				}
 			}
 			want, ok := expect[name]
@@ -155,11 +158,16 @@ func TestHostKeysStable(t *testing.T) {
 	if first != render() {
 		t.Fatal("host keys changed between renders")
 	}
-	priv, _ := keyFiles(sb.cfg, "n1", "ed25519")
-	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file %s: %v %v", priv, st, err)
+	file := HostKeysFile(sb.cfg)
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v %v", file, st, err)
 	}
-	if !strings.HasPrefix(priv, filepath.Join(sb.cfg.KeyDir())) {
-		t.Fatalf("key %s is not under %s", priv, sb.cfg.KeyDir())
+	if !strings.HasPrefix(file, sb.cfg.KeyDir()) {
+		t.Fatalf("key %s is not under %s", file, sb.cfg.KeyDir())
+	}
+	// A new process reads the same keys back.
+	b = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	if first != render() {
+		t.Fatal("host keys changed in a new process")
 	}
 }

@@ -109,6 +109,9 @@ type dep struct {
 	Mtime int64  `json:"mtime"` // -1: absent
 }
 
+// hostKeyDep prefixes the dependency on a host key ("hostkey:NODE TYPE").
+const hostKeyDep = "hostkey:"
+
 func statDep(p string) dep {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -117,13 +120,13 @@ func statDep(p string) dep {
 	return dep{Path: p, Size: st.Size(), Mtime: st.ModTime().UnixNano()}
 }
 
-func depsUnchanged(deps []dep) bool {
-	for _, d := range deps {
-		if statDep(d.Path) != d {
-			return false
-		}
+// current reports whether a dependency is as it was.
+func (k *keyStore) current(d dep) bool {
+	if name, ok := strings.CutPrefix(d.Path, hostKeyDep); ok {
+		n, t, _ := strings.Cut(name, " ")
+		return k.sum(n, t) == d.Mtime
 	}
-	return true
+	return statDep(d.Path) == d
 }
 
 // parsedTemplate is one .ww file, parsed once per build.
@@ -271,6 +274,13 @@ func (st *renderState) render(t *parsedTemplate, n *node.Node) ([]output, error)
 
 func (st *renderState) cur() *output { return &st.outs[len(st.outs)-1] }
 
+func (st *renderState) addStat(d dep) {
+	if st.deps == nil {
+		st.deps = map[string]dep{}
+	}
+	st.deps[d.Path] = d
+}
+
 func (st *renderState) addDep(p string) {
 	if st.deps == nil {
 		st.deps = map[string]dep{}
@@ -387,9 +397,10 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			if st.node == nil {
 				return nil, errNeedsNode
 			}
-			k, files, err := st.keys.get(st.node.Name, keyType)
-			for _, f := range files {
-				st.addDep(f)
+			k, err := st.keys.get(st.node.Name, keyType)
+			if err == nil {
+				p := hostKeyDep + st.node.Name + " " + keyType
+				st.addStat(dep{Path: p, Mtime: st.keys.sum(st.node.Name, keyType)})
 			}
 			return k, err
 		},

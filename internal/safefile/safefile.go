@@ -8,9 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // File is a pending replacement of a path. Write to it, then Commit; Abort
@@ -102,88 +99,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// Batch replaces many files with two filesystem syncs instead of two per
-// file: each WriteFile leaves a temporary file beside its target; Commit
-// syncs the filesystem once, renames every file into place in the order
-// written, and syncs again. A crash leaves each target old or new, never
-// half-written. It is safe for concurrent use.
-type Batch struct {
-	mu      sync.Mutex
-	pending [][2]string // temporary file, target
-}
-
-// WriteFile stages data for path.
-func (b *Batch) WriteFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	b.mu.Lock()
-	b.pending = append(b.pending, [2]string{f.Name(), path})
-	b.mu.Unlock()
-	return nil
-}
-
-// Commit makes every staged file durable and renames it into place.
-func (b *Batch) Commit() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.pending) == 0 {
-		return nil
-	}
-	if err := syncFS(filepath.Dir(b.pending[0][1])); err != nil {
-		b.abortLocked()
-		return err
-	}
-	for i, p := range b.pending {
-		if err := os.Rename(p[0], p[1]); err != nil {
-			b.pending = b.pending[i:]
-			b.abortLocked()
-			return err
-		}
-	}
-	dir := filepath.Dir(b.pending[0][1])
-	b.pending = nil
-	return syncFS(dir)
-}
-
-// Abort removes every staged file; targets stay as they were.
-func (b *Batch) Abort() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.abortLocked()
-}
-
-func (b *Batch) abortLocked() {
-	for _, p := range b.pending {
-		os.Remove(p[0])
-	}
-	b.pending = nil
-}
-
-// syncFS flushes the whole filesystem holding dir (syncfs(2)).
-func syncFS(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return unix.Syncfs(int(d.Fd()))
 }
