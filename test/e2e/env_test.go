@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +27,16 @@ var artifacts string
 func TestMain(m *testing.M) {
 	artifacts = envOr("WW_E2E_LOGS", filepath.Join(os.TempDir(), fmt.Sprintf("wwe2e-%d", os.Getpid())))
 	os.MkdirAll(artifacts, 0o755)
+	// Interrupted (Ctrl-C, a CI timeout): still remove the namespaces.
+	// The VMs and warewulfd die with the test binary (Pdeathsig).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		cleanups.run()
+		fmt.Fprintf(os.Stderr, "e2e: %v: stopped; logs are in %s\n", s, artifacts)
+		os.Exit(1)
+	}()
 	code := m.Run()
 	cleanups.run()
 	if code != 0 {
