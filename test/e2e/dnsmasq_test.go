@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+)
+
+// TestBootDnsmasq: a site that runs dnsmasq instead of the built-in DHCP
+// server. dnsmasq runs the config `wwctl configure dhcp --dry-run` prints,
+// in a namespace of its own with a second warewulfd (same sandbox, DHCP
+// off), and a BIOS node boots through it.
+func TestBootDnsmasq(t *testing.T) {
+	e := getEnv(t)
+	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dnsmasq is not installed (test/deps.sh installs it)")
+		}
+		t.Skip("dnsmasq is not installed")
+	}
+	conf := filepath.Join(e.dir, "warewulf-dnsmasq.conf")
+	data, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, conf, string(data), 0o644)
+	e.configure(t, conf, func(c *config.Config) { c.DHCP.Server = "dnsmasq" })
+	vars := []string{config.EnvVar + "=" + conf}
+	dnsmasqConf := filepath.Join(artifacts, "dnsmasq.conf")
+	writeFile(t, dnsmasqConf, run(t, vars, e.tool("wwctl"), "configure", "dhcp", "--dry-run"), 0o644)
+
+	ns := newNetns(t, "dnsmasq")
+	t.Cleanup(ns.del)
+	wwd := e.startWarewulfd(t, ns, vars, "warewulfd-dnsmasq")
+	t.Cleanup(wwd.stop)
+	dm, err := startProc("dnsmasq", ns.exec("dnsmasq", "--no-daemon", "--user=root",
+		"--conf-file="+dnsmasqConf,
+		"--dhcp-leasefile="+filepath.Join(artifacts, "dnsmasq.leases"),
+		"--pid-file="+filepath.Join(artifacts, "dnsmasq.pid")),
+		nil, filepath.Join(artifacts, "dnsmasq.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dm.stop)
+
+	n := clusterNode("n7")
+	v := bootVM(t, ns, n.name, n.mac, vmOpts{})
+	v.bootTimes(t, "bios-busybox-dnsmasq", busyboxBoot)
+	if _, _, ok := dm.out.waitFor(regexp.MustCompile(`DHCPACK\(br0\) `+regexp.QuoteMeta(n.ip)+` `+n.mac), 0, time.Second, nil); !ok {
+		t.Errorf("dnsmasq did not log the lease of %s:\n%s", n.name, dm.out.tail(20))
+	}
+	if wwd.exited() || dm.exited() {
+		t.Error("warewulfd or dnsmasq stopped")
+	}
+}
