@@ -460,6 +460,9 @@ func (s *Server) setBoot(req, resp *dhcpv4.DHCPv4, serverIP net.IP) error {
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(rule.EchoVendorClass))
 	case strings.HasPrefix(client.VendorClass, VendorPXE):
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(VendorPXE))
+		// UEFI's PXE client (OVMF) rejects a PXEClient offer without
+		// vendor options ("PXE-E16: No valid offer received").
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryControl))
 	}
 	logrus.Debugf("dhcp: boot rule %s for %s: %s", rule.Tag, req.ClientHWAddr, rule.File)
 	return nil
