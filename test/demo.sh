@@ -83,6 +83,7 @@ for applet in $(/bin/busybox --list-full); do
 	ln -sf /bin/busybox "$root/$applet"
 done
 mknod -m 600 "$root/dev/console" c 5 1
+mknod -m 666 "$root/dev/null" c 1 3
 cat >"$root/etc/inittab" <<'EOF'
 ::sysinit:/bin/echo "busybox init: system up on $(hostname)"
 ttyS0::askfirst:-/bin/sh
@@ -93,7 +94,7 @@ echo 'root:x:0:' >"$root/etc/group"
 cp "$kroot/boot/vmlinuz-$kver" "$root/boot/"
 # Only the NIC drivers a qemu node needs, with their dependencies.
 depmod -b "$kroot" "$kver"
-for m in $(modprobe -d "$kroot" -S "$kver" --show-depends virtio_pci virtio_net | awk '/^insmod/ {print $2}'); do
+for m in $(for mod in virtio_pci virtio_net; do modprobe -d "$kroot" -S "$kver" --show-depends "$mod"; done | awk '/^insmod/ {print $2}' | sort -u); do
 	rel=${m#"$kroot"/lib/modules/"$kver"/}
 	install -D -m 0644 "$m" "$root/lib/modules/$kver/$rel"
 done
