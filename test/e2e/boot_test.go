@@ -28,6 +28,10 @@ func TestBootBIOS(t *testing.T) {
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{})
 	v.bootTimes(t, "bios-busybox", busyboxBoot)
 	v.waitFor(t, regexp.MustCompile(`network: eth0 .*`+regexp.QuoteMeta(n.ip)), time.Second)
+	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
+	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
+		e.daemonSaid(t, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=n1 stage=`+stage+` status=200`)
+	}
 
 	// The runtime overlay's file, rendered for this node, is in place.
 	from := v.p.out.len()
@@ -90,6 +94,17 @@ func TestBootUEFI(t *testing.T) {
 	n := clusterNode("n2")
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{uefi: true})
 	v.bootTimes(t, "uefi-busybox", uefiBoot)
+	v.waitFor(t, regexp.MustCompile(`NBP filename is snponly\.efi`), time.Second)
+	e.daemonSaid(t, `tftp: served.* file=snponly\.efi peer=`+regexp.QuoteMeta(n.ip))
+	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
+}
+
+// daemonSaid checks that warewulfd logged a line matching re.
+func (e *env) daemonSaid(t testing.TB, re string) {
+	t.Helper()
+	if _, _, ok := e.wwd.out.waitFor(regexp.MustCompile(re), 0, 2*time.Second, nil); !ok {
+		t.Errorf("warewulfd logged no line matching %q", re)
+	}
 }
 
 // TestBootThreeAtOnce: three nodes power on together.
