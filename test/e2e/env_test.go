@@ -238,7 +238,15 @@ func (e *env) writeNodes(t *testing.T) {
 		}
 		p.Kernel.Args = append(node.Args{"console=ttyS0"}, p.Kernel.Args...)
 		p.ImageName = "busybox"
-		p.RuntimeOverlay = append(p.RuntimeOverlay, "e2e")
+		// syncuser would copy this machine's accounts into the nodes (and
+		// lock the test images' password-less root): not in the tests.
+		var rt node.List
+		for _, o := range p.RuntimeOverlay {
+			if o != "syncuser" {
+				rt = append(rt, o)
+			}
+		}
+		p.RuntimeOverlay = append(rt, "e2e")
 		if db.Nodes == nil {
 			db.Nodes = map[string]*node.Conf{}
 		}

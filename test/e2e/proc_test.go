@@ -89,6 +89,11 @@ func (o *output) waitFor(re *regexp.Regexp, from int, timeout time.Duration, sto
 			}
 		}
 		from = len(o.lines)
+		// A prompt ("login: ") has no newline yet.
+		if len(o.partial) > 0 && re.MatchString(stripANSI(string(o.partial))) {
+			o.mu.Unlock()
+			return from, time.Now(), true
+		}
 		ch := o.changed
 		o.mu.Unlock()
 		select {

@@ -161,7 +161,10 @@ func (v *vm) shell(t testing.TB, script string, timeout time.Duration) string {
 // login answers the getty's login prompt as root.
 func (v *vm) login(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	v.waitFor(t, regexp.MustCompile(`login: *$|login:`), timeout)
+	from := v.p.out.len()
+	fmt.Fprintf(v.p.in, "\n")
+	v.waitAfter(t, regexp.MustCompile(`login: *$`), from, timeout)
+	from = v.p.out.len()
 	fmt.Fprintf(v.p.in, "root\n")
-	time.Sleep(2 * time.Second)
+	v.waitAfter(t, regexp.MustCompile(`# *$`), from, timeout)
 }
