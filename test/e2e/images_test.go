@@ -41,11 +41,10 @@ func debianKernel(t testing.TB) (version, root string) {
 	debs, _ := filepath.Glob(filepath.Join(dir, "linux-image-*.deb"))
 	if len(debs) == 0 {
 		// linux-image-amd64 is a metapackage: fetch what it depends on.
-		pkg := ""
-		for _, l := range lines(run(t, nil, "apt-cache", "depends", "linux-image-amd64")) {
-			if strings.HasPrefix(l, "Depends: linux-image-") {
-				pkg = strings.TrimPrefix(l, "Depends: ")
-			}
+		pkg := kernelPackage(t)
+		if pkg == "" {
+			run(t, nil, "apt-get", "update", "-qq") // a fresh machine's lists may be empty
+			pkg = kernelPackage(t)
 		}
 		if pkg == "" {
 			t.Fatal("apt-cache depends linux-image-amd64 names no kernel package (run apt-get update)")
@@ -78,6 +77,17 @@ func debianKernel(t testing.TB) (version, root string) {
 		t.Fatalf("%s: want one boot/vmlinuz-*, found %v", root, vmlinuz)
 	}
 	return strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-"), root
+}
+
+// kernelPackage is the kernel package linux-image-amd64 depends on.
+func kernelPackage(t testing.TB) string {
+	out, _ := runErr(nil, "apt-cache", "depends", "linux-image-amd64")
+	for _, l := range lines(out) {
+		if strings.HasPrefix(l, "Depends: linux-image-") {
+			return strings.TrimPrefix(l, "Depends: ")
+		}
+	}
+	return ""
 }
 
 // installKernel copies the kernel and the modules nodeModules need (with
