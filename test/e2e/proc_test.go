@@ -61,9 +61,13 @@ func (o *output) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		line := strings.TrimRight(string(o.partial[:i]), "\r")
+		line := stripANSI(strings.TrimRight(string(o.partial[:i]), "\r"))
 		o.partial = o.partial[i+1:]
-		o.lines = append(o.lines, stripANSI(line))
+		// A carriage return starts the line over, as on a terminal.
+		if j := strings.LastIndexByte(line, '\r'); j >= 0 {
+			line = line[j+1:]
+		}
+		o.lines = append(o.lines, line)
 		o.stamps = append(o.stamps, time.Now())
 	}
 	close(o.changed)
