@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -54,7 +53,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "wwclient:", err)
 			os.Exit(1)
 		}
-		log.Infof("runtime overlay applied, %d changed: %s", len(changed), strings.Join(changed, " "))
+		log.Infof("runtime overlay applied, %s", wwclient.Summary(changed))
 		return
 	}
 	log.Infof("wwclient: fetching the runtime overlay from %s:%d every %v", cfg.Controller, cfg.Port, cfg.Every())

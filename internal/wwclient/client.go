@@ -109,8 +109,7 @@ func (c *Client) Run(ctx context.Context) error {
 			// At boot the network may not be up yet: retry sooner.
 			wait = min(wait, retryAfterError)
 		case first || len(changed) > 0:
-			c.log.Infof("runtime overlay applied in %v, %d changed: %s",
-				time.Since(start).Round(time.Millisecond), len(changed), strings.Join(changed, " "))
+			c.log.Infof("runtime overlay applied in %v, %s", time.Since(start).Round(time.Millisecond), Summary(changed))
 			first = false
 		default:
 			c.log.Debugf("runtime overlay unchanged")
@@ -154,4 +153,12 @@ func readUUID() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// Summary says what an update changed, for the log.
+func Summary(changed []string) string {
+	if len(changed) == 0 {
+		return "nothing changed"
+	}
+	return fmt.Sprintf("%d changed: %s", len(changed), strings.Join(changed, " "))
 }
