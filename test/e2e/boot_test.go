@@ -88,13 +88,17 @@ func (e *env) refusedFrom(t *testing.T, n testNode, ip string, privileged bool) 
 
 // TestBootUEFI: an x86_64 UEFI node under OVMF with the NIC's option ROM
 // disabled: the firmware's own PXE client gets the EFI iPXE binary over
-// warewulfd's TFTP, and iPXE continues over HTTP.
+// warewulfd's TFTP, and iPXE continues over HTTP. This node also runs from
+// a tmpfs root (`root: tmpfs`).
 func TestBootUEFI(t *testing.T) {
 	e := getEnv(t)
 	n := clusterNode("n2")
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{uefi: true})
 	v.bootTimes(t, "uefi-busybox", uefiBoot)
 	v.waitFor(t, regexp.MustCompile(`NBP filename is snponly\.efi`), time.Second)
+	// n2 has `root: tmpfs`: wwinit moved the root into a tmpfs first.
+	v.waitFor(t, regexp.MustCompile(`wwinit: copying the root file system into a tmpfs`), time.Second)
+	v.waitFor(t, regexp.MustCompile(`wwinit: node n2 root tmpfs`), time.Second)
 	e.daemonSaid(t, `tftp: served.* file=snponly\.efi peer=`+regexp.QuoteMeta(n.ip))
 	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
 }

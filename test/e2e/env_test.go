@@ -257,6 +257,9 @@ func (e *env) writeNodes(t *testing.T) {
 			if n.image != "busybox" {
 				c.ImageName = n.image
 			}
+			if n.name == "n2" {
+				c.Root = "tmpfs" // wwinit's copy into a tmpfs and switch_root
+			}
 			db.Nodes[n.name] = c
 		}
 		return nil

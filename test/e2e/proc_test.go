@@ -83,6 +83,16 @@ func stripANSI(s string) string { return ansi.ReplaceAllString(s, "") }
 // its index and when it was read; ok is false on timeout or when stop
 // closes (the process exited).
 func (o *output) waitFor(re *regexp.Regexp, from int, timeout time.Duration, stop <-chan struct{}) (idx int, at time.Time, ok bool) {
+	return o.wait(re, from, timeout, stop, false)
+}
+
+// waitForPrompt is waitFor that also matches the unfinished last line (a
+// prompt such as "login: " has no newline).
+func (o *output) waitForPrompt(re *regexp.Regexp, from int, timeout time.Duration, stop <-chan struct{}) (idx int, at time.Time, ok bool) {
+	return o.wait(re, from, timeout, stop, true)
+}
+
+func (o *output) wait(re *regexp.Regexp, from int, timeout time.Duration, stop <-chan struct{}, prompt bool) (idx int, at time.Time, ok bool) {
 	deadline := time.After(timeout)
 	for {
 		o.mu.Lock()
@@ -93,8 +103,7 @@ func (o *output) waitFor(re *regexp.Regexp, from int, timeout time.Duration, sto
 			}
 		}
 		from = len(o.lines)
-		// A prompt ("login: ") has no newline yet.
-		if len(o.partial) > 0 && re.MatchString(stripANSI(string(o.partial))) {
+		if prompt && len(o.partial) > 0 && re.MatchString(stripANSI(string(o.partial))) {
 			o.mu.Unlock()
 			return from, time.Now(), true
 		}

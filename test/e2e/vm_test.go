@@ -161,10 +161,11 @@ func (v *vm) shell(t testing.TB, script string, timeout time.Duration) string {
 // login answers the getty's login prompt as root.
 func (v *vm) login(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	from := v.p.out.len()
-	fmt.Fprintf(v.p.in, "\n")
-	v.waitAfter(t, regexp.MustCompile(`login: *$`), from, timeout)
-	from = v.p.out.len()
-	fmt.Fprintf(v.p.in, "root\n")
-	v.waitAfter(t, regexp.MustCompile(`# *$`), from, timeout)
+	for _, step := range []struct{ send, prompt string }{{"\n", `login: *$`}, {"root\n", `# *$`}} {
+		from := v.p.out.len()
+		fmt.Fprint(v.p.in, step.send)
+		if _, _, ok := v.p.out.waitForPrompt(regexp.MustCompile(step.prompt), from, timeout, v.p.done); !ok {
+			t.Fatalf("%s: no prompt %q on the console\n%s", v.name, step.prompt, v.p.out.tail(20))
+		}
+	}
 }
