@@ -82,6 +82,7 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 	v := &vm{name: name, mac: mac, uefi: o.uefi, p: p, powerOn: powerOn}
 	t.Cleanup(func() {
 		v.p.stop()
+		v.writeTimed(strings.TrimSuffix(logFile, ".log") + ".timed.log")
 		if t.Failed() {
 			t.Logf("%s console (%s), last lines:\n%s", name, logFile, v.p.out.tail(40))
 		}
@@ -168,4 +169,17 @@ func (v *vm) login(t testing.TB, timeout time.Duration) {
 			t.Fatalf("%s: no prompt %q on the console\n%s", v.name, step.prompt, v.p.out.tail(20))
 		}
 	}
+}
+
+// writeTimed writes the console with each line's time since power-on, to
+// see where a boot spends its time.
+func (v *vm) writeTimed(file string) {
+	o := v.p.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var b strings.Builder
+	for i, l := range o.lines {
+		fmt.Fprintf(&b, "%7.2fs %s\n", o.stamps[i].Sub(v.powerOn).Seconds(), l)
+	}
+	os.WriteFile(file, []byte(b.String()), 0o644)
 }
