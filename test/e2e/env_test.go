@@ -279,7 +279,7 @@ func (e *env) wwctl(t testing.TB, args ...string) string {
 
 // startWarewulfd runs warewulfd inside ns and waits until it answers.
 func (e *env) startWarewulfd(t *testing.T, ns *netns, vars []string, name string) *proc {
-	p, err := startProc(name, ns.exec(e.tool("warewulfd")), vars, filepath.Join(artifacts, name+".log"), nil)
+	p, err := startProc(name, ns.exec(e.tool("warewulfd"), "-v"), vars, filepath.Join(artifacts, name+".log"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
