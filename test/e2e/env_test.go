@@ -39,8 +39,11 @@ func TestMain(m *testing.M) {
 	}()
 	code := m.Run()
 	cleanups.run()
-	if code != 0 {
+	switch {
+	case code != 0:
 		fmt.Fprintf(os.Stderr, "e2e: console and daemon logs are in %s\n", artifacts)
+	case os.Getenv("WW_E2E_LOGS") == "":
+		os.RemoveAll(artifacts) // the sandbox holds the images: hundreds of MB
 	}
 	os.Exit(code)
 }
