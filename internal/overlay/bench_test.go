@@ -219,6 +219,34 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 			b.Fatalf("one node changed: %+v %v", st, err)
 		}
 
+		// warewulfd's path: BuildNode on an image that is up to date, then
+		// Parts, per request.
+		if err := BuildNode(sb.cfg, db2, "n00001", System); err != nil {
+			b.Fatal(err)
+		}
+		const calls = 200
+		start = time.Now()
+		for c := 0; c < calls; c++ {
+			if err := BuildNode(sb.cfg, db2, fmt.Sprintf("n%05d", c+1), System); err != nil {
+				b.Fatal(err)
+			}
+		}
+		buildNodeCall := time.Since(start) / calls
+		start = time.Now()
+		for c := 0; c < calls; c++ {
+			if _, err := Parts(sb.cfg, fmt.Sprintf("n%05d", c+1), System); err != nil {
+				b.Fatal(err)
+			}
+		}
+		partsFirst := time.Since(start) / calls
+		start = time.Now()
+		for c := 0; c < calls; c++ {
+			if _, err := Parts(sb.cfg, fmt.Sprintf("n%05d", c+1), System); err != nil {
+				b.Fatal(err)
+			}
+		}
+		partsAgain := time.Since(start) / calls
+
 		// The reference: per node, copy the node's whole tree and run
 		// find | cpio -o -H newc | gzip, as upstream does.
 		sample := 20
@@ -230,6 +258,9 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 		b.ReportMetric(unchanged.Seconds(), "unchanged-s")
 		b.ReportMetric(load.Seconds(), "load-nodesconf-s")
 		b.ReportMetric(oneChanged.Seconds(), "one-changed-s")
+		b.ReportMetric(float64(buildNodeCall.Microseconds()), "µs/BuildNode-uptodate")
+		b.ReportMetric(float64(partsFirst.Microseconds()), "µs/Parts-first")
+		b.ReportMetric(float64(partsAgain.Microseconds()), "µs/Parts-again")
 		b.ReportMetric(disk, "disk-MB")
 		b.ReportMetric(keys, "hostkeys-MB")
 		b.ReportMetric(fullPeak, "peak-RSS-full-MB")

@@ -53,6 +53,7 @@ type Builder struct {
 	cluster  *clusterView
 	overlays map[string]*loadedOverlay
 	keys     *keyStore
+	reads    *readCache // files included during the current build
 
 	imu     sync.Mutex // guards indexes, which Parts reads during a build
 	indexes map[string]*index
@@ -372,6 +373,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	sets := map[string]*overlaySet{}
 	base := Data{BuildHost: v.host, BuildTime: v.buildNow, Controller: v.ctl}
 	errs := &errList{}
+	b.reads = newReadCache()
 	for _, kind := range kinds {
 		idx, err := b.index(kind)
 		if err != nil {
@@ -389,7 +391,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			if !ok {
 				s = b.plan(list)
 				if s.err == nil {
-					wrote, err := b.buildShared(s, v, newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base))
+					wrote, err := b.buildShared(s, v, b.newRenderState(v, base))
 					st.Shared += wrote
 					s.err = err
 				}
@@ -416,12 +418,8 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView, base Data, st *Stats, errs *errList) error {
 	dir := filepath.Join(b.cfg.ProvisionDir(), "overlays")
 	packName := fmt.Sprintf("%s-%x.pack", kind, time.Now().UnixNano())
-	pack, err := safefile.Create(filepath.Join(dir, packName), 0o644)
-	if err != nil {
-		return err
-	}
-	defer pack.Abort()
-	pw := &packWriter{w: bufio.NewWriterSize(pack, 1<<20)}
+	pw := &packWriter{path: filepath.Join(dir, packName)}
+	defer pw.abort()
 	depOK := newDepCache(b.keys)
 
 	var next atomic.Int64
@@ -431,7 +429,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
+			rs := b.newRenderState(v, base)
 			pk := newPacker()
 			for {
 				j := int(next.Add(1) - 1)
@@ -485,16 +483,8 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 		}()
 	}
 	wg.Wait()
-	if pw.off == 0 && !idx.changed {
-		return nil
-	}
-	if err := pw.w.Flush(); err != nil {
+	if err := pw.commit(); err != nil {
 		return err
-	}
-	if pw.off > 0 {
-		if err := pack.Commit(); err != nil {
-			return err
-		}
 	}
 	if err := b.keys.save(); err != nil {
 		return err
@@ -502,15 +492,49 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 	return b.saveIndex(kind, idx)
 }
 
+// packWriter appends node archives to a new pack, created on the first
+// write: a build that changes nothing creates no file.
+// newRenderState makes a renderer that shares the build's read cache.
+func (b *Builder) newRenderState(v *clusterView, base Data) *renderState {
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
+	rs.reads = b.reads
+	return rs
+}
+
 type packWriter struct {
-	w   *bufio.Writer
-	off int64
+	path string
+	f    *safefile.File
+	w    *bufio.Writer
+	off  int64
 }
 
 func (p *packWriter) Write(data []byte) (int, error) {
+	if p.f == nil {
+		f, err := safefile.Create(p.path, 0o644)
+		if err != nil {
+			return 0, err
+		}
+		p.f, p.w = f, bufio.NewWriterSize(f, 1<<20)
+	}
 	n, err := p.w.Write(data)
 	p.off += int64(n)
 	return n, err
+}
+
+func (p *packWriter) commit() error {
+	if p.f == nil {
+		return nil
+	}
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	return p.f.Commit()
+}
+
+func (p *packWriter) abort() {
+	if p.f != nil {
+		p.f.Abort()
+	}
 }
 
 // renderNode renders the node-scope templates of a job's set for n and
