@@ -73,6 +73,16 @@ type DHCPConf struct {
 	Interfaces  []string `yaml:"interfaces,omitempty"`
 	Proxy       bool     `yaml:"proxy,omitempty"`
 	SystemdName string   `yaml:"systemd name,omitempty"`
+	// Domain is the DNS domain handed to nodes; default: the node's cluster name.
+	Domain string `yaml:"domain,omitempty"`
+	// ConfigFile is where `wwctl configure dhcp` writes the dnsmasq or
+	// dhcpd config; default /etc/dnsmasq.d/warewulf.conf or /etc/dhcp/dhcpd.conf.
+	ConfigFile string `yaml:"config file,omitempty"`
+	// TFTP makes the generated dnsmasq config serve the iPXE binaries by
+	// TFTP itself (off: warewulfd or another TFTP server does).
+	TFTP bool `yaml:"tftp,omitempty"`
+	// LeaseTime is the lease length in seconds of the built-in server.
+	LeaseTime int `yaml:"lease time,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
 }
@@ -165,6 +175,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.DHCP.Server == "" {
 		c.DHCP.Server = "builtin"
+	}
+	if c.DHCP.LeaseTime == 0 {
+		c.DHCP.LeaseTime = 3600
 	}
 	if c.DHCP.Template == "" {
 		c.DHCP.Template = "default"
@@ -302,6 +315,9 @@ func (c *Config) Validate() error {
 	case "builtin", "dnsmasq", "dhcpd":
 	default:
 		return fmt.Errorf("dhcp: server: %q is not builtin, dnsmasq or dhcpd", c.DHCP.Server)
+	}
+	if c.DHCP.LeaseTime < 60 {
+		return fmt.Errorf("dhcp: lease time: %d must be at least 60 seconds", c.DHCP.LeaseTime)
 	}
 	for key, v := range map[string]string{"range start": c.DHCP.RangeStart, "range end": c.DHCP.RangeEnd} {
 		if v != "" && net.ParseIP(v).To4() == nil {
