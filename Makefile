@@ -9,7 +9,7 @@ TAGS      := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdri
 GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '-s -w -X github.com/warewulf-ng/warewulf/internal/wwctl.Version=$(VERSION)'
 BIN       := bin
 
-.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench demo install clean help
+.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench fuzz demo install clean help
 
 all: build
 
@@ -26,8 +26,14 @@ check: deps test ## install the test dependencies (Debian, root), then run every
 deps: ## install the Debian packages the tests, benchmarks and demo use
 	./test/deps.sh
 
-test: build lint ## every test, VM boots included (needs root and qemu for test/e2e)
+test: build lint fuzz ## every test, VM boots included (needs root and qemu for test/e2e)
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target briefly (FUZZTIME, default 10s)
+	@for f in FuzzParseMAC FuzzParsePath FuzzCheckTFTPName; do \
+	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/warewulfd/ || exit 1; \
+	done
 
 test-unit: ## the tests that need neither root nor qemu
 	$(GO) test -tags '$(TAGS)' -short -count=1 ./internal/...
@@ -48,9 +54,11 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	install -m 0755 $(BIN)/wwctl $(DESTDIR)$(PREFIX)/bin/wwctl
 	install -m 0755 $(BIN)/warewulfd $(DESTDIR)$(PREFIX)/sbin/warewulfd
 	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe
-	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || install -m 0644 etc/warewulf.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || sed "s|/usr/share/warewulf|$(PREFIX)/share/warewulf|; s|/etc/warewulf|$(SYSCONFDIR)/warewulf|; s|/var/lib/warewulf|$(LOCALSTATEDIR)/warewulf|" etc/warewulf.conf > $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf || install -m 0640 etc/nodes.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf
 	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
+	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp
+	install -m 0644 etc/dhcp/*.tmpl $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf

@@ -85,3 +85,23 @@ func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.l
 func (c *Config) OverlaySharedDir() string {
 	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
 }
+
+// DaemonLog is where `wwctl server start` sends warewulfd's log when no
+// systemd runs it (systemd keeps it in the journal).
+func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }
+
+// DHCPConfigFile is where `wwctl configure dhcp` writes the config of the
+// external DHCP server (dhcp: server: dnsmasq or dhcpd).
+func (c *Config) DHCPConfigFile() string {
+	switch {
+	case c.DHCP.ConfigFile != "":
+		return c.abs(c.DHCP.ConfigFile)
+	case c.DHCP.Server == "dhcpd":
+		return "/etc/dhcp/dhcpd.conf"
+	default:
+		return "/etc/dnsmasq.d/warewulf.conf"
+	}
+}
+
+// DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
+func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
