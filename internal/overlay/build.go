@@ -101,8 +101,11 @@ func hashStrings(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (b *Builder) view(db *node.DB) (*clusterView, error) {
-	if b.db == db && b.cluster != nil {
+// view merges every node of db, or returns the view of the last db when it
+// is the same one and fresh is false: a *node.DB is treated as immutable
+// once given to a Builder (node.Load gives a new one after a change).
+func (b *Builder) view(db *node.DB, fresh bool) (*clusterView, error) {
+	if b.db == db && b.cluster != nil && !fresh {
 		return b.cluster, nil
 	}
 	nodes, err := db.AllMerged()
@@ -347,7 +350,8 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			return st, fmt.Errorf("overlay kind %q is not %s or %s", k, System, Runtime)
 		}
 	}
-	v, err := b.view(db)
+	all := len(names) == 0
+	v, err := b.view(db, all)
 	if err != nil {
 		return st, err
 	}
@@ -355,7 +359,6 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	if err := b.keys.load(); err != nil {
 		return st, err
 	}
-	all := len(names) == 0
 	var idxs []int
 	if all {
 		for i := range v.nodes {
@@ -424,7 +427,8 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	var mu sync.Mutex // guards idx.Nodes writes and st
+	var mu sync.Mutex     // guards idx.Nodes writes, st and replaced
+	var replaced []string // copies Parts made of archives now replaced
 	for w := 0; w < b.opts.Workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -478,6 +482,9 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				}
 				idx.put(n.Name, e, rs.deps)
 				st.Built++
+				if old != nil && old.Sum != "" && old.Sum != e.Sum {
+					replaced = append(replaced, b.copyPath(n.Name, kind, old.Sum))
+				}
 				mu.Unlock()
 			}
 		}()
@@ -489,7 +496,14 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 	if err := b.keys.save(); err != nil {
 		return err
 	}
-	return b.saveIndex(kind, idx)
+	if err := b.saveIndex(kind, idx); err != nil {
+		return err
+	}
+	// A reader holding the old copy sees it vanish and asks Parts again.
+	for _, p := range replaced {
+		os.Remove(p)
+	}
+	return nil
 }
 
 // packWriter appends node archives to a new pack, created on the first

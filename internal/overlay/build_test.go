@@ -289,3 +289,54 @@ func mustParts(t *testing.T, sb *sandbox, n string) []string {
 	}
 	return p
 }
+
+// TestRebuildReplacesCopy: the copy Parts made of a node's archive goes
+// away when the node is rebuilt (a server holding it notices), and Ranges
+// points into the pack.
+func TestRebuildReplacesCopy(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := buildDB(t, sb)
+	mustBuild(t, b, db)
+	before, err := b.Parts("n1", System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := before[len(before)-1]
+	if !strings.HasPrefix(own, sb.cfg.OverlayProvisionDir("n1")) {
+		t.Fatalf("n1's archive %s is not under %s", own, sb.cfg.OverlayProvisionDir("n1"))
+	}
+	ranges, err := b.Ranges("n1", System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ranges[len(ranges)-1]
+	f, _ := os.Open(r.Path)
+	buf := make([]byte, r.Length)
+	f.ReadAt(buf, r.Offset)
+	f.Close()
+	if data, _ := os.ReadFile(own); !bytes.Equal(data, buf) {
+		t.Fatal("the copy differs from the pack's range")
+	}
+	db = buildDB(t, sb)
+	db.Nodes["n1"].Tags["dns"] = "10.9.9.9"
+	if st := mustBuild(t, b, db, "n1"); st.Built != 2 { // its record changed: both images
+		t.Fatalf("%+v", st)
+	}
+	if _, err := os.Stat(own); err == nil {
+		t.Fatal("the old copy is still there")
+	}
+	after, err := b.Parts("n1", System)
+	if err != nil || after[len(after)-1] == own {
+		t.Fatalf("after rebuild: %v %v", after, err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", `gzip -dc "$1" | cpio -i -d --quiet`, "sh", after[len(after)-1])
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "etc/resolv.conf")); !strings.Contains(string(data), "nameserver 10.9.9.9") {
+		t.Fatalf("resolv.conf after rebuild: %s", data)
+	}
+}

@@ -350,9 +350,8 @@ func (b *Builder) parts(nodeName, kind string) ([]string, error) {
 			paths = append(paths, r.Path)
 			continue
 		}
-		dir := b.cfg.OverlayProvisionDir(nodeName)
-		name := kind + "-" + e.Sum + ".img.gz"
-		p := filepath.Join(dir, name)
+		p := b.copyPath(nodeName, kind, e.Sum)
+		dir, name := filepath.Dir(p), filepath.Base(p)
 		if !exists(p) {
 			if err := copyRange(p, r); err != nil {
 				return nil, err
@@ -368,6 +367,11 @@ func (b *Builder) parts(nodeName, kind string) ([]string, error) {
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+// copyPath is where Parts copies a node's archive out of its pack.
+func (b *Builder) copyPath(nodeName, kind, sum string) string {
+	return filepath.Join(b.cfg.OverlayProvisionDir(nodeName), kind+"-"+sum+".img.gz")
 }
 
 func copyRange(dst string, r Part) error {
