@@ -32,6 +32,10 @@ import (
 // upgrade rebuilds everything once.
 const formatVersion = "1"
 
+// archivePerm is the mode of every built archive: they hold nodes' host
+// keys and shadow files, for warewulfd's eyes only.
+const archivePerm = 0o600
+
 // Options tune a Builder; the zero value is the installed controller.
 type Options struct {
 	// HostRoot is where `include` reads the controller's files ("" is /);
@@ -524,7 +528,7 @@ type packWriter struct {
 
 func (p *packWriter) Write(data []byte) (int, error) {
 	if p.f == nil {
-		f, err := safefile.Create(p.path, 0o644)
+		f, err := safefile.Create(p.path, archivePerm)
 		if err != nil {
 			return 0, err
 		}
@@ -756,7 +760,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		m.Cluster = "cluster-" + hex.EncodeToString(sum[:12]) + ".img.gz"
 		p := filepath.Join(shared, m.Cluster)
 		if !exists(p) {
-			if err := safefile.WriteFile(p, data, 0o644); err != nil {
+			if err := safefile.WriteFile(p, data, archivePerm); err != nil {
 				return 0, err
 			}
 			wrote++
@@ -798,7 +802,7 @@ func sortedDeps(m map[string]dep) []dep {
 // writeStatic archives the plain files of a set, compressed on every core.
 // The name carries the set's id, so it is written once and never changes.
 func (b *Builder) writeStatic(p string, s *overlaySet) error {
-	return safefile.WriteFrom(p, 0o644, func(w io.Writer) error {
+	return safefile.WriteFrom(p, archivePerm, func(w io.Writer) error {
 		aw, err := archive.NewWriter(w, archive.Gzip)
 		if err != nil {
 			return err

@@ -79,6 +79,11 @@ func TestImageWithGNUCpio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range parts {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600 (host keys inside)", p, st.Mode(), err)
+		}
+	}
 	list := cpioListing(t, parts)
 	want := map[string]string{
 		"etc":                          "drwxr-xr-x 0 0",

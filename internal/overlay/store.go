@@ -224,7 +224,7 @@ func (b *Builder) saveIndex(kind string, idx *index) error {
 func (b *Builder) repack(kind string, idx *index) error {
 	dir := filepath.Dir(b.indexPath(kind))
 	name := fmt.Sprintf("%s-%x.pack", kind, time.Now().UnixNano())
-	f, err := safefile.Create(filepath.Join(dir, name), 0o644)
+	f, err := safefile.Create(filepath.Join(dir, name), archivePerm)
 	if err != nil {
 		return err
 	}
@@ -380,7 +380,7 @@ func copyRange(dst string, r Part) error {
 		return err
 	}
 	defer src.Close()
-	return safefile.WriteFrom(dst, 0o644, func(w io.Writer) error {
+	return safefile.WriteFrom(dst, archivePerm, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(src, r.Offset, r.Length))
 		return err
 	})
