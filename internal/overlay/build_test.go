@@ -39,12 +39,7 @@ func mustBuild(t *testing.T, b *Builder, db *node.DB, names ...string) Stats {
 // part as the kernel reads them: "MODE UID GID PATH" (symlinks "-> T").
 func cpioListing(t *testing.T, parts []string) map[string]string {
 	t.Helper()
-	if _, err := exec.LookPath("cpio"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("GNU cpio is not installed")
-		}
-		t.Skip("GNU cpio is not installed")
-	}
+	needCpio(t)
 	out := map[string]string{}
 	line := regexp.MustCompile(`^(\S+)\s+\d+\s+(\d+)\s+(\d+)\s+\d+\s+\S+\s+\d+\s+\S+\s+(.*)$`)
 	for _, p := range parts {
@@ -62,6 +57,19 @@ func cpioListing(t *testing.T, parts []string) map[string]string {
 		}
 	}
 	return out
+}
+
+// needCpio skips a test without GNU cpio, except under CI where it fails.
+func needCpio(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"cpio", "gzip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (test/deps.sh installs it)", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
 }
 
 // TestImageWithGNUCpio: n1's system image, read by GNU cpio, holds the
@@ -335,6 +343,7 @@ func TestRebuildReplacesCopy(t *testing.T) {
 	if err != nil || after[len(after)-1] == own {
 		t.Fatalf("after rebuild: %v %v", after, err)
 	}
+	needCpio(t)
 	dir := t.TempDir()
 	cmd := exec.Command("sh", "-c", `gzip -dc "$1" | cpio -i -d --quiet`, "sh", after[len(after)-1])
 	cmd.Dir = dir
