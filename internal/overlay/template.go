@@ -37,6 +37,9 @@ type Controller struct {
 	NFS            []config.NFSExport // the exports, when nfs is enabled
 	SSHKeyTypes    []string
 	ClientDir      string // where wwclient lives on a node
+	// ClusterKey is the public half of the controller's key for logging in
+	// to nodes (KEYDIR/cluster.pub, made by `wwctl configure ssh`), or "".
+	ClusterKey string
 }
 
 func newController(cfg *config.Config, buildHost string) Controller {
@@ -55,6 +58,9 @@ func newController(cfg *config.Config, buildHost string) Controller {
 	}
 	if c.Hostname == "" {
 		c.Hostname = buildHost
+	}
+	if data, err := os.ReadFile(filepath.Join(cfg.KeyDir(), "cluster.pub")); err == nil {
+		c.ClusterKey = string(data)
 	}
 	if cfg.NFS.Enabled {
 		c.NFS = cfg.NFS.ExportPaths
