@@ -85,6 +85,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 				}
 				for _, o := range outs {
 					got[o.Path] = o
+					if bytes.Contains(o.Data, []byte("<no value>")) {
+						t.Errorf("%s renders a missing value:\n%s", o.Path, o.Data)
+					}
 					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
 						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
 					}
@@ -93,6 +96,11 @@ func TestShippedOverlaysRender(t *testing.T) {
 			want, ok := expect[name]
 			if !ok {
 				if strings.HasPrefix(name, "ww") {
+					for p, o := range got {
+						if len(o.Data) == 0 && o.Link == "" {
+							t.Errorf("%s: %s is empty", name, p)
+						}
+					}
 					t.Logf("overlay %s rendered %d files; its content is tested by its owner", name, len(got))
 					return
 				}
