@@ -307,6 +307,7 @@ type Stats struct {
 	Unchanged int
 	Failed    int
 	Shared    int // shared archives written
+	HostKeys  int // ssh host keys made (once per node and type)
 }
 
 // Build builds the overlay images of kinds (System, Runtime; both if
@@ -322,7 +323,10 @@ func (b *Builder) Build(db *node.DB, names []string, kinds ...string) (Stats, er
 		return Stats{}, err
 	}
 	defer unlock()
-	return b.build(db, names, kinds)
+	made := b.keys.made
+	st, err := b.build(db, names, kinds)
+	st.HostKeys = b.keys.made - made
+	return st, err
 }
 
 // lock serializes builds of different processes (wwctl and warewulfd).

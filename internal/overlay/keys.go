@@ -48,6 +48,7 @@ type keyStore struct {
 	keys map[string]*HostKey // "node type"
 	stat fileStat
 	new  bool // keys made since the last save
+	made int  // keys made by this store, for Stats
 }
 
 type fileStat struct {
@@ -126,6 +127,7 @@ func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
 	}
 	k.keys[nodeName+" "+keyType] = hk
 	k.new = true
+	k.made++
 	return hk, nil
 }
 
