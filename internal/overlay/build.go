@@ -43,6 +43,10 @@ type Options struct {
 	HostRoot string
 	// Workers render nodes in parallel (default GOMAXPROCS).
 	Workers int
+	// RescanAfter lets a build of named nodes trust its last look at the
+	// overlays' files for this long (0: always look). BuildNode, called by
+	// warewulfd per request, uses a second.
+	RescanAfter time.Duration
 }
 
 // Builder builds overlay images and remembers, between calls, what it
@@ -58,6 +62,7 @@ type Builder struct {
 	overlays map[string]*loadedOverlay
 	keys     *keyStore
 	reads    *readCache // files included during the current build
+	recent   bool       // the current build may reuse a recent scan
 
 	imu     sync.Mutex // guards indexes, which Parts reads during a build
 	indexes map[string]*index
@@ -155,9 +160,13 @@ type loadedOverlay struct {
 	entries   []Entry
 	sig       string
 	templates []*parsedTemplate
+	scanned   time.Time
 }
 
 func (b *Builder) load(name string) (*loadedOverlay, error) {
+	if l, ok := b.overlays[name]; ok && b.recent && time.Since(l.scanned) < b.opts.RescanAfter {
+		return l, nil
+	}
 	ov, err := Find(b.cfg, name)
 	if err != nil {
 		return nil, err
@@ -168,9 +177,10 @@ func (b *Builder) load(name string) (*loadedOverlay, error) {
 	}
 	sig := signature(ov.Dir, entries)
 	if l, ok := b.overlays[name]; ok && l.sig == sig {
+		l.scanned = time.Now()
 		return l, nil
 	}
-	l := &loadedOverlay{ov: ov, entries: entries, sig: sig}
+	l := &loadedOverlay{ov: ov, entries: entries, sig: sig, scanned: time.Now()}
 	for _, e := range entries {
 		if !e.Template {
 			continue
@@ -359,6 +369,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 		}
 	}
 	all := len(names) == 0
+	b.recent = !all
 	v, err := b.view(db, all)
 	if err != nil {
 		return st, err

@@ -10,6 +10,7 @@ package overlay
 
 import (
 	"sync"
+	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
@@ -33,7 +34,7 @@ func builderFor(cfg *config.Config) *Builder {
 	defer buildersMu.Unlock()
 	b, ok := builders[cfg]
 	if !ok {
-		b = NewBuilder(cfg, Options{})
+		b = NewBuilder(cfg, Options{RescanAfter: time.Second})
 		builders[cfg] = b
 	}
 	return b

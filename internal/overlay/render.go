@@ -25,6 +25,7 @@ func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Ren
 	if err != nil {
 		return nil, err
 	}
+	b.recent = false
 	l, err := b.load(overlayName)
 	if err != nil {
 		return nil, err
