@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/sshkey"
 )
 
 const benchNodes = 10_000
@@ -257,7 +258,7 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 		// also in the default key types, costs this much more per node, once.
 		rsaStart := time.Now()
 		for k := 0; k < 4; k++ {
-			if _, err := NewHostKey("rsa", "bench"); err != nil {
+			if _, err := sshkey.New("rsa", "bench"); err != nil {
 				b.Fatal(err)
 			}
 		}

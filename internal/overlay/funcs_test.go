@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/sshkey"
 )
 
 // TestTemplateFunctions builds a site overlay that uses every function
@@ -138,7 +139,7 @@ func TestAttributesErrors(t *testing.T) {
 // TestNewHostKeyTypes makes one key of each type and reads it back.
 func TestNewHostKeyTypes(t *testing.T) {
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
-		k, err := NewHostKey(typ, "root@n1")
+		k, err := sshkey.New(typ, "root@n1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +155,7 @@ func TestNewHostKeyTypes(t *testing.T) {
 			}
 		}
 	}
-	if _, err := NewHostKey("dsa", "x"); err == nil {
+	if _, err := sshkey.New("dsa", "x"); err == nil {
 		t.Fatal("dsa accepted")
 	}
 }

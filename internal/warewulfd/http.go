@@ -244,10 +244,16 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 		return cs[0], nil
 	}
 	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
-	if err != nil && st.cfg.Warewulf.AutobuildOverlays {
+	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.db) {
+		// Missing, or not yet checked against this nodes.conf: BuildNode
+		// rebuilds only if the node's inputs changed.
 		_, err, _ = s.builds.Do(key, func() (any, error) {
-			s.log.Infof("warewulfd: building %s overlay of %s", kind, n.Name)
-			return nil, s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind)
+			s.log.Debugf("warewulfd: bringing %s overlay of %s up to date", kind, n.Name)
+			if err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind); err != nil {
+				return nil, err
+			}
+			s.checked.Store(key, st.db)
+			return nil, nil
 		})
 		if err == nil {
 			files, err = s.prov.Overlay(st.cfg, n.Name, kind)
