@@ -183,10 +183,15 @@ func compareTrees(t testing.TB, want, got map[string]fileState) {
 	}
 }
 
+const helperEnv = "WWIMAGE_HELPER_BUILD"
+
 func TestMain(m *testing.M) {
 	// containers/storage re-executes the binary for some layer operations.
 	if reexec.Init() {
 		return
+	}
+	if name := os.Getenv(helperEnv); name != "" {
+		os.Exit(helperBuild(name))
 	}
 	os.Exit(m.Run())
 }

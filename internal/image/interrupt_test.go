@@ -17,24 +17,21 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
-// TestHelperBuild is not a test: the interrupt tests run the test binary
-// as a child that builds an image, then kill it mid-build.
-func TestHelperBuild(t *testing.T) {
-	if os.Getenv("WWIMAGE_HELPER_BUILD") == "" {
-		t.Skip("helper process only")
-	}
+// helperBuild runs in a child process (see TestMain): the interrupt tests
+// start it to build an image, then kill it mid-build.
+func helperBuild(name string) int {
 	cfg, err := config.Load(os.Getenv("WW_CONFIG"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if _, err := Build(ctx, cfg, os.Getenv("WWIMAGE_HELPER_BUILD"), BuildOptions{Force: true}); err != nil {
+	if _, err := Build(ctx, cfg, name, BuildOptions{Force: true}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
+		return 3
 	}
-	os.Exit(0)
+	return 0
 }
 
 func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
@@ -61,8 +58,8 @@ func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
 			oldImage, _ := os.ReadFile(before.Image)
 			oldInfo, _ := os.ReadFile(filepath.Join(cfg.ImageProvisionDir("img"), buildInfoFile))
 
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBuild$")
-			cmd.Env = append(os.Environ(), "WWIMAGE_HELPER_BUILD=img", "WW_CONFIG="+cfg.File())
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), helperEnv+"=img", "WW_CONFIG="+cfg.File())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
