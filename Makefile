@@ -48,9 +48,11 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	install -m 0755 $(BIN)/wwctl $(DESTDIR)$(PREFIX)/bin/wwctl
 	install -m 0755 $(BIN)/warewulfd $(DESTDIR)$(PREFIX)/sbin/warewulfd
 	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe
-	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || install -m 0644 etc/warewulf.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || sed "s|/usr/share/warewulf|$(PREFIX)/share/warewulf|; s|/etc/warewulf|$(SYSCONFDIR)/warewulf|; s|/var/lib/warewulf|$(LOCALSTATEDIR)/warewulf|" etc/warewulf.conf > $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf || install -m 0640 etc/nodes.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf
 	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
+	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp
+	install -m 0644 etc/dhcp/*.tmpl $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf

@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds warewulf.conf, nodes.conf and the template directories.
 //
-//go:embed warewulf.conf nodes.conf ipxe
+//go:embed warewulf.conf nodes.conf ipxe dhcp
 var FS embed.FS

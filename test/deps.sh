@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   make gcc git cpio pigz zstd busybox-static iproute2         # build, archives
   ipxe qemu-system-x86 ovmf                                   # VM boots
-  tftp-hpa dnsmasq udhcpc isc-dhcp-client                     # TFTP and DHCP peers
+  tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk                                             # benchmarks
 )
@@ -20,6 +20,6 @@ if ((${#missing[@]})); then
 fi
 # The distribution registry and nginx are started by the tests that need
 # them, on loopback; keep the packaged services from holding their ports.
-for svc in docker-registry nginx dnsmasq; do
+for svc in docker-registry nginx dnsmasq isc-dhcp-server; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done

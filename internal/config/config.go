@@ -73,6 +73,16 @@ type DHCPConf struct {
 	Interfaces  []string `yaml:"interfaces,omitempty"`
 	Proxy       bool     `yaml:"proxy,omitempty"`
 	SystemdName string   `yaml:"systemd name,omitempty"`
+	// Domain is the DNS domain handed to nodes; default: the node's cluster name.
+	Domain string `yaml:"domain,omitempty"`
+	// ConfigFile is where `wwctl configure dhcp` writes the dnsmasq or
+	// dhcpd config; default /etc/dnsmasq.d/warewulf.conf or /etc/dhcp/dhcpd.conf.
+	ConfigFile string `yaml:"config file,omitempty"`
+	// TFTP makes the generated dnsmasq config serve the iPXE binaries by
+	// TFTP itself (off: warewulfd or another TFTP server does).
+	TFTP bool `yaml:"tftp,omitempty"`
+	// LeaseTime is the lease length in seconds of the built-in server.
+	LeaseTime int `yaml:"lease time,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
 }
@@ -166,6 +176,9 @@ func (c *Config) applyDefaults() {
 	if c.DHCP.Server == "" {
 		c.DHCP.Server = "builtin"
 	}
+	if c.DHCP.LeaseTime == 0 {
+		c.DHCP.LeaseTime = 3600
+	}
 	if c.DHCP.Template == "" {
 		c.DHCP.Template = "default"
 	}
@@ -227,7 +240,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(data)
+	c, err := parse(data, abs != DefaultFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -236,11 +249,30 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes, defaults and validates a warewulf.conf document.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte) (*Config, error) { return parse(data, false) }
+
+// parse decodes a document. A warewulf.conf that is not the installed one
+// keeps its node database and state beside it unless `paths:` says
+// otherwise, so pointing WW_CONFIG at a file is all a sandbox needs.
+func parse(data []byte, relocated bool) (*Config, error) {
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	if relocated {
+		p := &c.Paths
+		for _, d := range []struct {
+			field *string
+			value string
+		}{{&p.Sysconfdir, "."}, {&p.Localstatedir, "state"}, {&p.Rundir, "run"}} {
+			if *d.field == "" {
+				*d.field = d.value
+			}
+		}
+		if c.TFTP.TftpRoot == "" {
+			c.TFTP.TftpRoot = "tftp"
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -283,6 +315,9 @@ func (c *Config) Validate() error {
 	case "builtin", "dnsmasq", "dhcpd":
 	default:
 		return fmt.Errorf("dhcp: server: %q is not builtin, dnsmasq or dhcpd", c.DHCP.Server)
+	}
+	if c.DHCP.LeaseTime < 60 {
+		return fmt.Errorf("dhcp: lease time: %d must be at least 60 seconds", c.DHCP.LeaseTime)
 	}
 	for key, v := range map[string]string{"range start": c.DHCP.RangeStart, "range end": c.DHCP.RangeEnd} {
 		if v != "" && net.ParseIP(v).To4() == nil {

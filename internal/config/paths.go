@@ -78,3 +78,19 @@ func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") 
 
 // LeaseFile is where the built-in DHCP server persists its leases.
 func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }
+
+// DHCPConfigFile is where `wwctl configure dhcp` writes the config of the
+// external DHCP server (dhcp: server: dnsmasq or dhcpd).
+func (c *Config) DHCPConfigFile() string {
+	switch {
+	case c.DHCP.ConfigFile != "":
+		return c.abs(c.DHCP.ConfigFile)
+	case c.DHCP.Server == "dhcpd":
+		return "/etc/dhcp/dhcpd.conf"
+	default:
+		return "/etc/dnsmasq.d/warewulf.conf"
+	}
+}
+
+// DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
+func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }

@@ -32,6 +32,12 @@ func (db *DB) Merged(name string) (*Node, error) {
 	return n, nil
 }
 
+// Overlay layers the values src sets onto dst with the merge rules, for
+// bulk imports that update records in place.
+func Overlay(dst, src *Conf) {
+	mergeValue(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), "", "", map[string]string{})
+}
+
 // MergedProfile returns a profile on its own, as a Node, for listing.
 func (db *DB) MergedProfile(name string) (*Node, error) {
 	c, ok := db.Profiles[name]

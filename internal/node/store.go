@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
 	"github.com/gofrs/flock"
-	"gopkg.in/yaml.v3"
 
 	"github.com/warewulf-ng/warewulf/internal/safefile"
 )
@@ -17,20 +15,9 @@ import (
 // Parse decodes and validates a nodes.conf document. An empty document is
 // an empty database.
 func Parse(data []byte) (*DB, error) {
-	db := &DB{}
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(db); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
-	}
-	if db.Profiles == nil {
-		db.Profiles = map[string]*Conf{}
-	}
-	if db.Nodes == nil {
-		db.Nodes = map[string]*Conf{}
-	}
-	for name, p := range db.Profiles {
-		if p == nil {
-			db.Profiles[name] = &Conf{}
-		}
+	db, err := decode(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := db.Validate(); err != nil {
 		return nil, err
@@ -40,29 +27,26 @@ func Parse(data []byte) (*DB, error) {
 
 // Marshal renders the database as nodes.conf YAML.
 func (db *DB) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(db); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return encode(db)
 }
 
 // Load reads nodes.conf. A missing file is an empty database, so a fresh
 // controller starts with `wwctl profile add`.
-func Load(path string) (*DB, error) {
+func Load(path string) (*DB, error) { return read(path, true) }
+
+// read loads nodes.conf; Update validates once, after its change, instead.
+func read(path string, validate bool) (*DB, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Parse(nil)
+		data, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	db, err := Parse(data)
+	db, err := decode(data)
+	if err == nil && validate {
+		err = db.Validate()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -79,7 +63,7 @@ func Update(path string, change func(*DB) error) error {
 	}
 	defer lock.Unlock()
 
-	db, err := Load(path)
+	db, err := read(path, false)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,222 @@
 package wwctl
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"sort"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/controller"
+	"github.com/warewulf-ng/warewulf/internal/dhcp"
+	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/safefile"
+)
+
+type configureFlags struct {
+	all         bool
+	dryRun      bool
+	noReload    bool
+	hostsFile   string
+	exportsFile string
+}
 
 func newConfigureCmd() *cobra.Command {
-	return &cobra.Command{Use: "configure", Short: "Manage configures (not yet built)"}
+	var f configureFlags
+	cmd := &cobra.Command{
+		Use:   "configure [--all]",
+		Short: "Configure the controller's services for the cluster (dhcp, hostfile, nfs, ssh, tftp)",
+		Long: "Writes the controller-side configuration the cluster needs. With --all, runs every " +
+			"service that warewulf.conf enables: dhcp (when dhcp: server is dnsmasq or dhcpd), hostfile, " +
+			"nfs (when nfs: enabled), ssh, and tftp (when tftp: enabled).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !f.all {
+				return cmd.Help()
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			steps := []func(*cobra.Command, *config.Config, *configureFlags) error{}
+			if cfg.DHCP.Enabled && cfg.DHCP.Server != "builtin" {
+				steps = append(steps, configureDHCP)
+			}
+			steps = append(steps, configureHostfile)
+			if cfg.NFS.Enabled {
+				steps = append(steps, configureNFS)
+			}
+			steps = append(steps, configureSSH)
+			if cfg.TFTP.Enabled {
+				steps = append(steps, configureTFTP)
+			}
+			for _, step := range steps {
+				if err := step(cmd, cfg, &f); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	pf := cmd.PersistentFlags()
+	cmd.Flags().BoolVarP(&f.all, "all", "a", false, "configure every enabled service")
+	pf.BoolVar(&f.dryRun, "dry-run", false, "print what would be written, change nothing")
+	pf.BoolVar(&f.noReload, "no-reload", false, "write the config but do not restart the service")
+	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` updates")
+	pf.StringVar(&f.exportsFile, "exports-file", "/etc/exports", "exports file that `configure nfs` updates")
+
+	for _, sub := range []struct {
+		use, short string
+		run        func(*cobra.Command, *config.Config, *configureFlags) error
+	}{
+		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) and restart it", configureDHCP},
+		{"hostfile", "Add the nodes to the controller's /etc/hosts (between markers)", configureHostfile},
+		{"nfs", "Export the nfs: export paths to the cluster network in /etc/exports", configureNFS},
+		{"ssh", "Create the cluster's ssh host keys and root login key if missing", configureSSH},
+		{"tftp", "Copy the iPXE binaries (tftp: ipxe) into the TFTP root for an external TFTP server", configureTFTP},
+	} {
+		sub := sub
+		cmd.AddCommand(&cobra.Command{
+			Use:   sub.use,
+			Short: sub.short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				cfg, err := loadConfig()
+				if err != nil {
+					return err
+				}
+				return sub.run(cmd, cfg, &f)
+			},
+		})
+	}
+	return cmd
+}
+
+func loadNodes(cfg *config.Config) (*node.DB, error) { return node.Load(cfg.NodesConf()) }
+
+func configureDHCP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	db, err := loadNodes(cfg)
+	if err != nil {
+		return err
+	}
+	data, err := dhcp.RenderConfig(cfg, db)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.dryRun {
+		_, err := out.Write(data)
+		return err
+	}
+	file := cfg.DHCPConfigFile()
+	if err := safefile.WriteFile(file, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "dhcp: wrote %s\n", file)
+	service := cfg.DHCP.SystemdName
+	if cfg.DHCP.Server == "dnsmasq" && (service == "" || service == "dhcpd") {
+		service = "dnsmasq"
+	} else if service == "" {
+		service = "isc-dhcp-server"
+	}
+	return reload(out, f, service)
+}
+
+func reload(out io.Writer, f *configureFlags, service string) error {
+	if f.noReload {
+		return nil
+	}
+	msg, err := controller.Reload(service)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, msg)
+	return nil
+}
+
+func configureHostfile(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	db, err := loadNodes(cfg)
+	if err != nil {
+		return err
+	}
+	block, err := controller.HostsBlock(cfg, db)
+	if err != nil {
+		return err
+	}
+	return writeBlock(cmd.OutOrStdout(), f, "hostfile", f.hostsFile, block)
+}
+
+func writeBlock(out io.Writer, f *configureFlags, what, file, block string) error {
+	if f.dryRun {
+		_, err := fmt.Fprintf(out, "%s\n%s%s\n", controller.BeginMarker, block, controller.EndMarker)
+		return err
+	}
+	changed, err := controller.UpdateBlock(file, block)
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintf(out, "%s: updated %s\n", what, file)
+	} else {
+		fmt.Fprintf(out, "%s: %s is up to date\n", what, file)
+	}
+	return nil
+}
+
+func configureNFS(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	out := cmd.OutOrStdout()
+	if err := writeBlock(out, f, "nfs", f.exportsFile, controller.ExportsBlock(cfg)); err != nil || f.dryRun || f.noReload {
+		return err
+	}
+	if _, err := exec.LookPath("exportfs"); err != nil {
+		fmt.Fprintln(out, "nfs: exportfs not found: install an NFS server and run `exportfs -ra`")
+		return nil
+	}
+	if msg, err := exec.Command("exportfs", "-ra").CombinedOutput(); err != nil {
+		return fmt.Errorf("exportfs -ra: %v: %s", err, msg)
+	}
+	fmt.Fprintln(out, "nfs: exportfs -ra")
+	return nil
+}
+
+func configureSSH(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	out := cmd.OutOrStdout()
+	if f.dryRun {
+		fmt.Fprintf(out, "ssh: would create missing keys under %s (types %v)\n", cfg.KeyDir(), cfg.SSH.KeyTypes)
+		return nil
+	}
+	created, err := controller.EnsureSSHKeys(cfg)
+	for _, c := range created {
+		fmt.Fprintf(out, "ssh: created %s\n", c)
+	}
+	if err == nil && len(created) == 0 {
+		fmt.Fprintf(out, "ssh: keys under %s already exist\n", cfg.KeyDir())
+	}
+	return err
+}
+
+func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	out := cmd.OutOrStdout()
+	if f.dryRun {
+		arches := make([]string, 0, len(cfg.TFTP.IPXE))
+		for arch := range cfg.TFTP.IPXE {
+			arches = append(arches, arch)
+		}
+		sort.Strings(arches)
+		for _, arch := range arches {
+			fmt.Fprintf(out, "tftp: would copy %s/%s to %s (client arch %s)\n", cfg.IpxeSourceDir(), cfg.TFTP.IPXE[arch], cfg.TftpRoot(), arch)
+		}
+		return nil
+	}
+	files, missing, err := controller.CopyIPXE(cfg)
+	for _, file := range files {
+		fmt.Fprintf(out, "tftp: wrote %s\n", file)
+	}
+	for _, file := range missing {
+		logrus.Warnf("tftp: %s is missing: clients of that architecture cannot boot", file)
+	}
+	return err
 }

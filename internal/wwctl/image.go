@@ -25,9 +25,9 @@ func newImageCmd() *cobra.Command {
 	return cmd
 }
 
-// signalContext is cancelled by SIGINT or SIGTERM, so a long import or
+// imgSignalContext is cancelled by SIGINT or SIGTERM, so a long import or
 // build stops cleanly and removes its temporaries.
-func signalContext() (context.Context, context.CancelFunc) {
+func imgSignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -59,7 +59,7 @@ func newImageImportCmd() *cobra.Command {
 				}
 				o.Password = line
 			}
-			ctx, stop := signalContext()
+			ctx, stop := imgSignalContext()
 			defer stop()
 			o.Progress = cmd.ErrOrStderr()
 			if _, err := image.Import(ctx, cfg, args[0], args[1], o); err != nil {
@@ -67,7 +67,7 @@ func newImageImportCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s as %s\n", args[0], args[1])
 			if build {
-				return buildImages(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
+				return imgBuild(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
 			}
 			return nil
 		},
@@ -112,9 +112,9 @@ func newImageBuildCmd() *cobra.Command {
 					return err
 				}
 			}
-			ctx, stop := signalContext()
+			ctx, stop := imgSignalContext()
 			defer stop()
-			return buildImages(ctx, cmd, cfg, args, o)
+			return imgBuild(ctx, cmd, cfg, args, o)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "build every image")
@@ -123,7 +123,7 @@ func newImageBuildCmd() *cobra.Command {
 	return cmd
 }
 
-func buildImages(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names []string, o image.BuildOptions) error {
+func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names []string, o image.BuildOptions) error {
 	for _, n := range names {
 		if !image.Exists(cfg, n) {
 			return fmt.Errorf("image %q does not exist", n)
@@ -144,12 +144,12 @@ func buildImages(ctx context.Context, cmd *cobra.Command, cfg *config.Config, na
 			kv = "kernel " + r.Info.Kernels[0].Version
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s, %s, %d files, %s in %s\n", n, r.Info.Image,
-			humanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
+			imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
 	}
 	return nil
 }
 
-func humanSize(n int64) string {
+func imgHumanSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -182,7 +182,7 @@ func newImageListCmd() *cobra.Command {
 			for _, n := range names {
 				size, kernel, state := "-", "-", "not built"
 				if bi, err := image.ReadBuildInfo(cfg, n); err == nil {
-					size = humanSize(bi.ImageSize)
+					size = imgHumanSize(bi.ImageSize)
 					if len(bi.Kernels) > 0 {
 						kernel = bi.Kernels[0].Version
 					}
@@ -243,7 +243,7 @@ func newImageShowCmd() *cobra.Command {
 					state = "stale (run wwctl image build)"
 				}
 				fmt.Fprintf(out, "Built:     %s, %s\n", bi.Built.Format(time.RFC3339), state)
-				fmt.Fprintf(out, "Archive:   %s/%s (%s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, humanSize(bi.ImageSize), bi.Files)
+				fmt.Fprintf(out, "Archive:   %s/%s (%s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, imgHumanSize(bi.ImageSize), bi.Files)
 			} else {
 				fmt.Fprintf(out, "Built:     no\n")
 			}
@@ -256,13 +256,6 @@ func newImageShowCmd() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func newImageDeleteCmd() *cobra.Command {
@@ -312,9 +305,9 @@ func newImageCopyCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %s to %s\n", args[0], args[1])
 			if build {
-				ctx, stop := signalContext()
+				ctx, stop := imgSignalContext()
 				defer stop()
-				return buildImages(ctx, cmd, cfg, args[1:], image.BuildOptions{})
+				return imgBuild(ctx, cmd, cfg, args[1:], image.BuildOptions{})
 			}
 			return nil
 		},
@@ -354,7 +347,7 @@ func newImageExecCmd() *cobra.Command {
 changed, unless --nobuild. The exit status is the command's.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return execInImage(cmd, args[0], args[1:], nil, nobuild)
+			return imgExec(cmd, args[0], args[1:], nil, nobuild)
 		},
 	}
 	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
@@ -378,25 +371,25 @@ func newImageShellCmd() *cobra.Command {
 					sh = "/bin/bash"
 				}
 			}
-			return execInImage(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
+			return imgExec(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
 		},
 	}
 	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
 	return cmd
 }
 
-// exitError carries a command's exit status out of wwctl.
-type exitError int
+// imgExitError carries a command's exit status out of wwctl.
+type imgExitError int
 
-func (e exitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
-func (e exitError) ExitCode() int { return int(e) }
+func (e imgExitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
+func (e imgExitError) ExitCode() int { return int(e) }
 
-func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
+func imgExec(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	ctx, stop := imgSignalContext()
 	defer stop()
 	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
 		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env})
@@ -404,12 +397,12 @@ func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bo
 		return err
 	}
 	if !nobuild {
-		if err := buildImages(context.Background(), cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
+		if err := imgBuild(context.Background(), cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
 			return err
 		}
 	}
 	if code != 0 {
-		return exitError(code)
+		return imgExitError(code)
 	}
 	return nil
 }
@@ -442,9 +435,9 @@ move the files it owns. Without --write, only show what would change.`,
 				fmt.Fprintln(cmd.OutOrStdout(), "(not changed: run again with --write)")
 			}
 			if build && o.Write {
-				ctx, stop := signalContext()
+				ctx, stop := imgSignalContext()
 				defer stop()
-				return buildImages(ctx, cmd, cfg, args, image.BuildOptions{})
+				return imgBuild(ctx, cmd, cfg, args, image.BuildOptions{})
 			}
 			return nil
 		},

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/warewulf-ng/warewulf/etc"
+)
+
+func TestShippedConfigLoads(t *testing.T) {
+	data, err := etc.FS.ReadFile("warewulf.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Warewulf.Port != 9873 || !c.Warewulf.Secure || c.NodesConf() != "/etc/warewulf/nodes.conf" ||
+		c.ImageRootfs("rocky") != "/var/lib/warewulf/chroots/rocky/rootfs" || len(c.NFS.ExportPaths) != 2 {
+		t.Errorf("unexpected values: %+v", c)
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Warewulf.Port != 9873 || c.Warewulf.UpdateInterval != 60 || c.Network != "192.168.200.0" || c.IpxeSourceDir() != "/usr/lib/ipxe" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestValidationNamesTheKey(t *testing.T) {
+	cases := map[string]string{
+		"ipaddr: 10.0.0.999\n":                          "ipaddr",
+		"netmask: 255.0.255.0\n":                        "netmask",
+		"warewulf: {port: 70000}\n":                     "port",
+		"warewulf: {image compression: lz4}\n":          "lz4",
+		"dhcp: {range start: nope}\n":                   "range start",
+		"dhcp: {server: kea}\n":                         "kea",
+		"tftp: {ipxe: {\"00:00\": ../../etc/shadow}}\n": "../../etc/shadow",
+		"nfs: {export paths: [{path: home}]}\n":         "home",
+		"ssh: {key types: [dss]}\n":                     "dss",
+		"warewulf: [\n":                                 "invalid YAML",
+	}
+	for doc, want := range cases {
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v does not name %q", doc, err, want)
+		}
+	}
+}
+
+func TestRelocatedConfigKeepsStateBesideIt(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "warewulf.conf")
+	os.WriteFile(file, []byte("ipaddr: 10.0.0.1\npaths:\n  wwprovisiondir: /srv/provision\n"), 0o644)
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodesConf() != filepath.Join(dir, "nodes.conf") || c.ImageStoreDir() != filepath.Join(dir, "state/chroots") ||
+		c.ProvisionDir() != "/srv/provision" || c.DataDir() != "/usr/share/warewulf" {
+		t.Errorf("paths: nodes %s images %s provision %s data %s", c.NodesConf(), c.ImageStoreDir(), c.ProvisionDir(), c.DataDir())
+	}
+}
+
+func TestSandbox(t *testing.T) {
+	dir := t.TempDir()
+	file, err := WriteSandbox(dir, SandboxOptions{Ipaddr: "10.99.0.1", Port: 9999, Datadir: "/src/ww"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ipaddr != "10.99.0.1" || c.Warewulf.Port != 9999 || c.DistOverlayDir() != "/src/ww/overlays" ||
+		c.SiteOverlayDir() != filepath.Join(dir, "state/overlays") || c.NodesConf() != filepath.Join(dir, "etc/nodes.conf") {
+		t.Errorf("sandbox: %+v", c)
+	}
+	if _, err := WriteSandbox(dir, SandboxOptions{}); err == nil {
+		t.Error("a second sandbox overwrote the first")
+	}
+}
+
+func TestEnvAndFlag(t *testing.T) {
+	t.Setenv(EnvVar, "/from/env.conf")
+	if Path("") != "/from/env.conf" || Path("/flag.conf") != "/flag.conf" {
+		t.Error("flag must beat $WW_CONFIG, which must beat the default")
+	}
+	t.Setenv(EnvVar, "")
+	if Path("") != DefaultFile {
+		t.Error("default")
+	}
+}

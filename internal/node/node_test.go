@@ -1,0 +1,235 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func mustParse(t *testing.T, doc string) *DB {
+	t.Helper()
+	db, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestMergeRules(t *testing.T) {
+	db := mustParse(t, `
+nodeprofiles:
+  base:
+    image name: rocky
+    kernel: {args: [quiet, console=ttyS0]}
+    system overlay: [wwinit, hostname]
+    tags: {rack: r1, role: compute}
+    network devices:
+      default: {device: eth0, netmask: 255.255.0.0}
+  gpu:
+    image name: rocky-gpu
+    kernel: {args: [nouveau.modeset=0]}
+    tags: {role: gpu}
+nodes:
+  n1:
+    profiles: [base, gpu]
+    kernel: {args: [~quiet]}
+    system overlay: [~hostname, extra]
+    network devices:
+      default: {hwaddr: 52:54:00:AA:BB:CC, ipaddr: 10.0.0.1}
+`)
+	n, err := db.Merged("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ImageName != "rocky-gpu" || n.Source["image name"] != "profile:gpu" {
+		t.Errorf("image: last profile should win, got %q from %q", n.ImageName, n.Source["image name"])
+	}
+	if got := n.KernelArgs(); got != "console=ttyS0 nouveau.modeset=0" {
+		t.Errorf("kernel args = %q", got)
+	}
+	if !reflect.DeepEqual([]string(n.SystemOverlay), []string{"wwinit", "extra"}) {
+		t.Errorf("system overlay = %v", n.SystemOverlay)
+	}
+	if n.Tags["rack"] != "r1" || n.Tags["role"] != "gpu" {
+		t.Errorf("tags = %v", n.Tags)
+	}
+	d := n.NetDevs["default"]
+	if d.Device != "eth0" || d.Netmask != "255.255.0.0" || d.Ipaddr != "10.0.0.1" || d.Hwaddr != "52:54:00:aa:bb:cc" {
+		t.Errorf("netdev = %+v", d)
+	}
+	if n.Source["network devices.default.device"] != "profile:base" || n.Source["network devices.default.ipaddr"] != "node" {
+		t.Errorf("sources = %v", n.Source)
+	}
+	// Merging must not write through to the profiles.
+	if got := db.Profiles["base"].NetDevs["default"].Ipaddr; got != "" {
+		t.Errorf("merge wrote into the profile: %q", got)
+	}
+	if len(db.Profiles["base"].SystemOverlay) != 2 {
+		t.Errorf("merge changed the profile's list")
+	}
+}
+
+func TestV4FileKeepsUnknownKeys(t *testing.T) {
+	data, err := os.ReadFile("testdata/v4-nodes.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Merged("n002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.KernelArgs() != "quiet crashkernel=no vga=791 net.naming-scheme=v238 nouveau.modeset=0" {
+		t.Errorf("kernel args = %q", n.KernelArgs())
+	}
+	if n.Ipmi.UserName != "admin" || n.Ipmi.Ipaddr != "10.2.0.2" || n.Tags["accel"] != "a100" {
+		t.Errorf("merged ipmi/tags wrong: %+v %v", n.Ipmi, n.Tags)
+	}
+	out, err := db.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"WW_INTERNAL: 45", "primary: true", "vfstype: ext4", "asset key: ABC-123", "type: infiniband"} {
+		if !strings.Contains(string(out), key) {
+			t.Errorf("rewrite lost %q", key)
+		}
+	}
+	again, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2, _ := again.Marshal()
+	if string(out) != string(out2) {
+		t.Error("marshal is not stable across a round trip")
+	}
+}
+
+func TestValidation(t *testing.T) {
+	cases := map[string]string{
+		"bad mac":         "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:zz:00:01}}}}",
+		"bad ip":          "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.300}}}}",
+		"bad netmask":     "nodes: {n1: {network devices: {default: {netmask: 255.0.255.0}}}}",
+		"bad mtu":         "nodes: {n1: {network devices: {default: {mtu: jumbo}}}}",
+		"duplicate ip":    "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.1}}}, n2: {network devices: {x: {ipaddr: 10.0.0.1}}}}",
+		"duplicate mac":   "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}, n2: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}}",
+		"unknown profile": "nodes: {n1: {profiles: [nope]}}",
+		"bad name":        "nodes: {-n1: {}}",
+		"bad ipv6":        "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
+		"bad yaml":        "nodes: [",
+		"bad root":        "nodes: {n1: {root: somewhere}}",
+	}
+	for name, doc := range cases {
+		if _, err := Parse([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error is not one line: %q", name, err)
+		}
+	}
+}
+
+func TestExpandNames(t *testing.T) {
+	cases := map[string][]string{
+		"n[001-003]":      {"n001", "n002", "n003"},
+		"n[1-3,7]":        {"n1", "n2", "n3", "n7"},
+		"a,b,a":           {"a", "b"},
+		"r[1-2]n[08-09]":  {"r1n08", "r1n09", "r2n08", "r2n09"},
+		"n[9-10]x":        {"n9x", "n10x"},
+		"n1, n[2-3],gpu1": {"n1", "n2", "n3", "gpu1"},
+	}
+	for in, want := range cases {
+		got, err := ExpandNames([]string{in})
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"n[3-1]", "n[1-", "n]", "n[a-b]", "n[1-99999999]", "n[[1]]"} {
+		if _, err := ExpandNames([]string{bad}); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}
+
+func TestStepIP(t *testing.T) {
+	for _, c := range []struct {
+		ip   string
+		n    int
+		want string
+	}{{"10.10.0.1", 499, "10.10.1.244"}, {"10.0.0.255", 1, "10.0.1.0"}, {"fd00::ff", 1, "fd00::100"}} {
+		if got, err := StepIP(c.ip, c.n); err != nil || got != c.want {
+			t.Errorf("StepIP(%s, %d) = %s, %v; want %s", c.ip, c.n, got, err, c.want)
+		}
+	}
+	if _, err := StepIP("255.255.255.255", 1); err == nil {
+		t.Error("overflow accepted")
+	}
+}
+
+func TestUpdateFailureLeavesFileUntouched(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nodes.conf")
+	if err := Update(path, func(db *DB) error {
+		db.Profiles["default"] = &Conf{}
+		db.Nodes["n1"] = &Conf{Profiles: List{"default"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	err := Update(path, func(db *DB) error {
+		db.Nodes["n2"] = &Conf{Profiles: List{"missing"}}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), `"missing"`) {
+		t.Fatalf("err = %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Error("a failed update changed nodes.conf")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temp file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestReadCSV(t *testing.T) {
+	order, nodes, err := ReadCSV(strings.NewReader("name,hwaddr,ipaddr,netmask,profiles\n" +
+		"n1,52:54:00:00:00:01,10.0.0.1,255.255.255.0,default\n" +
+		"# a comment\n" +
+		"n2,52:54:00:00:00:02,10.0.0.2,,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(order, []string{"n1", "n2"}) || nodes["n2"].NetDevs["default"].Ipaddr != "10.0.0.2" ||
+		nodes["n1"].Profiles[0] != "default" {
+		t.Errorf("got %v %+v", order, nodes)
+	}
+	if _, _, err := ReadCSV(strings.NewReader("name,colour\nn1,red\n")); err == nil || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("unknown column: %v", err)
+	}
+}
+
+func TestFieldsWithSources(t *testing.T) {
+	data, _ := os.ReadFile("testdata/v4-nodes.conf")
+	db, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := db.Merged("n001")
+	found := map[string]Field{}
+	for _, f := range n.Fields() {
+		found[f.Path] = f
+	}
+	if f := found["ipmi.username"]; f.Value != "admin" || f.Source != "profile:default" {
+		t.Errorf("ipmi.username = %+v", f)
+	}
+	if f := found["network devices.ib0.ipaddr"]; f.Value != "10.1.0.1" || f.Source != "node" {
+		t.Errorf("ib0 ipaddr = %+v", f)
+	}
+}

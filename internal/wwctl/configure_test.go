@@ -1,0 +1,133 @@
+package wwctl
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// wwctlRun runs the command tree in process and returns its output.
+func wwctlRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	global = globalFlags{}
+	root := NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// configureSandbox writes a warewulf.conf with a dnsmasq DHCP server, its
+// config file and TFTP root inside dir, and a nodes.conf with one node.
+func configureSandbox(t *testing.T) (dir, conf string) {
+	t.Helper()
+	dir = t.TempDir()
+	conf = filepath.Join(dir, "warewulf.conf")
+	os.WriteFile(conf, []byte(`ipaddr: 10.0.0.1
+netmask: 255.255.255.0
+dhcp:
+  enabled: true
+  server: dnsmasq
+  interfaces: [veth9]
+  config file: out/dnsmasq.conf
+tftp:
+  enabled: true
+  tftproot: tftp
+nfs:
+  enabled: true
+  export paths:
+    - path: /home
+      export options: rw,sync
+ssh:
+  key types: [ed25519]
+paths:
+  sysconfdir: etc
+  localstatedir: state
+  ipxesource: ipxe
+`), 0o644)
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte(`nodes:
+  n1:
+    network devices:
+      default: {hwaddr: "52:54:00:00:00:01", ipaddr: 10.0.0.11}
+`), 0o644)
+	os.MkdirAll(filepath.Join(dir, "ipxe"), 0o755)
+	os.WriteFile(filepath.Join(dir, "ipxe", "undionly.kpxe"), []byte("bios"), 0o644)
+	os.WriteFile(filepath.Join(dir, "ipxe", "snponly.efi"), []byte("efi"), 0o644)
+	return dir, conf
+}
+
+func TestConfigureDHCPDryRunWritesNothing(t *testing.T) {
+	dir, conf := configureSandbox(t)
+	out, err := wwctlRun(t, "--config", conf, "configure", "dhcp", "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"interface=veth9", "dhcp-host=52:54:00:00:00:01,set:ww-1,10.0.0.11,n1,3600", "port=0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Error("--dry-run wrote the config")
+	}
+}
+
+func TestConfigureAll(t *testing.T) {
+	dir, conf := configureSandbox(t)
+	hosts := filepath.Join(dir, "hosts")
+	exports := filepath.Join(dir, "exports")
+	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644)
+	out, err := wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	check := func(file string, want ...string) {
+		t.Helper()
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(data), w) {
+				t.Errorf("%s lacks %q:\n%s", file, w, data)
+			}
+		}
+	}
+	check(filepath.Join(dir, "out", "dnsmasq.conf"), "dhcp-host=52:54:00:00:00:01")
+	check(hosts, "127.0.0.1 localhost\n# BEGIN warewulf", "10.0.0.11       n1\n")
+	check(exports, "/home 10.0.0.0/24(rw,sync)")
+	check(filepath.Join(dir, "etc", "keys", "cluster.pub"), "ssh-ed25519 ")
+	check(filepath.Join(dir, "etc", "keys", "ssh_host_ed25519_key"), "OPENSSH PRIVATE KEY")
+	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
+
+	// Running again changes nothing and keeps the keys.
+	key, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster"))
+	out, err = wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports)
+	if err != nil || !strings.Contains(out, "is up to date") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster")); !bytes.Equal(key, again) {
+		t.Error("the cluster key changed")
+	}
+}
+
+func TestConfigureBadInput(t *testing.T) {
+	dir, conf := configureSandbox(t)
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte("nodes:\n  n1:\n    network devices:\n      default: {ipaddr: 10.0.0.300}\n"), 0o644)
+	_, err := wwctlRun(t, "--config", conf, "configure", "hostfile", "--hosts-file", hosts)
+	if err == nil || !strings.Contains(err.Error(), "10.0.0.300") {
+		t.Errorf("bad node address: %v", err)
+	}
+	if _, err := os.Stat(hosts); !os.IsNotExist(err) {
+		t.Error("a failed run wrote the hosts file")
+	}
+	if _, err := wwctlRun(t, "--config", conf, "configure", "bogus"); err == nil {
+		t.Error("an unknown service was accepted")
+	}
+}
