@@ -96,7 +96,7 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 
 // importDir copies a chroot directory.
 func importDir(ctx context.Context, src, rootfs string) (*Meta, error) {
-	if err := copyTree(src, rootfs); err != nil {
+	if err := copyTree(ctx, src, rootfs); err != nil {
 		return nil, err
 	}
 	return &Meta{Source: "dir:" + src}, ctx.Err()
