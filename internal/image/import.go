@@ -52,6 +52,13 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 	var fill func(rootfs string) (*Meta, error)
 	switch {
 	case IsOCISource(source):
+		// Bad references and options fail here, before the store is touched.
+		if _, err := parseReference(source); err != nil {
+			return nil, err
+		}
+		if _, err := o.systemContext(); err != nil {
+			return nil, fmt.Errorf("importing %s: %w", source, err)
+		}
 		fill = func(rootfs string) (*Meta, error) { return importOCI(ctx, source, rootfs, o) }
 	default:
 		st, err := os.Stat(source)

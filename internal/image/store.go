@@ -270,11 +270,15 @@ func stage(cfg *config.Config, name string, force bool, fill func(rootfs string)
 	}
 	// One import of a name at a time; holding the lock, the temporaries a
 	// killed import of this name left are safe to remove.
-	lock := flock.New(filepath.Join(store, "."+name+".lock"))
+	lockPath := filepath.Join(store, "."+name+".lock")
+	lock := flock.New(lockPath)
 	if ok, err := lock.TryLock(); err != nil || !ok {
 		return fmt.Errorf("image %q is being imported by another process", name)
 	}
-	defer lock.Unlock()
+	defer func() {
+		os.Remove(lockPath) // leave nothing behind, even after a failure
+		lock.Unlock()
+	}()
 	cleanStale(store, name)
 	tmp, err := os.MkdirTemp(store, "."+name+".import-")
 	if err != nil {
