@@ -252,37 +252,62 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	start := time.Now()
 	bi := &BuildInfo{Fingerprint: p.fingerprint, Compression: comp,
 		Image: "image.img" + comp.Suffix(), Files: len(p.image)}
-	var pending []*safefile.File
+	// The archives are written side by side: one compressed stream rarely
+	// keeps every core busy (zstd's stream encoder uses about one), and the
+	// kmods archive is often as big as the image.
+	var (
+		mu      sync.Mutex
+		pending []*safefile.File
+		wg      sync.WaitGroup
+		errs    = make([]error, 1+len(p.kernels))
+	)
 	defer func() {
 		for _, f := range pending {
 			f.Abort()
 		}
 	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	write := func(file string, fill func(io.Writer) error) (int64, error) {
 		f, err := safefile.Create(filepath.Join(dir, file), 0o644)
 		if err != nil {
 			return 0, err
 		}
+		mu.Lock()
 		pending = append(pending, f)
+		mu.Unlock()
 		if err := fill(f); err != nil {
+			cancel()
 			return 0, fmt.Errorf("image %s: %s: %w", name, file, err)
 		}
 		return f.Seek(0, io.SeekCurrent)
 	}
-	bi.ImageSize, err = write(bi.Image, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.image, w, comp) })
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range p.kernels {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bi.ImageSize, errs[0] = write(bi.Image, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.image, w, comp) })
+	}()
+	for i, k := range p.kernels {
 		bk := BuiltKernel{Version: k.Version, Kernel: "kernel-" + k.Version,
 			Kmods: "kmods-" + k.Version + ".img" + comp.Suffix()}
-		if _, err := write(bk.Kernel, func(w io.Writer) error { return copyFile(w, k.Path) }); err != nil {
-			return nil, err
-		}
-		if _, err := write(bk.Kmods, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp) }); err != nil {
-			return nil, err
-		}
 		bi.Kernels = append(bi.Kernels, bk)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, errs[i+1] = write(bk.Kernel, func(w io.Writer) error { return copyFile(w, k.Path) }); errs[i+1] != nil {
+				return
+			}
+			_, errs[i+1] = write(bk.Kmods, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp) })
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	for _, f := range pending {
 		if err := f.Commit(); err != nil {
