@@ -437,10 +437,8 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 	var next uint64 = 1
 	linkBuf := make([]byte, unix.PathMax)
 	for i := range list {
-		if i&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		e := &list[i]
 		h := archive.Header{Name: e.rel, Mode: e.mode, UID: e.uid, GID: e.gid, Nlink: 1,
@@ -476,7 +474,7 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 				return err
 			}
 			if h.Size > 0 {
-				if err := copyBody(w, rootfd, e.rel, h.Size); err != nil {
+				if err := copyBody(ctx, w, rootfd, e.rel, h.Size); err != nil {
 					return fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
 				}
 			}
@@ -492,7 +490,7 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 
 // copyBody copies size bytes of a file into the archive with a bare
 // open/read/close: no fstat, no poller registration, no atime update.
-func copyBody(w *archive.Writer, rootfd int, rel string, size int64) error {
+func copyBody(ctx context.Context, w *archive.Writer, rootfd int, rel string, size int64) error {
 	fd, err := unix.Openat(rootfd, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 	if err == unix.EPERM {
 		fd, err = unix.Openat(rootfd, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -501,7 +499,11 @@ func copyBody(w *archive.Writer, rootfd int, rel string, size int64) error {
 		return err
 	}
 	defer unix.Close(fd)
-	n, err := w.ReadFrom(fdReader(fd))
+	var r io.Reader = fdReader(fd)
+	if size > 1<<20 { // big files: stop mid-file when cancelled
+		r = ctxReader{ctx, r}
+	}
+	n, err := w.ReadFrom(r)
 	if err != nil {
 		if n < size {
 			return fmt.Errorf("changed during the build (read %d of %d bytes): %w", n, size, err)
