@@ -1,6 +1,7 @@
 package wwctl
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -53,11 +54,11 @@ func newImageImportCmd() *cobra.Command {
 				return err
 			}
 			if passwordStdin {
-				var line string
-				if _, err := fmt.Fscanln(cmd.InOrStdin(), &line); err != nil {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
 					return fmt.Errorf("reading the password from stdin: %w", err)
 				}
-				o.Password = line
+				o.Password = strings.TrimRight(line, "\r\n")
 			}
 			ctx, stop := imgSignalContext()
 			defer stop()
