@@ -390,15 +390,23 @@ func imgExec(cmd *cobra.Command, name string, argv, env []string, nobuild bool) 
 	if err != nil {
 		return err
 	}
-	ctx, stop := imgSignalContext()
-	defer stop()
+	// Ctrl-C and Ctrl-\ at the terminal are for the command (a shell keeps
+	// running); wwctl catches them so as not to die, without ignoring them,
+	// which the command would inherit. SIGTERM is passed on.
+	swallow := make(chan os.Signal, 1)
+	signal.Notify(swallow, os.Interrupt, syscall.SIGQUIT)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
 		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env})
+	stop()
+	signal.Stop(swallow)
 	if err != nil {
 		return err
 	}
 	if !nobuild {
-		if err := imgBuild(context.Background(), cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
+		bctx, bstop := imgSignalContext()
+		defer bstop()
+		if err := imgBuild(bctx, cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
 			return err
 		}
 	}
