@@ -241,6 +241,9 @@ func TestStoreCommands(t *testing.T) {
 	if _, err := Import(ctx, cfg, "/nonexistent/dir", "two", ImportOptions{}); err == nil || Exists(cfg, "two") {
 		t.Fatalf("import of a missing source: %v", err)
 	}
+	if _, err := Import(ctx, cfg, filepath.Dir(cfg.ImageStoreDir()), "two", ImportOptions{}); err == nil || !strings.Contains(err.Error(), "image store") {
+		t.Fatalf("import of a parent of the store: %v", err)
+	}
 	if _, err := Import(ctx, cfg, "ftp:thing", "two", ImportOptions{}); err == nil || !strings.Contains(err.Error(), `"ftp:thing"`) {
 		t.Fatalf("unknown transport: %v", err)
 	}

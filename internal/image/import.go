@@ -74,6 +74,9 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 		}
 		switch {
 		case st.IsDir():
+			if store, _ := filepath.Abs(cfg.ImageStoreDir()); store == abs || strings.HasPrefix(store, strings.TrimSuffix(abs, "/")+"/") {
+				return nil, fmt.Errorf("source %q holds the image store %s: import a chroot directory, not a parent of the store", source, store)
+			}
 			fill = func(rootfs string) (*Meta, error) { return importDir(ctx, abs, rootfs) }
 		case st.Mode().IsRegular():
 			fill = func(rootfs string) (*Meta, error) { return importTar(ctx, abs, rootfs) }
