@@ -192,8 +192,9 @@ func makePlan(rootfs string, comp archive.Compression) (*plan, error) {
 		if firmware != "" {
 			dirs = append(dirs, firmware)
 		}
+		kernelCopy := k.Modules + "/vmlinuz" // served as the kernel already
 		km := pruner{drop: func(rel string) bool {
-			if ex.match(rel) {
+			if ex.match(rel) || rel == kernelCopy {
 				return true
 			}
 			for _, d := range dirs {

@@ -78,6 +78,8 @@ func makeRootfs(t testing.TB, root string) {
 	mk("lib/modules/6.1.0-10-amd64/modules.dep", 0o644, "dep")
 	mk("lib/modules/6.1.0-9-amd64/kernel/net/e1000.ko", 0o644, "module 9")
 	mk("lib/modules/5.0-orphan/kernel/x.ko", 0o644, "no kernel for me")
+	mk("lib/modules/6.0.0-rocky/vmlinuz", 0o755, "rocky kernel") // the Red Hat layout
+	mk("lib/modules/6.0.0-rocky/kernel/y.ko", 0o644, "module rocky")
 	mk("lib/firmware/fw.bin", 0o644, "firmware")
 }
 
@@ -117,7 +119,7 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 			rootfs := cfg.ImageRootfs("test")
 			want := snapshot(t, rootfs, func(rel string) bool {
 				return rel == "boot" || rel == "var/cache/apt" || strings.HasSuffix(rel, ".pyc") ||
-					rel == "lib/modules/6.1.0-9-amd64"
+					rel == "lib/modules/6.1.0-9-amd64" || rel == "lib/modules/6.0.0-rocky"
 			}, true)
 			if want["usr/bin/passwd"].Perm&fs.ModeSetuid == 0 || want["tmp"].Perm&fs.ModeSticky == 0 || want["usr/lib/data/b"].LinkedTo != "usr/lib/data/a" {
 				t.Fatal("the test rootfs lacks its setuid file, sticky dir or hard link")
@@ -133,6 +135,21 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 			extract(t, old.Kmods, out9)
 			if b, err := os.ReadFile(filepath.Join(out9, "lib/modules/6.1.0-9-amd64/kernel/net/e1000.ko")); err != nil || string(b) != "module 9" {
 				t.Fatalf("kmods of 6.1.0-9: %q %v", b, err)
+			}
+			rocky, err := BuiltArtifacts(cfg, "test", "6.0.0-rocky")
+			if err != nil {
+				t.Fatal(err)
+			}
+			outR := t.TempDir()
+			extract(t, rocky.Kmods, outR)
+			if k, _ := os.ReadFile(rocky.Kernel); string(k) != "rocky kernel" {
+				t.Fatalf("kernel from /lib/modules: %q", k)
+			}
+			if _, err := os.Stat(filepath.Join(outR, "lib/modules/6.0.0-rocky/vmlinuz")); !os.IsNotExist(err) {
+				t.Fatal("the kmods archive carries the kernel again")
+			}
+			if b, _ := os.ReadFile(filepath.Join(outR, "lib/modules/6.0.0-rocky/kernel/y.ko")); string(b) != "module rocky" {
+				t.Fatal("the kmods archive lacks the rocky module")
 			}
 			if _, err := BuiltArtifacts(cfg, "test", "9.9"); err == nil || !strings.Contains(err.Error(), `"9.9"`) {
 				t.Fatalf("unknown kernel version: %v", err)
