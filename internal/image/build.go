@@ -252,7 +252,7 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 
 	start := time.Now()
 	bi := &BuildInfo{Fingerprint: p.fingerprint, Compression: comp,
-		Image: "image.img" + comp.Suffix(), Files: len(p.image)}
+		Image: "image.img", Files: len(p.image)}
 	// The archives are written side by side: one compressed stream rarely
 	// keeps every core busy (zstd's stream encoder uses about one), and the
 	// kmods archive is often as big as the image.
@@ -290,7 +290,7 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	}()
 	for i, k := range p.kernels {
 		bk := BuiltKernel{Version: k.Version, Kernel: "kernel-" + k.Version,
-			Kmods: "kmods-" + k.Version + ".img" + comp.Suffix()}
+			Kmods: "kmods-" + k.Version + ".img"}
 		bi.Kernels = append(bi.Kernels, bk)
 		wg.Add(1)
 		go func() {

@@ -144,8 +144,8 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 		if len(r.Info.Kernels) > 0 {
 			kv = "kernel " + r.Info.Kernels[0].Version
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s, %s, %d files, %s in %s\n", n, r.Info.Image,
-			imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s (%s, %s), %d files, %s in %s\n", n, r.Info.Image,
+			r.Info.Compression, imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
 	}
 	return nil
 }
@@ -244,7 +244,7 @@ func newImageShowCmd() *cobra.Command {
 					state = "stale (run wwctl image build)"
 				}
 				fmt.Fprintf(out, "Built:     %s, %s\n", bi.Built.Format(time.RFC3339), state)
-				fmt.Fprintf(out, "Archive:   %s/%s (%s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, imgHumanSize(bi.ImageSize), bi.Files)
+				fmt.Fprintf(out, "Archive:   %s/%s (%s, %s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, bi.Compression, imgHumanSize(bi.ImageSize), bi.Files)
 			} else {
 				fmt.Fprintf(out, "Built:     no\n")
 			}
