@@ -329,14 +329,19 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	return &BuildResult{Info: bi, Rebuilt: true}, nil
 }
 
-// Stale reports whether image name needs a build: never built, or its
-// rootfs changed since.
+// Stale reports whether `wwctl image build NAME` would rebuild: never
+// built, its rootfs changed since, or warewulf.conf now asks for another
+// compression.
 func Stale(cfg *config.Config, name string) (bool, error) {
 	bi, err := ReadBuildInfo(cfg, name)
 	if err != nil {
 		return true, nil
 	}
-	p, err := makePlan(cfg.ImageRootfs(name), bi.Compression)
+	comp, err := compressionFor(cfg, archive.None)
+	if err != nil {
+		return true, err
+	}
+	p, err := makePlan(cfg.ImageRootfs(name), comp)
 	if err != nil {
 		return true, err
 	}
