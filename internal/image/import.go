@@ -31,11 +31,15 @@ type ImportOptions struct {
 	Progress io.Writer
 }
 
-// ociTransports are the containers/image transports Import accepts.
-var ociTransports = []string{"docker://", "oci-archive:", "docker-archive:", "oci:", "containers-storage:"}
-
 // IsOCISource reports whether source names a containers/image reference.
-func IsOCISource(source string) bool { return hasPrefixAny(source, ociTransports...) }
+func IsOCISource(source string) bool {
+	for _, tr := range transports {
+		if strings.HasPrefix(source, tr.prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // Import brings source into the store as image name. Source is a
 // containers/image reference (docker://, oci-archive:, docker-archive:,
@@ -64,7 +68,7 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 		st, err := os.Stat(source)
 		if err != nil {
 			if strings.Contains(source, ":") && !strings.HasPrefix(source, "/") && !strings.HasPrefix(source, ".") {
-				return nil, fmt.Errorf("source %q is neither a file, a directory nor a known transport (%s)", source, strings.Join(ociTransports, ", "))
+				return nil, fmt.Errorf("source %q is neither a file, a directory nor a known transport (%s)", source, transportNames())
 			}
 			return nil, fmt.Errorf("source %q: %w", source, err)
 		}

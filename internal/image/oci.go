@@ -31,16 +31,27 @@ var transports = []struct {
 	prefix string
 	t      types.ImageTransport
 }{
-	{"docker:", docker.Transport},
+	{"docker://", docker.Transport},
 	{"oci-archive:", ociarchive.Transport},
 	{"docker-archive:", dockerarchive.Transport},
 	{"oci:", ocilayout.Transport},
 	{"containers-storage:", cistorage.Transport},
 }
 
+func transportNames() string {
+	var names []string
+	for _, tr := range transports {
+		names = append(names, tr.prefix)
+	}
+	return strings.Join(names, ", ")
+}
+
 func parseReference(source string) (types.ImageReference, error) {
 	for _, tr := range transports {
 		if rest, ok := strings.CutPrefix(source, tr.prefix); ok {
+			if tr.t == docker.Transport {
+				rest = "//" + rest // the docker transport wants its "//"
+			}
 			ref, err := tr.t.ParseReference(rest)
 			if err != nil {
 				return nil, fmt.Errorf("source %q: %w", source, err)
