@@ -52,6 +52,7 @@ func makeRootfs(t testing.TB, root string) {
 	must(os.MkdirAll(filepath.Join(root, "tmp"), 0o755))
 	must(unix.Chmod(filepath.Join(root, "tmp"), 0o1777))
 	mk("etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n")
+	must(unix.Setxattr(filepath.Join(root, "etc/passwd"), "user.ww", []byte("hello"), 0))
 	mk("etc/shadow", 0o640, "root:*:19000::::::\n")
 	must(os.Chown(filepath.Join(root, "etc/shadow"), 0, 42))
 	mk("home/user/file", 0o600, "owned by someone else\n")
@@ -93,6 +94,9 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareTrees(t, snapshot(t, src, nil, true), snapshot(t, cfg.ImageRootfs("test"), nil, true))
+	if x := xattrOf(t, filepath.Join(cfg.ImageRootfs("test"), "etc/passwd")); x != "hello" {
+		t.Fatalf("the user.ww xattr was not copied: %q", x)
+	}
 
 	for _, comp := range []archive.Compression{archive.Gzip, archive.Zstd} {
 		t.Run(string(comp), func(t *testing.T) {
