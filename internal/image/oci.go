@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -17,7 +16,6 @@ import (
 	ociarchive "github.com/containers/image/v5/oci/archive"
 	ocilayout "github.com/containers/image/v5/oci/layout"
 	"github.com/containers/image/v5/pkg/blobinfocache/none"
-	"github.com/containers/image/v5/signature"
 	cistorage "github.com/containers/image/v5/storage"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/storage/pkg/archive"
@@ -113,9 +111,6 @@ func importOCI(ctx context.Context, source, rootfs string, o ImportOptions) (*Me
 	}
 	defer src.Close()
 	unparsed := ciimage.UnparsedInstance(src, nil)
-	if err := checkPolicy(ctx, sys, unparsed); err != nil {
-		return nil, err
-	}
 	topManifest, topType, err := unparsed.Manifest(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest: %w", err)
@@ -206,30 +201,6 @@ func applyLayer(ctx context.Context, src types.ImageSource, cache types.BlobInfo
 	}
 	if !verifier.Verified() {
 		return errors.New("digest mismatch: the blob is corrupt")
-	}
-	return nil
-}
-
-// checkPolicy enforces the containers signature policy (policy.json) when
-// the host has one.
-func checkPolicy(ctx context.Context, sys *types.SystemContext, img types.UnparsedImage) error {
-	policy, err := signature.DefaultPolicy(sys)
-	if err != nil {
-		for _, p := range []string{"/etc/containers/policy.json", filepath.Join(os.Getenv("HOME"), ".config/containers/policy.json")} {
-			if _, serr := os.Stat(p); serr == nil {
-				return fmt.Errorf("signature policy: %w", err)
-			}
-		}
-		logrus.Debugf("no containers policy.json: signatures are not checked")
-		return nil
-	}
-	pc, err := signature.NewPolicyContext(policy)
-	if err != nil {
-		return err
-	}
-	defer pc.Destroy()
-	if ok, err := pc.IsRunningImageAllowed(ctx, img); !ok {
-		return fmt.Errorf("refused by the signature policy: %w", err)
 	}
 	return nil
 }
