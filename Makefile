@@ -9,7 +9,7 @@ TAGS      := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdri
 GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '-s -w -X github.com/warewulf-ng/warewulf/internal/wwctl.Version=$(VERSION)'
 BIN       := bin
 
-.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench demo install clean help
+.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench fuzz demo install clean help
 
 all: build
 
@@ -26,8 +26,14 @@ check: deps test ## install the test dependencies (Debian, root), then run every
 deps: ## install the Debian packages the tests, benchmarks and demo use
 	./test/deps.sh
 
-test: build lint ## every test, VM boots included (needs root and qemu for test/e2e)
+test: build lint fuzz ## every test, VM boots included (needs root and qemu for test/e2e)
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target briefly (FUZZTIME, default 10s)
+	@for f in FuzzParseMAC FuzzParsePath FuzzCheckTFTPName; do \
+	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/warewulfd/ || exit 1; \
+	done
 
 test-unit: ## the tests that need neither root nor qemu
 	$(GO) test -tags '$(TAGS)' -short -count=1 ./internal/...

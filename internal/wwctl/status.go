@@ -1,8 +1,129 @@
 package wwctl
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/warewulfd"
+)
 
 // newNodeStatusCmd is `wwctl node status`: what warewulfd last saw of each node.
 func newNodeStatusCmd() *cobra.Command {
-	return &cobra.Command{Use: "status", Short: "Show each node's last provisioning stage (not yet built)"}
+	var output string
+	var watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:     "status [NODE PATTERN...]",
+		Short:   "Show each node's last provisioning stage, as warewulfd saw it",
+		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status -o json",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output %q is not table or json", output)
+			}
+			if interval < 100*time.Millisecond {
+				return fmt.Errorf("--interval %s is below 100ms", interval)
+			}
+			names, err := node.ExpandNames(args)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			url := warewulfd.StatusURL(cfg)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			for {
+				r, err := warewulfd.FetchStatus(ctx, url)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				r.Nodes = filterNodes(r.Nodes, names)
+				out := cmd.OutOrStdout()
+				if watch && output == "table" {
+					fmt.Fprint(out, "\033[H\033[2J") // clear the terminal
+				}
+				if output == "json" {
+					enc := json.NewEncoder(out)
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				} else {
+					printStatus(out, r)
+				}
+				if !watch {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval with --watch")
+	return cmd
+}
+
+func filterNodes(all []warewulfd.NodeStatus, names []string) []warewulfd.NodeStatus {
+	if len(names) == 0 {
+		return all
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []warewulfd.NodeStatus
+	for _, s := range all {
+		if want[s.Node] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// printStatus writes the table; "ago" is measured on the server's clock so
+// a skewed controller clock does not matter.
+func printStatus(w io.Writer, r *warewulfd.StatusReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTAGE\tLAST SEEN\tFROM")
+	for _, n := range r.Nodes {
+		stage, seen, from := "-", "never", "-"
+		if n.Stage != "" {
+			stage, from = n.Stage, n.IP
+			seen = ago(r.Time.Sub(n.Time)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Node, stage, seen, from)
+	}
+	tw.Flush()
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }

@@ -1,0 +1,66 @@
+package overlay
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/warewulf-ng/warewulf/internal/node"
+)
+
+// Rendered is one file a template produced.
+type Rendered struct {
+	Path     string
+	Mode     uint32
+	UID, GID uint32
+	Link     string // non-empty for a symlink
+	Data     []byte
+}
+
+// Render renders one template of an overlay for a node, as a build would,
+// without writing anything (`wwctl overlay show --render`).
+func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Rendered, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rel, err := CleanPath(file)
+	if err != nil {
+		return nil, err
+	}
+	b.recent = false
+	l, err := b.load(overlayName)
+	if err != nil {
+		return nil, err
+	}
+	var t *parsedTemplate
+	for _, pt := range l.templates {
+		if pt.src == rel {
+			t = pt
+		}
+	}
+	if t == nil {
+		if exists(filepath.Join(l.ov.Rootfs(), rel)) {
+			return nil, fmt.Errorf("overlay %s: %s is not a template (no %s suffix)", overlayName, rel, TemplateSuffix)
+		}
+		return nil, fmt.Errorf("overlay %s has no file %s", overlayName, rel)
+	}
+	v, err := b.view(db, false)
+	if err != nil {
+		return nil, err
+	}
+	i, ok := v.byName[nodeName]
+	if !ok {
+		return nil, fmt.Errorf("node %q does not exist", nodeName)
+	}
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, Data{BuildHost: v.host, BuildTime: buildTime(), Controller: v.ctl})
+	outs, err := rs.render(t, v.nodes[i])
+	if err == nil {
+		err = b.keys.save()
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := make([]Rendered, len(outs))
+	for i, o := range outs {
+		res[i] = Rendered{Path: o.path, Mode: o.mode, UID: o.uid, GID: o.gid, Link: o.link, Data: o.data}
+	}
+	return res, nil
+}

@@ -1,0 +1,181 @@
+package overlay
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+// expect checks what a shipped overlay renders for node n1 of sampleDB.
+// Every file a template writes is listed with strings it must contain.
+var expect = map[string]map[string][]string{
+	"hostname": {"etc/hostname": {"n1\n"}},
+	"hosts": {"etc/hosts": {"127.0.0.1", "10.0.0.1   ctl.cluster warewulf", "10.0.1.1   n1 n1.alpha", "10.1.1.1   n1-ib",
+		"10.0.1.2   n2\n", "10.0.1.3   n3"}},
+	"resolv": {"etc/resolv.conf": {"search alpha.cluster", "nameserver 10.0.0.53\nnameserver 10.0.0.54"}},
+	"issue":  {"etc/issue": {"n1 (cluster alpha), image rocky", "from ctl.cluster"}},
+	"fstab":  {"etc/fstab": {"10.0.0.1:/home /home nfs rw,vers=4 0 0", "tmpfs /scratch tmpfs size=1g 0 0"}},
+	"netname": {
+		"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"},
+		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
+	},
+	"networkd": {
+		"etc/systemd/network/20-warewulf-eth0.network": {"MACAddress=52:54:00:00:00:01", "Address=10.0.1.1/24", "Gateway=10.0.0.1", "MTUBytes=9000"},
+		"etc/systemd/network/20-warewulf-ib0.network":  {"Name=ib0", "Address=10.1.1.1/16", "Address=fd00::1/64"},
+	},
+	"NetworkManager": {
+		"etc/NetworkManager/system-connections/warewulf-eth0.nmconnection": {"type=ethernet", "interface-name=eth0", "mac-address=52:54:00:00:00:01", "address1=10.0.1.1/24,10.0.0.1", "mtu=9000"},
+		"etc/NetworkManager/system-connections/warewulf-ib0.nmconnection":  {"type=infiniband", "address1=10.1.1.1/16", "[ipv6]\nmethod=manual\naddress1=fd00::1/64"},
+	},
+	"ifcfg": {
+		"etc/sysconfig/network-scripts/ifcfg-eth0": {"DEVICE=eth0", "HWADDR=52:54:00:00:00:01", "BOOTPROTO=static", "IPADDR=10.0.1.1", "NETMASK=255.255.255.0", "GATEWAY=10.0.0.1", "MTU=9000"},
+		"etc/sysconfig/network-scripts/ifcfg-ib0":  {"TYPE=InfiniBand", "IPADDR=10.1.1.1", "NETMASK=255.255.0.0", "IPV6ADDR=fd00::1/64"},
+	},
+	"ifupdown": {"etc/network/interfaces.d/warewulf": {"auto eth0\niface eth0 inet static\n    address 10.0.1.1/24\n    gateway 10.0.0.1\n    hwaddress ether 52:54:00:00:00:01\n    mtu 9000",
+		"iface ib0 inet static\n    address 10.1.1.1/16", "iface ib0 inet6 static\n    address fd00::1/64"}},
+	"ssh.host_keys": {
+		"etc/ssh/ssh_host_ed25519_key":     {"-----BEGIN OPENSSH PRIVATE KEY-----"},
+		"etc/ssh/ssh_host_ed25519_key.pub": {"ssh-ed25519 ", " root@n1\n"},
+		"etc/ssh/ssh_host_ecdsa_key":       {"-----BEGIN OPENSSH PRIVATE KEY-----"},
+		"etc/ssh/ssh_host_ecdsa_key.pub":   {"ecdsa-sha2-nistp256 "},
+	},
+	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
+	"syncuser": {
+		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},
+		"etc/group":  {"root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\n"},
+		"etc/shadow": {"root:!:19000::::::\nsshd:!!:19000::::::\nalice:$y$hash:19000:0:99999:7:::\n"},
+	},
+}
+
+// modes are the permission bits and owners some outputs must have.
+var expectMode = map[string][3]uint32{
+	"etc/ssh/ssh_host_ed25519_key":                                     {0o600, 0, 0},
+	"etc/ssh/ssh_host_ed25519_key.pub":                                 {0o644, 0, 0},
+	"etc/NetworkManager/system-connections/warewulf-eth0.nmconnection": {0o600, 0, 0},
+	"root/.ssh/authorized_keys":                                        {0o600, 0, 0},
+	"etc/shadow":                                                       {0o640, 0, 42},
+	"etc/hostname":                                                     {0o644, 0, 0},
+}
+
+// TestShippedOverlaysRender renders every template of every shipped
+// overlay for n1 and checks the overlays this package ships.
+func TestShippedOverlaysRender(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	for _, name := range shippedOverlays(t) {
+		t.Run(name, func(t *testing.T) {
+			ov, err := Find(sb.cfg, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries, err := Scan(ov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]Rendered{}
+			for _, e := range entries {
+				if !e.Template {
+					continue
+				}
+				outs, err := b.Render(db, name, e.Path, "n1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range outs {
+					got[o.Path] = o
+					if bytes.Contains(o.Data, []byte("<no value>")) {
+						t.Errorf("%s renders a missing value:\n%s", o.Path, o.Data)
+					}
+					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
+						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
+					}
+				}
+			}
+			want, ok := expect[name]
+			if !ok {
+				if strings.HasPrefix(name, "ww") {
+					for p, o := range got {
+						if len(o.Data) == 0 && o.Link == "" {
+							t.Errorf("%s: %s is empty", name, p)
+						}
+					}
+					t.Logf("overlay %s rendered %d files; its content is tested by its owner", name, len(got))
+					return
+				}
+				t.Fatalf("shipped overlay %s has no expectations in render_test.go", name)
+			}
+			for file, subs := range want {
+				o, ok := got[file]
+				if !ok {
+					t.Fatalf("%s was not rendered; got %v", file, keys(got))
+				}
+				for _, s := range subs {
+					if !strings.Contains(string(o.Data), s) {
+						t.Errorf("%s lacks %q:\n%s", file, s, o.Data)
+					}
+				}
+				if m, ok := expectMode[file]; ok && (o.Mode != m[0] || o.UID != m[1] || o.GID != m[2]) {
+					t.Errorf("%s: mode %o owner %d:%d, want %o %d:%d", file, o.Mode, o.UID, o.GID, m[0], m[1], m[2])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("rendered %v, want %d files", keys(got), len(want))
+			}
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestResolvFallsBackToController: without a dns tag, a node uses the
+// controller's resolvers minus its loopback stub.
+func TestResolvFallsBackToController(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	outs, err := b.Render(sampleDB(t), "resolv", "etc/resolv.conf.ww", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(outs[0].Data)
+	if !strings.Contains(got, "nameserver 10.0.0.254") || strings.Contains(got, "127.0.0.53") {
+		t.Fatalf("resolv.conf for n2:\n%s", got)
+	}
+}
+
+// TestHostKeysStable: a node's host keys are made once and kept.
+func TestHostKeysStable(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	render := func() string {
+		outs, err := b.Render(db, "ssh.host_keys", "etc/ssh/ssh_host_keys.ww", "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(outs[0].Data) + string(outs[1].Data)
+	}
+	first := render()
+	if first != render() {
+		t.Fatal("host keys changed between renders")
+	}
+	file := HostKeysFile(sb.cfg)
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v %v", file, st, err)
+	}
+	if !strings.HasPrefix(file, sb.cfg.KeyDir()) {
+		t.Fatalf("key %s is not under %s", file, sb.cfg.KeyDir())
+	}
+	// A new process reads the same keys back.
+	b = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	if first != render() {
+		t.Fatal("host keys changed in a new process")
+	}
+}

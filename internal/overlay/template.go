@@ -1,0 +1,510 @@
+package overlay
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/Masterminds/sprig/v3"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/node"
+)
+
+// Controller is what templates know about the controller.
+type Controller struct {
+	Hostname       string // fqdn from warewulf.conf, else the build host's name
+	Ipaddr         string
+	Ipaddr6        string
+	Netmask        string
+	Network        string
+	Prefix         int // netmask as a prefix length
+	Port           int // warewulfd's HTTP port
+	Secure         bool
+	UpdateInterval int
+	NFS            []config.NFSExport // the exports, when nfs is enabled
+	SSHKeyTypes    []string
+	ClientDir      string // where wwclient lives on a node
+	// ClusterKey is the public half of the controller's key for logging in
+	// to nodes (KEYDIR/cluster.pub, made by `wwctl configure ssh`), or "".
+	ClusterKey string
+}
+
+func newController(cfg *config.Config, buildHost string) Controller {
+	c := Controller{
+		Hostname:       cfg.Fqdn,
+		Ipaddr:         cfg.Ipaddr,
+		Ipaddr6:        cfg.Ipaddr6,
+		Netmask:        cfg.Netmask,
+		Network:        cfg.Network,
+		Prefix:         prefixLen(cfg.Netmask),
+		Port:           cfg.Warewulf.Port,
+		Secure:         cfg.Warewulf.Secure,
+		UpdateInterval: cfg.Warewulf.UpdateInterval,
+		SSHKeyTypes:    cfg.SSH.KeyTypes,
+		ClientDir:      cfg.Paths.WWClientdir,
+	}
+	if c.Hostname == "" {
+		c.Hostname = buildHost
+	}
+	if data, err := os.ReadFile(filepath.Join(cfg.KeyDir(), "cluster.pub")); err == nil {
+		c.ClusterKey = string(data)
+	}
+	if cfg.NFS.Enabled {
+		c.NFS = cfg.NFS.ExportPaths
+	}
+	return c
+}
+
+// Data is the dot of every template. Everything that differs between nodes
+// is reached through Node (and the functions that read the node's image or
+// keys); a template that never calls it renders once for all nodes.
+type Data struct {
+	Overlay    string    // the overlay being rendered
+	File       string    // the template's path in the overlay
+	BuildHost  string    // the controller's host name
+	BuildTime  time.Time // $SOURCE_DATE_EPOCH, else the wall clock (not a cache input)
+	Controller Controller
+	st         *renderState
+}
+
+// errNeedsNode stops a cluster-wide render: the template reads the node.
+var errNeedsNode = errors.New("this template reads the node")
+
+// Node is the node's merged record: every field, tags, network devices,
+// ipmi, kernel.
+func (d *Data) Node() (*node.Node, error) {
+	if d.st.node == nil {
+		return nil, errNeedsNode
+	}
+	return d.st.node, nil
+}
+
+// Nodes is every node's merged record, sorted by name.
+func (d *Data) Nodes() []*node.Node {
+	d.st.usedNodes = true
+	return d.st.nodes
+}
+
+// output is one file a template produced.
+type output struct {
+	path     string
+	mode     uint32
+	uid, gid uint32
+	link     string // non-empty: a symlink to link
+	skip     bool
+	start    int // offset of its body in the render buffer
+	data     []byte
+}
+
+// dep is a file a render read, identified as make would.
+type dep struct {
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime"` // -1: absent
+}
+
+// hostKeyDep prefixes the dependency on a host key ("hostkey:NODE TYPE").
+const hostKeyDep = "hostkey:"
+
+func statDep(p string) dep {
+	st, err := os.Stat(p)
+	if err != nil {
+		return dep{Path: p, Size: -1, Mtime: -1}
+	}
+	return dep{Path: p, Size: st.Size(), Mtime: st.ModTime().UnixNano()}
+}
+
+// current reports whether a dependency is as it was.
+func (k *keyStore) current(d dep) bool {
+	if name, ok := strings.CutPrefix(d.Path, hostKeyDep); ok {
+		n, t, _ := strings.Cut(name, " ")
+		return k.sum(n, t) == d.Mtime
+	}
+	return statDep(d.Path) == d
+}
+
+// parsedTemplate is one .ww file, parsed once per build.
+type parsedTemplate struct {
+	overlay string
+	src     string // path in the overlay, with .ww
+	out     string // default output path, without .ww
+	entry   Entry
+	tmpl    *template.Template
+}
+
+// stubFuncs gives the parser every function name; each render binds its own.
+var stubFuncs = func() template.FuncMap {
+	m := sprig.TxtFuncMap()
+	// The controller's environment is no input of the cache and no business
+	// of the nodes.
+	delete(m, "env")
+	delete(m, "expandenv")
+	for name := range (&renderState{}).ownFuncs() {
+		m[name] = func(...any) (string, error) { return "", nil }
+	}
+	return m
+}()
+
+func parseTemplate(overlay string, e Entry, text string) (*parsedTemplate, error) {
+	t, err := template.New(e.Path).Funcs(stubFuncs).Option("missingkey=zero").Parse(text)
+	if err != nil {
+		return nil, templateError(overlay, e.Path, "", err)
+	}
+	return &parsedTemplate{overlay: overlay, src: e.Path, out: strings.TrimSuffix(e.Path, TemplateSuffix), entry: e, tmpl: t}, nil
+}
+
+// TemplateError is a template that failed to parse or render.
+type TemplateError struct {
+	Overlay, File string
+	Line          int
+	Node          string
+	Msg           string
+}
+
+func (e *TemplateError) Error() string {
+	where := "all nodes"
+	if e.Node != "" {
+		where = "node " + e.Node
+	}
+	line := ""
+	if e.Line > 0 {
+		line = fmt.Sprintf(" line %d", e.Line)
+	}
+	return fmt.Sprintf("overlay %s, file %s%s, %s: %s", e.Overlay, e.File, line, where, e.Msg)
+}
+
+var tmplErrRE = regexp.MustCompile(`^template: ([^:]*):(\d+):(?:\d+:)? ?(.*)$`)
+
+func templateError(overlay, file, nodeName string, err error) error {
+	var te *TemplateError
+	if errors.As(err, &te) {
+		return err
+	}
+	e := &TemplateError{Overlay: overlay, File: file, Node: nodeName, Msg: err.Error()}
+	if m := tmplErrRE.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[2])
+		e.Msg = m[3]
+		e.Msg = strings.TrimPrefix(e.Msg, fmt.Sprintf("executing %q ", file))
+	}
+	return e
+}
+
+// readCache reads each included file once per build, however many nodes
+// include it, and remembers its stat as the dependency.
+type readCache struct {
+	mu sync.Mutex
+	m  map[string]*readResult
+}
+
+type readResult struct {
+	once sync.Once
+	data string
+	err  error
+	dep  dep
+}
+
+func newReadCache() *readCache { return &readCache{m: map[string]*readResult{}} }
+
+func (c *readCache) get(path string, read func() ([]byte, error)) *readResult {
+	c.mu.Lock()
+	r, ok := c.m[path]
+	if !ok {
+		r = &readResult{}
+		c.m[path] = r
+	}
+	c.mu.Unlock()
+	r.once.Do(func() {
+		r.dep = statDep(path)
+		data, err := read()
+		r.data, r.err = string(data), err
+	})
+	return r
+}
+
+// renderState is one worker's renderer: its template clones are bound to
+// it, so workers render in parallel without sharing state.
+type renderState struct {
+	hostRoot string
+	cfg      *config.Config
+	keys     *keyStore
+	reads    *readCache
+	node     *node.Node   // nil while rendering for all nodes
+	nodes    []*node.Node // all nodes
+	base     Data
+	clones   map[*parsedTemplate]*template.Template
+
+	// per render
+	usedNodes bool
+	deps      map[string]dep
+	buf       bytes.Buffer
+	outs      []output
+	tmpl      *parsedTemplate
+}
+
+func newRenderState(cfg *config.Config, hostRoot string, keys *keyStore, nodes []*node.Node, base Data) *renderState {
+	st := &renderState{hostRoot: hostRoot, cfg: cfg, keys: keys, nodes: nodes, base: base, clones: map[*parsedTemplate]*template.Template{}, reads: newReadCache()}
+	return st
+}
+
+func (st *renderState) clone(t *parsedTemplate) (*template.Template, error) {
+	if c, ok := st.clones[t]; ok {
+		return c, nil
+	}
+	c, err := t.tmpl.Clone()
+	if err != nil {
+		return nil, err
+	}
+	c.Funcs(st.ownFuncs())
+	st.clones[t] = c
+	return c, nil
+}
+
+// render runs t for n (nil: for all nodes) and returns its outputs.
+// errNeedsNode means t must be rendered per node.
+func (st *renderState) render(t *parsedTemplate, n *node.Node) ([]output, error) {
+	c, err := st.clone(t)
+	if err != nil {
+		return nil, err
+	}
+	st.node, st.tmpl = n, t
+	st.buf.Reset()
+	st.outs = append(st.outs[:0], output{path: t.out, mode: t.entry.Mode, uid: t.entry.UID, gid: t.entry.GID})
+	data := st.base
+	data.Overlay, data.File, data.st = t.overlay, t.src, st
+	if err := c.Execute(&st.buf, &data); err != nil {
+		if errors.Is(err, errNeedsNode) {
+			return nil, errNeedsNode
+		}
+		name := ""
+		if n != nil {
+			name = n.Name
+		}
+		return nil, templateError(t.overlay, t.src, name, err)
+	}
+	body := st.buf.Bytes()
+	var res []output
+	for i, o := range st.outs {
+		end := len(body)
+		if i+1 < len(st.outs) {
+			end = st.outs[i+1].start
+		}
+		o.data = body[o.start:end]
+		// Text before the first `file` call is kept only if it says something.
+		if o.skip || (i == 0 && len(st.outs) > 1 && len(bytes.TrimSpace(o.data)) == 0) {
+			continue
+		}
+		o.data = append([]byte(nil), o.data...)
+		res = append(res, o)
+	}
+	return res, nil
+}
+
+func (st *renderState) cur() *output { return &st.outs[len(st.outs)-1] }
+
+func (st *renderState) addStat(d dep) {
+	if st.deps == nil {
+		st.deps = map[string]dep{}
+	}
+	st.deps[d.Path] = d
+}
+
+func (st *renderState) addDep(p string) {
+	if st.deps == nil {
+		st.deps = map[string]dep{}
+	}
+	if _, ok := st.deps[p]; !ok {
+		st.deps[p] = statDep(p)
+	}
+}
+
+// ownFuncs are the functions beyond sprig's. Those that read the node fail
+// with errNeedsNode in a render for all nodes.
+func (st *renderState) ownFuncs() template.FuncMap {
+	return template.FuncMap{
+		// include reads a file of the controller.
+		"include": func(p string) (string, error) {
+			full := filepath.Join(st.hostRoot, filepath.Clean("/"+p))
+			r := st.reads.get(full, func() ([]byte, error) { return os.ReadFile(full) })
+			st.addStat(r.dep)
+			if r.err != nil {
+				return "", fmt.Errorf("include %s: %w", p, unwrapPath(r.err))
+			}
+			return r.data, nil
+		},
+		// includeImage reads a file of the node's image; "" if it has none.
+		"includeImage": func(p string) (string, error) {
+			if st.node == nil {
+				return "", errNeedsNode
+			}
+			if st.node.ImageName == "" {
+				return "", nil
+			}
+			rootfs := st.cfg.ImageRootfs(st.node.ImageName)
+			rel := filepath.Clean("/" + p)[1:]
+			r := st.reads.get(filepath.Join(rootfs, rel), func() ([]byte, error) {
+				// Inside the image, symlinks resolve within it.
+				root, err := os.OpenRoot(rootfs)
+				if err != nil {
+					return nil, err
+				}
+				defer root.Close()
+				return root.ReadFile(rel)
+			})
+			st.addStat(r.dep)
+			if errors.Is(r.err, fs.ErrNotExist) {
+				return "", nil
+			}
+			if r.err != nil {
+				return "", fmt.Errorf("includeImage %s: %w", p, unwrapPath(r.err))
+			}
+			return r.data, nil
+		},
+		// includeGlob reads every controller file matching a pattern, in
+		// name order, one after the other.
+		"includeGlob": func(pattern string) (string, error) {
+			full := filepath.Join(st.hostRoot, filepath.Clean("/"+pattern))
+			st.addDep(filepath.Dir(full))
+			matches, err := filepath.Glob(full)
+			if err != nil {
+				return "", fmt.Errorf("includeGlob %s: %w", pattern, err)
+			}
+			var b strings.Builder
+			for _, m := range matches {
+				data, err := os.ReadFile(m)
+				st.addDep(m)
+				if err != nil {
+					return "", fmt.Errorf("includeGlob %s: %w", pattern, unwrapPath(err))
+				}
+				b.Write(data)
+				if len(data) > 0 && data[len(data)-1] != '\n' {
+					b.WriteByte('\n')
+				}
+			}
+			return b.String(), nil
+		},
+		// file starts another output file; what follows goes into it.
+		"file": func(p string) (string, error) {
+			clean, err := CleanPath(p)
+			if err != nil {
+				return "", fmt.Errorf("file: %w", err)
+			}
+			e := st.tmpl.entry
+			st.outs = append(st.outs, output{path: clean, mode: e.Mode, uid: e.UID, gid: e.GID, start: st.buf.Len()})
+			return "", nil
+		},
+		// skip drops the current output file.
+		"skip": func() string { st.cur().skip = true; return "" },
+		// symlink makes the current output a symlink to target.
+		"symlink": func(target string) (string, error) {
+			if target == "" {
+				return "", errors.New("symlink: empty target")
+			}
+			st.cur().link = target
+			return "", nil
+		},
+		// mode sets the current output's permission bits (write 0600).
+		"mode": func(m int) (string, error) {
+			if m < 0 || m > 0o7777 {
+				return "", fmt.Errorf("mode: %o is not a file mode", m)
+			}
+			st.cur().mode = uint32(m)
+			return "", nil
+		},
+		// owner sets the current output's owner.
+		"owner": func(uid, gid int) (string, error) {
+			if uid < 0 || gid < 0 || uid > 1<<32-1 || gid > 1<<32-1 {
+				return "", fmt.Errorf("owner: %d:%d is not a UID:GID", uid, gid)
+			}
+			st.cur().uid, st.cur().gid = uint32(uid), uint32(gid)
+			return "", nil
+		},
+		// hostKey returns the node's ssh host key of a type, made once on
+		// the controller and kept.
+		"hostKey": func(keyType string) (*HostKey, error) {
+			if st.node == nil {
+				return nil, errNeedsNode
+			}
+			k, err := st.keys.get(st.node.Name, keyType)
+			if err == nil {
+				p := hostKeyDep + st.node.Name + " " + keyType
+				st.addStat(dep{Path: p, Mtime: st.keys.sum(st.node.Name, keyType)})
+			}
+			return k, err
+		},
+		// primary names a node's primary network device.
+		"primary": func(n *node.Node) string { name, _ := n.Primary(); return name },
+		// flag reads an optional yes/no setting (onboot), def when unset.
+		"flag": func(b *bool, def bool) bool {
+			if b == nil {
+				return def
+			}
+			return *b
+		},
+		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
+		"prefix": prefixLen,
+		// mergeAccounts returns the lines of base (passwd, group or shadow)
+		// followed by those of extra whose name is not in base.
+		"mergeAccounts": mergeAccounts,
+	}
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func prefixLen(mask string) int {
+	ip := net.ParseIP(mask).To4()
+	if ip == nil {
+		return 0
+	}
+	ones, _ := net.IPMask(ip).Size()
+	return ones
+}
+
+func mergeAccounts(base, extra string) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, text := range []string{base, extra} {
+		sc := bufio.NewScanner(strings.NewReader(text))
+		for sc.Scan() {
+			line := sc.Text()
+			name, _, ok := strings.Cut(line, ":")
+			if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") {
+				continue
+			}
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// outputDirs lists the parent directories of p, outermost first.
+func outputDirs(p string) []string {
+	var dirs []string
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		dirs = append([]string{d}, dirs...)
+	}
+	return dirs
+}

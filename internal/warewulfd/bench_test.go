@@ -1,0 +1,336 @@
+package warewulfd
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/overlay"
+)
+
+// startNginx serves root on loopback with sendfile, as a site would serve
+// static files, and stops it by PID when the benchmark ends.
+func startNginx(b *testing.B, root string) string {
+	nginx := needCmd(b, "nginx")
+	dir := b.TempDir()
+	port := freePort(b)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // the files live in a 0700 temp dir
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes %d;
+pid %s/nginx.pid;
+error_log %s/error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path %s/body;
+  proxy_temp_path %s/proxy;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:%d;
+    root %s;
+  }
+}
+`, user, runtime.NumCPU(), dir, dir, dir, dir, port, root)
+	writeFile(b, filepath.Join(dir, "nginx.conf"), []byte(conf))
+	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		cmd.Wait()
+	})
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			b.Fatalf("nginx did not start: %s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return base
+}
+
+// download fetches url total times with c concurrent clients (keep-alive)
+// and returns the bytes per second.
+func download(b *testing.B, url string, c, total int, want int64) float64 {
+	tr := &http.Transport{MaxIdleConnsPerHost: c, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var next, bytes atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for next.Add(1) <= int64(total) {
+				resp, err := client.Get(url)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				var n int64
+				for {
+					k, err := resp.Body.Read(buf)
+					n += int64(k)
+					if err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || n != want {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("%s: %s, %d bytes", url, resp.Status, n))
+					return
+				}
+				bytes.Add(n)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return float64(bytes.Load()) / time.Since(start).Seconds()
+}
+
+// BenchmarkImageDownload: warewulfd against nginx serving the same 64 MiB
+// image file on loopback, taking turns, best of three rounds each (the
+// machine is shared; the best round is the least disturbed).
+func BenchmarkImageDownload(b *testing.B) {
+	const size = 64 << 20
+	e := newEnv(b, envOptions{nodesConf: nodesConf(""), quiet: true, imageSize: size})
+	ng := startNginx(b, e.cfg.ProvisionDir()) + "/images/img/image.img"
+	ww := e.base + "/image/52:54:00:00:00:01"
+	download(b, ng, 1, 2, size) // warm the page cache and both servers
+	download(b, ww, 1, 2, size)
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
+			total := max(24, c)
+			var bestNg, bestWw float64
+			for range b.N {
+				for range 3 {
+					bestNg = max(bestNg, download(b, ng, c, total, size))
+					bestWw = max(bestWw, download(b, ww, c, total, size))
+				}
+			}
+			b.ReportMetric(bestWw/1e6, "warewulfd-MB/s")
+			b.ReportMetric(bestNg/1e6, "nginx-MB/s")
+			b.ReportMetric(bestWw/bestNg, "ratio-vs-nginx")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// wrk runs the wrk load generator (64 connections, 2 threads) against url
+// and returns requests per second; any non-2xx answer or socket error
+// fails the benchmark.
+func wrk(b *testing.B, url string, d time.Duration) float64 {
+	bin := needCmd(b, "wrk")
+	out, err := exec.Command(bin, "-t", "2", "-c", "64", "-d", d.String(), url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	s := string(out)
+	if strings.Contains(s, "Non-2xx") || strings.Contains(s, "Socket errors") {
+		b.Fatalf("wrk saw errors:\n%s", s)
+	}
+	m := wrkRate.FindStringSubmatch(s)
+	if m == nil {
+		b.Fatalf("wrk output:\n%s", s)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// BenchmarkRequestsPerSecond: iPXE scripts and runtime overlays with 64
+// connections (wrk), beside nginx serving the runtime overlay's bytes as a
+// static file. The
+// runtime overlay is measured with secure mode off: wrk cannot pick its
+// source port; the secure checks are a few comparisons (the boot storm
+// runs them).
+func BenchmarkRequestsPerSecond(b *testing.B) {
+	e := newEnv(b, envOptions{nodesConf: nodesConf(""), quiet: true})
+	rt := e.nodeOverlay("n1", overlay.Runtime, 2048)
+	writeFile(b, filepath.Join(e.cfg.ProvisionDir(), "runtime.img"), rt)
+	ngSmall := startNginx(b, e.cfg.ProvisionDir()) + "/runtime.img"
+	const d = 4 * time.Second
+	for _, c := range []struct{ name, url string }{
+		{"ipxe", e.base + "/ipxe/52:54:00:00:00:01"},
+		{"runtime", e.base + "/runtime/52:54:00:00:00:01"},
+		{"nginx-same-runtime-file", ngSmall},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var rate float64
+			for range b.N {
+				rate = wrk(b, c.url, d)
+			}
+			b.ReportMetric(rate, "req/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkBootStorm: 10,000 nodes, 64 at a time, each fetching its iPXE
+// script, kernel, image, kmods and system overlay over one connection from
+// its own address, then its runtime overlay from port 1000 of that address
+// (secure mode on). Files are small (a boot storm here measures request
+// handling; BenchmarkImageDownload measures throughput).
+func BenchmarkBootStorm(b *testing.B) {
+	needRoot(b)
+	const nodes, workers = 10000, 64
+	var conf strings.Builder
+	conf.WriteString("nodeprofiles:\n  default:\n    image name: img\nnodes:\n")
+	mac := func(i int) string { return fmt.Sprintf("52:54:01:00:%02x:%02x", i>>8, i&0xff) }
+	ip := func(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1) }
+	for i := range nodes {
+		fmt.Fprintf(&conf, "  s%05d:\n    profiles: [default]\n    network devices:\n      default:\n        hwaddr: %s\n        ipaddr: %s\n", i, mac(i), ip(i))
+	}
+	e := newEnv(b, envOptions{nodesConf: conf.String(), secure: true, quiet: true, kernelSize: 256 << 10, imageSize: 1 << 20, kmodsSize: 64 << 10})
+	sizes := map[string]int64{"kernel": 256 << 10, "image": 1 << 20, "kmods": 64 << 10}
+	for i := range nodes {
+		sizes[fmt.Sprint("system", i)] = int64(len(e.nodeOverlay(fmt.Sprintf("s%05d", i), overlay.System, 2048)))
+		sizes[fmt.Sprint("runtime", i)] = int64(len(e.nodeOverlay(fmt.Sprintf("s%05d", i), overlay.Runtime, 512)))
+	}
+	host := e.srv.HTTPAddr().String()
+	for range b.N {
+		resetPeakRSS()
+		var next, errs, bytes atomic.Int64
+		var firstErr atomic.Value
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= nodes {
+						return
+					}
+					n, err := bootNode(host, mac(i), ip(i), []int64{-1, sizes["kernel"], sizes["image"], sizes["kmods"], sizes[fmt.Sprint("system", i)]}, sizes[fmt.Sprint("runtime", i)])
+					bytes.Add(n)
+					if err != nil {
+						errs.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Errorf("node %d: %w", i, err))
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		if err, _ := firstErr.Load().(error); err != nil {
+			b.Errorf("%d nodes failed; first: %v", errs.Load(), err)
+		}
+		b.ReportMetric(float64(errs.Load()), "errors")
+		b.ReportMetric(el.Seconds(), "s/storm")
+		b.ReportMetric(float64(nodes)/el.Seconds(), "nodes/s")
+		b.ReportMetric(float64(nodes*6)/el.Seconds(), "req/s")
+		b.ReportMetric(float64(bytes.Load())/el.Seconds()/1e6, "MB/s")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+		b.ReportMetric(0, "ns/op")
+	}
+	if st := e.srv.statusReport(); st.Nodes[nodes-1].Stage != "runtime" {
+		b.Errorf("last node's status: %+v", st.Nodes[nodes-1])
+	}
+}
+
+var stagePaths = []string{"ipxe", "kernel", "image", "kmods", "system"}
+
+// bootNode plays one node: five requests on one keep-alive connection from
+// its address, then the runtime overlay from a privileged port.
+func bootNode(host, mac, ip string, sizes []int64, runtimeSize int64) (int64, error) {
+	var total int64
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", host)
+	if err != nil {
+		return 0, err
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	for i, stage := range stagePaths {
+		n, err := fetch(conn, br, host, "/"+stage+"/"+mac, sizes[i])
+		total += n
+		if err != nil {
+			conn.Close()
+			return total, fmt.Errorf("%s: %w", stage, err)
+		}
+	}
+	conn.Close()
+	d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip), Port: 1000}
+	conn, err = d.Dial("tcp", host)
+	if err != nil {
+		return total, fmt.Errorf("runtime: %w", err)
+	}
+	defer conn.Close()
+	n, err := fetch(conn, bufio.NewReader(conn), host, "/runtime/"+mac, runtimeSize)
+	if err != nil {
+		err = fmt.Errorf("runtime: %w", err)
+	}
+	return total + n, err
+}
+
+func fetch(conn net.Conn, br *bufio.Reader, host, path string, want int64) (int64, error) {
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return n, err
+	}
+	if resp.StatusCode != 200 || (want >= 0 && n != want) {
+		return n, fmt.Errorf("%s, %d bytes (want %d)", resp.Status, n, want)
+	}
+	return n, nil
+}
+
+// resetPeakRSS restarts the kernel's peak-RSS count of this process.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes; it counts
+// the load generator as well as the server.
+func peakRSS() int64 {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,359 @@
+package warewulfd
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/warewulf-ng/warewulf/internal/overlay"
+)
+
+// unknownRetry is how long a node that cannot boot yet waits before it
+// asks again.
+const unknownRetry = 30
+
+// minRate is the slowest average transfer rate a client may have before
+// its response is cut (bytes per second, after a minute's grace).
+const minRate = 1 << 20
+
+// request is one provisioning request on its way through the handler.
+type request struct {
+	w      *recorder
+	r      *http.Request
+	start  time.Time
+	stage  Stage
+	mac    string
+	node   *nodeEntry
+	remote netip.AddrPort
+	why    string // for the log line of a refused request
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch r.URL.Path {
+	case StatusPath:
+		s.serveStatus(w)
+		return
+	case MetricsPath:
+		s.serveMetrics(w)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, EFIPath); ok {
+		s.serveEFI(w, r, name)
+		return
+	}
+	q := &request{w: &recorder{ResponseWriter: w}, r: r, start: time.Now(), stage: stageCount}
+	q.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
+	defer s.finish(q)
+
+	stage, mac, err := ParsePath(r.URL.Path)
+	if err != nil {
+		q.fail(http.StatusNotFound, err.Error())
+		return
+	}
+	q.stage, q.mac = stage, mac
+	if c := r.URL.Query().Get("compress"); c != "" && c != "gz" && c != "zstd" {
+		q.fail(http.StatusBadRequest, fmt.Sprintf("compress=%q is not gz or zstd", c))
+		return
+	}
+	st := s.st.Load()
+	q.node = st.byMAC[mac]
+	if q.node == nil && stage == StageIpxe {
+		if q.node, err = s.discover(mac); err != nil {
+			s.log.Errorf("warewulfd: discovery of %s: %v", mac, err)
+		}
+		st = s.st.Load()
+	}
+	if stage == StageIpxe {
+		s.serveIpxe(st, q)
+		return
+	}
+	if q.node == nil {
+		q.fail(http.StatusNotFound, "unknown hwaddr")
+		return
+	}
+	var body *content
+	switch stage {
+	case StageKernel, StageImage, StageKmods:
+		body, err = s.imageFiles(st, q.node, stage)
+	case StageSystem:
+		body, err = s.overlayFiles(st, q.node, overlay.System)
+	case StageRuntime:
+		if why := checkRuntime(st, q); why != "" {
+			q.fail(http.StatusForbidden, why)
+			return
+		}
+		body, err = s.overlayFiles(st, q.node, overlay.Runtime)
+	}
+	if err != nil {
+		q.fail(http.StatusNotFound, err.Error())
+		return
+	}
+	s.serveContent(q, body)
+}
+
+// EFIPath serves the iPXE binaries over HTTP, for UEFI HTTP boot (the
+// DHCP server hands out http://server:port/efi/snponly.efi).
+const EFIPath = "/efi/"
+
+// serveEFI sends an iPXE binary from the iPXE source directory, the files
+// TFTP serves, under the same name rules.
+func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
+	start, rec := time.Now(), &recorder{ResponseWriter: w}
+	why := ""
+	defer func() {
+		s.metrics.observe(stageCount, rec.bytes, rec.status)
+		s.log.WithFields(logrus.Fields{"file": name, "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
+			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + why)
+	}()
+	f, err := s.openBootFile(name)
+	if err != nil {
+		why = err.Error()
+		http.Error(rec, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		why = err.Error()
+		http.Error(rec, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	why = "served"
+	rec.Header().Set("Content-Type", "application/efi")
+	http.ServeContent(rec, r, "", fi.ModTime(), f)
+}
+
+// checkRuntime applies the secure-mode rules for runtime overlays, which
+// carry secrets; it returns why a request is refused, or "".
+func checkRuntime(st *state, q *request) string {
+	if !st.cfg.Warewulf.Secure {
+		return ""
+	}
+	if !q.remote.IsValid() {
+		return "unknown source address"
+	}
+	if p := q.remote.Port(); p >= 1024 {
+		return "source port " + strconv.Itoa(int(p)) + " is not privileged (secure mode wants < 1024)"
+	}
+	if !q.node.hasAddr(q.remote.Addr()) {
+		return "source address " + q.remote.Addr().Unmap().String() + " is not one of the node's addresses"
+	}
+	if key := q.node.AssetKey; key != "" {
+		got := q.r.URL.Query().Get("assetkey")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
+			return "asset key does not match"
+		}
+	}
+	return ""
+}
+
+func (s *Server) serveIpxe(st *state, q *request) {
+	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
+	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
+	switch n := q.node; {
+	case n == nil:
+		d.Message = "this node (" + q.mac + ") is not in nodes.conf"
+		q.why = "unknown hwaddr"
+	case n.ImageName == "":
+		d.Node, d.Name = n.Node, n.Name
+		d.Message = "node " + n.Name + " has no image"
+		q.why = "no image"
+	default:
+		d.Node, d.Name = n.Node, n.Name
+		d.ImageName = n.ImageName
+		d.KernelArgs = n.KernelArgs()
+		if n.Kernel != nil {
+			d.KernelVersion = n.Kernel.Version
+		}
+		d.Runtime = !st.cfg.Warewulf.Secure
+		tmpl, cacheFor = n.IpxeTemplate, n
+	}
+	script, err := s.ipxe.render(st.cfg.IpxeTemplateDir(), tmpl, cacheFor, d)
+	if err != nil {
+		q.fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	h := q.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(script)))
+	q.w.WriteHeader(http.StatusOK)
+	if q.r.Method != http.MethodHead {
+		q.w.Write(script)
+	}
+}
+
+// baseURL is how the node reached us: the Host it asked, if it is a plain
+// host[:port], else warewulf.conf's address and port.
+func baseURL(st *state, r *http.Request) string {
+	if ipxeHost(r.Host) {
+		return "http://" + r.Host
+	}
+	return "http://" + st.cfg.Ipaddr + ":" + strconv.Itoa(st.cfg.Warewulf.Port)
+}
+
+func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) (*content, error) {
+	if n.ImageName == "" {
+		return nil, errors.New("node has no image")
+	}
+	kver := ""
+	if n.Kernel != nil {
+		kver = n.Kernel.Version
+	}
+	key := "image\x00" + n.ImageName + "\x00" + kver
+	cs, ok := s.cache.get(key)
+	if !ok {
+		a, err := s.prov.Image(st.cfg, n.ImageName, kver)
+		if err != nil {
+			return nil, err
+		}
+		paths := [][]string{{a.Kernel}, {a.Image}, {a.Kmods}}
+		for _, p := range paths {
+			if p[0] != "" && !within(p[0], st.cfg.ProvisionDir(), st.cfg.ImageStoreDir()) {
+				return nil, fmt.Errorf("%s is outside the provision tree", p[0])
+			}
+		}
+		cs = s.cache.put(key, paths...)
+	}
+	c := cs[stage-StageKernel]
+	if c.paths[0] == "" {
+		return nil, fmt.Errorf("image %s has no %s", n.ImageName, stage)
+	}
+	return c, nil
+}
+
+// overlayFiles finds a node's built overlay; a missing or stale one is
+// built once, however many requests ask at the same time, when
+// `autobuild overlays` is on.
+func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, error) {
+	key := kind + "\x00" + n.Name
+	if cs, ok := s.cache.get(key); ok {
+		return cs[0], nil
+	}
+	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
+	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.db) {
+		// Missing, or not yet checked against this nodes.conf: BuildNode
+		// rebuilds only if the node's inputs changed.
+		_, err, _ = s.builds.Do(key, func() (any, error) {
+			s.log.Debugf("warewulfd: bringing %s overlay of %s up to date", kind, n.Name)
+			if err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind); err != nil {
+				return nil, err
+			}
+			s.checked.Store(key, st.db)
+			return nil, nil
+		})
+		if err == nil {
+			files, err = s.prov.Overlay(st.cfg, n.Name, kind)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s overlay of %s is empty", kind, n.Name)
+	}
+	for _, f := range files {
+		if !within(f, st.cfg.ProvisionDir()) {
+			return nil, fmt.Errorf("%s is outside the provision tree", f)
+		}
+	}
+	return s.cache.put(key, files)[0], nil
+}
+
+// serveContent sends a body with Range, ETag and Last-Modified: from
+// memory when it is small, else from its files through sendfile.
+func (s *Server) serveContent(q *request, c *content) {
+	h := q.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if c.data != nil && c.fresh() {
+		h.Set("ETag", c.etag)
+		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
+		return
+	}
+	files, size, mod, etag, err := openFiles(c.paths)
+	if err != nil {
+		q.fail(http.StatusNotFound, err.Error())
+		return
+	}
+	defer closeAll(files)
+	// A client slower than minRate on average is cut off.
+	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
+	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
+	h.Set("ETag", etag)
+	if len(files) == 1 {
+		http.ServeContent(q.w, q.r, "", mod, files[0])
+		return
+	}
+	m, err := newMultiFile(files)
+	if err != nil {
+		q.fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	http.ServeContent(q.w, q.r, "", mod, m)
+}
+
+// fail answers with an error status and remembers why for the log line.
+func (q *request) fail(code int, why string) {
+	q.why = why
+	http.Error(q.w, http.StatusText(code), code)
+}
+
+// finish writes the request's log line, counts it, and records the node's
+// progress.
+func (s *Server) finish(q *request) {
+	status := q.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.metrics.observe(q.stage, q.w.bytes, status)
+	name := "-"
+	if q.node != nil {
+		name = q.node.Name
+		if status < 400 && q.why == "" {
+			s.status.record(name, q.stage, q.remote.Addr().Unmap().String(), q.start)
+		}
+	}
+	if !s.log.IsLevelEnabled(logrus.InfoLevel) && status < 400 {
+		return
+	}
+	f := logrus.Fields{
+		"node":     name,
+		"stage":    q.stage.String(),
+		"hwaddr":   q.mac,
+		"ip":       q.remote.Addr().Unmap().String(),
+		"status":   status,
+		"bytes":    q.w.bytes,
+		"duration": time.Since(q.start).Round(time.Microsecond).String(),
+	}
+	if q.stage == stageCount {
+		f["path"] = q.r.URL.Path
+	}
+	e := s.log.WithFields(f)
+	switch {
+	case status == http.StatusForbidden:
+		e.Warn("refused: " + q.why)
+	case status >= 500:
+		e.Error("failed: " + q.why)
+	case status >= 400 && q.node != nil: // a known node cannot boot
+		e.Warn("failed: " + q.why)
+	case status >= 400:
+		e.Info("failed: " + q.why)
+	case q.why != "":
+		e.Info("not booted: " + q.why)
+	default:
+		e.Info("served")
+	}
+}

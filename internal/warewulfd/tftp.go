@@ -1,0 +1,109 @@
+package warewulfd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+// tftpBlockSize is the largest block the server agrees to: a full
+// Ethernet frame (1500 - 20 IP - 8 UDP - 4 TFTP).
+const tftpBlockSize = 1468
+
+// CheckTFTPName accepts a TFTP file name that stays inside the served
+// directory: relative, no "..", no empty or "." elements, no NUL or
+// backslash.
+func CheckTFTPName(name string) error {
+	if name == "" || len(name) > 255 || strings.ContainsAny(name, "\\\x00") || !fs.ValidPath(name) || name == "." {
+		return fmt.Errorf("refused file name %q", name)
+	}
+	return nil
+}
+
+func (s *Server) newTFTP() *tftp.Server {
+	srv := tftp.NewServer(s.tftpRead, nil) // read-only: no write handler
+	srv.SetBlockSize(tftpBlockSize)
+	srv.SetTimeout(5 * time.Second)
+	srv.SetRetries(5)
+	srv.SetHook(tftpHook{s})
+	return srv
+}
+
+// tftpRead serves one file from the iPXE source directory.
+func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
+	err := s.tftpOpenAndSend(name, rf)
+	if err != nil {
+		s.metrics.tftpErrs.Add(1) // the hook logs it
+	}
+	return err
+}
+
+// openBootFile opens an iPXE binary in the iPXE source directory (for TFTP
+// and /efi/). os.Root keeps symbolic links from leading outside it.
+func (s *Server) openBootFile(name string) (*os.File, error) {
+	if err := CheckTFTPName(name); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(s.Config().IpxeSourceDir())
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%q not found", name)
+		}
+		return nil, fmt.Errorf("%q: refused", name)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%q is not a file", name)
+	}
+	return f, nil
+}
+
+func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	f, err := s.openBootFile(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		ot.SetSize(fi.Size())
+	}
+	_, err = rf.ReadFrom(f)
+	return err
+}
+
+// tftpHook writes one log line per finished transfer.
+type tftpHook struct{ s *Server }
+
+func (h tftpHook) OnSuccess(st tftp.TransferStats) {
+	h.s.metrics.tftp.Add(1)
+	blksize := st.Opts["blksize"]
+	if blksize == "" {
+		blksize = "512"
+	}
+	h.s.log.WithFields(map[string]any{
+		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
+		"datagrams": st.DatagramsSent, "blksize": blksize,
+	}).Info("tftp: served")
+}
+
+func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
+	if st.Filename == "" { // socket errors at shutdown
+		return
+	}
+	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
+}

@@ -1,0 +1,123 @@
+package warewulfd
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+func tftpEnv(t *testing.T) (*testEnv, []byte) {
+	want, err := os.ReadFile("/usr/lib/ipxe/undionly.kpxe")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the ipxe package is not installed (test/deps.sh)")
+		}
+		t.Skip("needs /usr/lib/ipxe/undionly.kpxe (Debian ipxe)")
+	}
+	return newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true}), want
+}
+
+func goTFTP(t *testing.T, e *testEnv, name string, blksize int) ([]byte, error) {
+	c, err := tftp.NewClient(e.srv.TFTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTimeout(2 * time.Second)
+	c.SetRetries(2)
+	if blksize > 0 {
+		c.SetBlockSize(blksize)
+	}
+	wt, err := c.Receive(name, "octet")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	_, err = wt.WriteTo(&buf)
+	return buf.Bytes(), err
+}
+
+func TestTFTPGoClient(t *testing.T) {
+	e, want := tftpEnv(t)
+	for _, bs := range []int{0, 1468, 8192} { // 512 default, then negotiated blksize
+		got, err := goTFTP(t, e, "undionly.kpxe", bs)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("blksize %d: %v, %d bytes (want %d)", bs, err, len(got), len(want))
+		}
+	}
+	if _, err := os.Stat("/usr/lib/ipxe/arm64-efi/snponly.efi"); err == nil {
+		if _, err := goTFTP(t, e, "arm64-efi/snponly.efi", 1468); err != nil {
+			t.Errorf("arm64-efi/snponly.efi: %v", err)
+		}
+	}
+	for _, bad := range []string{"../../etc/passwd", "/etc/passwd", "/usr/lib/ipxe/undionly.kpxe", "a/../../etc/passwd", "nonexistent.efi", "."} {
+		if got, err := goTFTP(t, e, bad, 0); err == nil {
+			t.Errorf("%q: served %d bytes", bad, len(got))
+		}
+	}
+}
+
+func TestTFTPHpaClient(t *testing.T) {
+	e, want := tftpEnv(t)
+	tftpBin := needCmd(t, "tftp")
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(e.srv.TFTPAddr().String())
+	get := func(name, out string) (string, error) {
+		cmd := exec.Command(tftpBin, "-m", "binary", "127.0.0.1", port, "-c", "get", name, out)
+		cmd.Dir = dir
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	out := filepath.Join(dir, "undionly.kpxe")
+	if msg, err := get("undionly.kpxe", out); err != nil {
+		t.Fatalf("tftp: %v: %s", err, msg)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("tftp-hpa got %d bytes, want %d", len(got), len(want))
+	}
+	for _, bad := range []string{"../../../etc/passwd", "/etc/passwd"} {
+		dst := filepath.Join(dir, "bad")
+		msg, _ := get(bad, dst)
+		if b, err := os.ReadFile(dst); err == nil && len(b) > 0 {
+			t.Errorf("%q: tftp-hpa fetched %d bytes", bad, len(b))
+		}
+		if !strings.Contains(strings.ToLower(msg), "error") {
+			t.Errorf("%q: tftp-hpa says %q, want an error", bad, msg)
+		}
+	}
+}
+
+func TestTFTPDisabled(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: false})
+	if e.srv.TFTPAddr() != nil {
+		t.Fatal("tftp listens with tftp: enabled: false")
+	}
+}
+
+// UEFI HTTP boot fetches the same binaries from /efi/.
+func TestEFIOverHTTP(t *testing.T) {
+	want, err := os.ReadFile("/usr/lib/ipxe/snponly.efi")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the ipxe package is not installed (test/deps.sh)")
+		}
+		t.Skip("needs /usr/lib/ipxe/snponly.efi (Debian ipxe)")
+	}
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	resp, body := e.get("/efi/snponly.efi")
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("%s, %d bytes (want %d)", resp.Status, len(body), len(want))
+	}
+	for _, bad := range []string{"/efi/../../../etc/passwd", "/efi/%2e%2e/%2e%2e/etc/passwd", "/efi//etc/passwd", "/efi/", "/efi/nonexistent.efi"} {
+		if resp, _ := e.get(bad); resp.StatusCode != 404 {
+			t.Errorf("%s: %s", bad, resp.Status)
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package wwctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/warewulfd"
+)
+
+func TestNodeStatus(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	report := warewulfd.StatusReport{Time: now, Nodes: []warewulfd.NodeStatus{
+		{Node: "n1", Stage: "runtime", Time: now.Add(-75 * time.Second), IP: "10.0.0.1"},
+		{Node: "n2"},
+		{Node: "n3", Stage: "image", Time: now.Add(-3 * time.Hour), IP: "10.0.0.3"},
+	}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != warewulfd.StatusPath {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(report)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	dir := t.TempDir()
+	file, err := config.WriteSandbox(dir, config.SandboxOptions{Port: ln.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		root := NewRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetArgs(append([]string{"--config", file, "node", "status"}, args...))
+		err := root.Execute()
+		return out.String(), err
+	}
+	out, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NODE  STAGE    LAST SEEN  FROM", "n1    runtime  1m15s ago  10.0.0.1", "n2    -        never      -", "n3    image    3h00m ago  10.0.0.3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run("-o", "json", "n[1-2]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got warewulfd.StatusReport
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Nodes) != 2 || got.Nodes[0].Stage != "runtime" {
+		t.Errorf("json: %v\n%s", err, out)
+	}
+	if _, err := run("-o", "yaml"); err == nil || !strings.Contains(err.Error(), `"yaml"`) {
+		t.Errorf("bad --output: %v", err)
+	}
+	srv.Close()
+	if _, err := run(); err == nil || !strings.Contains(err.Error(), "not answering") {
+		t.Errorf("server down: %v", err)
+	}
+}
+
+func TestServerStatusNotRunning(t *testing.T) {
+	file, err := config.WriteSandbox(t.TempDir(), config.SandboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"status", "stop", "reload"} {
+		root := NewRoot()
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs([]string{"--config", file, "server", verb})
+		err := root.Execute()
+		if err == nil { // "not running", or systemctl's own words where systemd runs
+			t.Errorf("server %s: no error", verb)
+		}
+		if ec, ok := err.(exitCoder); verb == "status" && (!ok || ec.ExitCode() != 3) {
+			t.Errorf("server status: exit code %v, want 3", err)
+		}
+	}
+}
