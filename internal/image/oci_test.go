@@ -214,7 +214,7 @@ func startRegistryWith(t testing.TB, extra string) string {
 	if strings.Contains(extra, "tls:") {
 		scheme = "https://"
 	}
-	for deadline := time.Now().Add(15 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		resp, err := client.Get(scheme + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
