@@ -130,11 +130,22 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 			return fmt.Errorf("image %q does not exist", n)
 		}
 	}
+	// One broken image does not keep the others from building.
+	var failed []string
+	var first error
 	for _, n := range names {
 		start := time.Now()
 		r, err := image.Build(ctx, cfg, n, o)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			failed = append(failed, n)
+			if first == nil {
+				first = err
+			}
+			continue
 		}
 		if !r.Rebuilt {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: up to date\n", n)
@@ -147,7 +158,13 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s (%s, %s), %d files, %s in %s\n", n, r.Info.Image,
 			r.Info.Compression, imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
 	}
-	return nil
+	switch len(failed) {
+	case 0:
+		return nil
+	case 1:
+		return first
+	}
+	return fmt.Errorf("%d images failed to build: %s", len(failed), strings.Join(failed, ", "))
 }
 
 func imgHumanSize(n int64) string {
