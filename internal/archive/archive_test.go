@@ -109,3 +109,21 @@ func TestParseCompression(t *testing.T) {
 		t.Fatal("suffixes")
 	}
 }
+
+func TestFieldLimits(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewCpioWriter(&buf)
+	if err := w.WriteHeader(&Header{Name: "huge", Mode: TypeReg, Size: 1 << 32}); err == nil || !strings.Contains(err.Error(), "huge") {
+		t.Fatalf("a 4 GiB file: %v", err)
+	}
+	if err := w.WriteHeader(&Header{Name: "old", Mode: TypeReg, Mtime: -5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// mtime is the sixth field: after magic (6) and five 8-digit fields.
+	if got := buf.String()[6+5*8 : 6+6*8]; got != "00000000" {
+		t.Fatalf("mtime before 1970 written as %s", got)
+	}
+}
