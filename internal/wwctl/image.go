@@ -22,7 +22,7 @@ func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Aliases: []string{"container"}, Short: "Import, build and manage node images"}
 	cmd.AddCommand(newImageImportCmd(), newImageBuildCmd(), newImageListCmd(), newImageShowCmd(),
 		newImageDeleteCmd(), newImageCopyCmd(), newImageRenameCmd(), newImageExecCmd(),
-		newImageShellCmd(), newImageSyncuserCmd())
+		newImageShellCmd(), newImageSyncuserCmd(), newImageKernelsCmd())
 	return cmd
 }
 
@@ -471,4 +471,41 @@ move the files it owns. Without --write, only show what would change.`,
 	cmd.Flags().BoolVarP(&o.Write, "write", "w", false, "apply the changes")
 	cmd.Flags().BoolVarP(&build, "build", "b", false, "rebuild the image afterwards")
 	return cmd
+}
+
+func newImageKernelsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "kernels [NAME...]",
+		Short: "List the kernels found in images (the newest is each image's default)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			names := args
+			if len(names) == 0 {
+				if names, err = image.List(cfg); err != nil {
+					return err
+				}
+			}
+			for _, n := range names {
+				if !image.Exists(cfg, n) {
+					return fmt.Errorf("image %q does not exist", n)
+				}
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tKERNEL\tDEFAULT\tPATH")
+			for _, n := range names {
+				ks, err := image.FindKernels(cfg.ImageRootfs(n))
+				if err != nil {
+					return err
+				}
+				for i, k := range ks {
+					rel := strings.TrimPrefix(k.Path, cfg.ImageRootfs(n))
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", n, k.Version, i == 0, rel)
+				}
+			}
+			return tw.Flush()
+		},
+	}
 }

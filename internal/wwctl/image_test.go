@@ -76,6 +76,7 @@ func TestImageCommands(t *testing.T) {
 	mustRun("up to date", "image", "build", "--all")
 	mustRun("built image.img (zstd,", "image", "build", "--force", "-z", "zstd", "base")
 	mustRun("6.1.0-1-amd64", "image", "list")
+	mustRun("/boot/vmlinuz-6.1.0-1-amd64", "image", "kernels")
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/nodes.conf"), []byte("nodes:\n  n1:\n    image name: base\n"), 0o640)
 	mustRun("1 booting", "image", "show", "base")
