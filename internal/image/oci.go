@@ -141,6 +141,10 @@ func importOCI(ctx context.Context, source, rootfs string, o ImportOptions) (*Me
 	if err != nil {
 		return nil, err
 	}
+	if o.Platform != "" && (inspect.Os != sys.OSChoice || inspect.Architecture != sys.ArchitectureChoice ||
+		(sys.VariantChoice != "" && inspect.Variant != sys.VariantChoice)) {
+		return nil, fmt.Errorf("the image is for %s/%s, not --platform %s", inspect.Os, inspect.Architecture, o.Platform)
+	}
 	if o.Platform == "" && inspect.Architecture != "" && inspect.Architecture != runtime.GOARCH {
 		logrus.Warnf("%s is for %s/%s, not this controller's %s", source, inspect.Os, inspect.Architecture, runtime.GOARCH)
 	}

@@ -402,4 +402,8 @@ func TestImportPlatform(t *testing.T) {
 	if _, err := Import(context.Background(), cfg, "docker://"+reg+"/ww/multi:1", "m-reg", ImportOptions{PlainHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
+	// The registry holds the amd64 image alone: asking it for arm64 fails.
+	if _, err := Import(context.Background(), cfg, "docker://"+reg+"/ww/multi:1", "m-reg-arm", ImportOptions{PlainHTTP: true, Platform: "linux/arm64"}); err == nil || !strings.Contains(err.Error(), "linux/arm64") || Exists(cfg, "m-reg-arm") {
+		t.Fatalf("single-arch image asked for another platform: %v", err)
+	}
 }
