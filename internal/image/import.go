@@ -81,9 +81,15 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 			if store, _ := filepath.Abs(cfg.ImageStoreDir()); store == abs || strings.HasPrefix(store, strings.TrimSuffix(abs, "/")+"/") {
 				return nil, fmt.Errorf("source %q holds the image store %s: import a chroot directory, not a parent of the store", source, store)
 			}
-			fill = func(rootfs string) (*Meta, error) { return importDir(ctx, abs, rootfs) }
+			fill = func(rootfs string) (*Meta, error) {
+				note(o.Progress, "copying %s", abs)
+				return importDir(ctx, abs, rootfs)
+			}
 		case st.Mode().IsRegular():
-			fill = func(rootfs string) (*Meta, error) { return importTar(ctx, abs, rootfs) }
+			fill = func(rootfs string) (*Meta, error) {
+				note(o.Progress, "unpacking %s (%s)", abs, sizeString(st.Size()))
+				return importTar(ctx, abs, rootfs)
+			}
 		default:
 			return nil, fmt.Errorf("source %q is neither a directory nor a regular file", source)
 		}
@@ -144,4 +150,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+func note(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
 }
