@@ -361,3 +361,33 @@ func TestImportTarball(t *testing.T) {
 		t.Fatalf("broken tarball: %v", err)
 	}
 }
+
+func TestBuildSkipsMountedProc(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "cpio")
+	cfg := sandbox(t)
+	src := filepath.Join(t.TempDir(), "root")
+	makeRootfs(t, src)
+	ctx := context.Background()
+	if _, err := Import(ctx, cfg, src, "p", ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proc := filepath.Join(cfg.ImageRootfs("p"), "proc")
+	os.Mkdir(proc, 0o555)
+	if err := unix.Mount("proc", proc, "proc", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(proc, unix.MNT_DETACH) })
+	if _, err := Build(ctx, cfg, "p", BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := BuiltArtifacts(cfg, "p", "")
+	out := t.TempDir()
+	extract(t, a.Image, out)
+	if st, err := os.Stat(filepath.Join(out, "proc")); err != nil || !st.IsDir() {
+		t.Fatalf("the /proc mount point is missing: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(out, "proc")); len(ents) != 0 {
+		t.Fatalf("the kernel's /proc went into the image: %d entries", len(ents))
+	}
+}
