@@ -4,21 +4,56 @@
 package image
 
 import (
-	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
 // Artifacts are the built files warewulfd serves for one image and kernel.
 type Artifacts struct {
-	Kernel string // the kernel binary (vmlinuz)
-	Image  string // the image's compressed cpio archive
-	Kmods  string // the kernel-modules compressed cpio archive
+	Kernel        string              // the kernel binary (vmlinuz)
+	Image         string              // the image's compressed cpio archive
+	Kmods         string              // the kernel-modules compressed cpio archive
+	KernelVersion string              // the version Kernel and Kmods are
+	Compression   archive.Compression // of Image and Kmods
 }
 
 // BuiltArtifacts returns the built files of image name for a kernel version
 // ("" for the image's default, the newest kernel). It fails if the image
-// has not been built.
+// has not been built, has no kernel, or lacks that version. Node images
+// are complete only with the kmods archive: the image archive leaves the
+// kernels' modules and the firmware to it.
 func BuiltArtifacts(cfg *config.Config, name, kernelVersion string) (*Artifacts, error) {
-	return nil, errors.New("image: not implemented yet")
+	bi, err := ReadBuildInfo(cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(bi.Kernels) == 0 {
+		return nil, fmt.Errorf("image %q has no kernel (no /boot/vmlinuz-* or /lib/modules/*/vmlinuz)", name)
+	}
+	dir := cfg.ImageProvisionDir(name)
+	k := bi.Kernels[0]
+	if kernelVersion != "" {
+		found := false
+		var have []string
+		for _, c := range bi.Kernels {
+			have = append(have, c.Version)
+			if c.Version == kernelVersion {
+				k, found = c, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("image %q has no kernel version %q (it has %s)", name, kernelVersion, strings.Join(have, ", "))
+		}
+	}
+	return &Artifacts{
+		Kernel:        filepath.Join(dir, k.Kernel),
+		Image:         filepath.Join(dir, bi.Image),
+		Kmods:         filepath.Join(dir, k.Kmods),
+		KernelVersion: k.Version,
+		Compression:   bi.Compression,
+	}, nil
 }
