@@ -12,13 +12,13 @@ import (
 )
 
 func main() {
-	// A short-lived process: trade memory for less garbage collection when
-	// it loads a 10,000-node nodes.conf.
-	debug.SetGCPercent(400)
 	// containers/storage (image import from containers-storage:) re-executes
 	// this binary for some layer operations.
 	if reexec.Init() {
 		return
 	}
+	// A short-lived process: trade memory for less garbage collection when
+	// it loads a 10,000-node nodes.conf.
+	debug.SetGCPercent(400)
 	os.Exit(wwctl.Execute())
 }

@@ -41,6 +41,9 @@ const (
 
 const trailer = "TRAILER!!!"
 
+// maxField is the largest value of a newc header field (8 hex digits).
+const maxField = 1<<32 - 1
+
 // CpioWriter writes uncompressed newc entries.
 type CpioWriter struct {
 	w       *bufio.Writer
@@ -74,6 +77,9 @@ func (c *CpioWriter) writeHeader(h *Header, ino uint64) error {
 	if c.remain != 0 {
 		return fmt.Errorf("archive: %d body bytes missing before %s", c.remain, h.Name)
 	}
+	if h.Size < 0 || h.Size > maxField {
+		return fmt.Errorf("archive: %s: %d bytes; a newc archive holds files up to 4 GiB", h.Name, h.Size)
+	}
 	if err := c.writePad(); err != nil {
 		return err
 	}
@@ -86,8 +92,10 @@ func (c *CpioWriter) writeHeader(h *Header, ino uint64) error {
 	}
 	var buf [110]byte
 	copy(buf[:6], "070701")
+	// newc has 32-bit times: clamp those before 1970 or after 2106.
+	mtime := uint64(min(max(h.Mtime, 0), maxField))
 	fields := [13]uint64{ino, uint64(h.Mode), uint64(h.UID), uint64(h.GID), uint64(nlink),
-		uint64(h.Mtime), uint64(h.Size), 0, 0, uint64(h.RdevMajor), uint64(h.RdevMinor),
+		mtime, uint64(h.Size), 0, 0, uint64(h.RdevMajor), uint64(h.RdevMinor),
 		uint64(len(h.Name) + 1), 0}
 	for i, v := range fields {
 		putHex(buf[6+8*i:14+8*i], v)

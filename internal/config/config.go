@@ -194,7 +194,7 @@ func (c *Config) applyDefaults() {
 		c.TFTP.TftpRoot = "/srv/tftp"
 	}
 	if len(c.SSH.KeyTypes) == 0 {
-		c.SSH.KeyTypes = []string{"ed25519", "ecdsa", "rsa"}
+		c.SSH.KeyTypes = []string{"ed25519", "ecdsa"} // rsa keys take ~300 ms each: 50 min for 10,000 nodes
 	}
 	p := &c.Paths
 	def := func(s *string, v string) {

@@ -79,6 +79,17 @@ func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") 
 // LeaseFile is where the built-in DHCP server persists its leases.
 func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }
 
+// OverlaySharedDir holds the overlay archives many nodes share: the plain
+// files of an overlay set and the templates that render the same for every
+// node. Its name cannot be a node name.
+func (c *Config) OverlaySharedDir() string {
+	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
+}
+
+// DaemonLog is where `wwctl server start` sends warewulfd's log when no
+// systemd runs it (systemd keeps it in the journal).
+func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }
+
 // DHCPConfigFile is where `wwctl configure dhcp` writes the config of the
 // external DHCP server (dhcp: server: dnsmasq or dhcpd).
 func (c *Config) DHCPConfigFile() string {
@@ -94,17 +105,3 @@ func (c *Config) DHCPConfigFile() string {
 
 // DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
 func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
-
-// OverlaySharedDir holds the overlay archives many nodes share: the plain
-// files of an overlay set and the templates that render the same for every
-// node. Its name cannot be a node name.
-func (c *Config) OverlaySharedDir() string {
-	return filepath.Join(c.ProvisionDir(), "overlays", "_shared")
-}
-
-// HostKeyDir holds one node's ssh host keys, made once and kept.
-func (c *Config) HostKeyDir(node string) string { return filepath.Join(c.KeyDir(), "nodes", node) }
-
-// DaemonLog is where `wwctl server start` sends warewulfd's log when no
-// systemd runs it (systemd keeps it in the journal).
-func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }

@@ -3,7 +3,6 @@ package controller
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strings"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -35,25 +34,14 @@ func HostsBlock(cfg *config.Config, db *node.DB) (string, error) {
 			}
 			return []string{short}
 		}
-		primary, _ := n.Primary()
-		devs := make([]string, 0, len(n.NetDevs))
-		for d := range n.NetDevs {
-			devs = append(devs, d)
-		}
-		sort.Strings(devs)
-		for _, d := range devs {
-			nd := n.NetDevs[d]
-			if nd == nil || nd.Ipaddr == "" {
+		for _, i := range n.Interfaces() {
+			if i.Ipaddr == "" {
 				continue
 			}
-			if net.ParseIP(nd.Ipaddr) == nil {
-				return "", fmt.Errorf("node %s: network devices: %s: ipaddr %q is not an IP address", n.Name, d, nd.Ipaddr)
+			if net.ParseIP(i.Ipaddr) == nil {
+				return "", fmt.Errorf("node %s: network devices: %s: ipaddr %q is not an IP address", n.Name, i.Name, i.Ipaddr)
 			}
-			short := n.Name
-			if d != primary {
-				short = n.Name + "-" + d
-			}
-			line(nd.Ipaddr, names(short)...)
+			line(i.Ipaddr, names(i.Hostname)...)
 		}
 		if n.Ipmi != nil && n.Ipmi.Ipaddr != "" {
 			if net.ParseIP(n.Ipmi.Ipaddr) == nil {

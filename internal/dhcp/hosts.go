@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -41,24 +40,14 @@ func Hosts(cfg *config.Config, db *node.DB) []Host {
 			logrus.Warnf("dhcp: skipping node %s: %v", name, err)
 			continue
 		}
-		primary, _ := n.Primary()
-		devs := make([]string, 0, len(n.NetDevs))
-		for d := range n.NetDevs {
-			devs = append(devs, d)
-		}
-		sort.Strings(devs)
-		for _, d := range devs {
-			nd := n.NetDevs[d]
-			if nd == nil || nd.Hwaddr == "" || nd.Ipaddr == "" {
+		for _, i := range n.Interfaces() {
+			if i.Hwaddr == "" || i.Ipaddr == "" {
 				continue
 			}
-			h, err := hostOf(cfg, n, d, nd)
+			h, err := hostOf(cfg, n, i)
 			if err != nil {
-				logrus.Warnf("dhcp: skipping node %s device %s: %v", name, d, err)
+				logrus.Warnf("dhcp: skipping node %s device %s: %v", name, i.Name, err)
 				continue
-			}
-			if d != primary {
-				h.Hostname = name + "-" + d
 			}
 			out = append(out, h)
 		}
@@ -66,8 +55,8 @@ func Hosts(cfg *config.Config, db *node.DB) []Host {
 	return out
 }
 
-func hostOf(cfg *config.Config, n *node.Node, dev string, nd *node.NetDev) (Host, error) {
-	h := Host{Node: n.Name, Device: dev, Hostname: n.Name}
+func hostOf(cfg *config.Config, n *node.Node, nd node.Interface) (Host, error) {
+	h := Host{Node: n.Name, Device: nd.Name, Hostname: nd.Hostname}
 	mac, err := net.ParseMAC(nd.Hwaddr)
 	if err != nil {
 		return h, &badValue{"hwaddr", nd.Hwaddr}

@@ -8,15 +8,17 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
 // Artifacts are the built files warewulfd serves for one image and kernel.
 type Artifacts struct {
-	Kernel        string // the kernel binary (vmlinuz)
-	Image         string // the image's compressed cpio archive
-	Kmods         string // the kernel-modules compressed cpio archive
-	KernelVersion string // the version Kernel and Kmods are
+	Kernel        string              // the kernel binary (vmlinuz)
+	Image         string              // the image's compressed cpio archive
+	Kmods         string              // the kernel-modules compressed cpio archive
+	KernelVersion string              // the version Kernel and Kmods are
+	Compression   archive.Compression // of Image and Kmods
 }
 
 // BuiltArtifacts returns the built files of image name for a kernel version
@@ -52,5 +54,6 @@ func BuiltArtifacts(cfg *config.Config, name, kernelVersion string) (*Artifacts,
 		Image:         filepath.Join(dir, bi.Image),
 		Kmods:         filepath.Join(dir, k.Kmods),
 		KernelVersion: k.Version,
+		Compression:   bi.Compression,
 	}, nil
 }

@@ -192,8 +192,9 @@ func makePlan(rootfs string, comp archive.Compression) (*plan, error) {
 		if firmware != "" {
 			dirs = append(dirs, firmware)
 		}
+		kernelCopy := k.Modules + "/vmlinuz" // served as the kernel already
 		km := pruner{drop: func(rel string) bool {
-			if ex.match(rel) {
+			if ex.match(rel) || rel == kernelCopy {
 				return true
 			}
 			for _, d := range dirs {
@@ -251,38 +252,63 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 
 	start := time.Now()
 	bi := &BuildInfo{Fingerprint: p.fingerprint, Compression: comp,
-		Image: "image.img" + comp.Suffix(), Files: len(p.image)}
-	var pending []*safefile.File
+		Image: "image.img", Files: len(p.image)}
+	// The archives are written side by side: one compressed stream rarely
+	// keeps every core busy (zstd's stream encoder uses about one), and the
+	// kmods archive is often as big as the image.
+	var (
+		mu      sync.Mutex
+		pending []*safefile.File
+		wg      sync.WaitGroup
+		errs    = make([]error, 1+len(p.kernels))
+	)
 	defer func() {
 		for _, f := range pending {
 			f.Abort()
 		}
 	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	write := func(file string, fill func(io.Writer) error) (int64, error) {
 		f, err := safefile.Create(filepath.Join(dir, file), 0o644)
 		if err != nil {
 			return 0, err
 		}
+		mu.Lock()
 		pending = append(pending, f)
+		mu.Unlock()
 		if err := fill(f); err != nil {
+			cancel()
 			return 0, fmt.Errorf("image %s: %s: %w", name, file, err)
 		}
 		return f.Seek(0, io.SeekCurrent)
 	}
-	bi.ImageSize, err = write(bi.Image, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.image, w, comp) })
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range p.kernels {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bi.ImageSize, errs[0] = write(bi.Image, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.image, w, comp) })
+	}()
+	for i, k := range p.kernels {
 		bk := BuiltKernel{Version: k.Version, Kernel: "kernel-" + k.Version,
-			Kmods: "kmods-" + k.Version + ".img" + comp.Suffix()}
-		if _, err := write(bk.Kernel, func(w io.Writer) error { return copyFile(w, k.Path) }); err != nil {
-			return nil, err
-		}
-		if _, err := write(bk.Kmods, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp) }); err != nil {
-			return nil, err
-		}
+			Kmods: "kmods-" + k.Version + ".img"}
 		bi.Kernels = append(bi.Kernels, bk)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, errs[i+1] = write(bk.Kernel, func(w io.Writer) error { return copyFile(w, k.Path) }); errs[i+1] != nil {
+				return
+			}
+			_, errs[i+1] = write(bk.Kmods, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp) })
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	for _, f := range pending {
 		if err := f.Commit(); err != nil {
@@ -303,14 +329,19 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	return &BuildResult{Info: bi, Rebuilt: true}, nil
 }
 
-// Stale reports whether image name needs a build: never built, or its
-// rootfs changed since.
+// Stale reports whether `wwctl image build NAME` would rebuild: never
+// built, its rootfs changed since, or warewulf.conf now asks for another
+// compression.
 func Stale(cfg *config.Config, name string) (bool, error) {
 	bi, err := ReadBuildInfo(cfg, name)
 	if err != nil {
 		return true, nil
 	}
-	p, err := makePlan(cfg.ImageRootfs(name), bi.Compression)
+	comp, err := compressionFor(cfg, archive.None)
+	if err != nil {
+		return true, err
+	}
+	p, err := makePlan(cfg.ImageRootfs(name), comp)
 	if err != nil {
 		return true, err
 	}
@@ -412,10 +443,8 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 	var next uint64 = 1
 	linkBuf := make([]byte, unix.PathMax)
 	for i := range list {
-		if i&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		e := &list[i]
 		h := archive.Header{Name: e.rel, Mode: e.mode, UID: e.uid, GID: e.gid, Nlink: 1,
@@ -451,7 +480,7 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 				return err
 			}
 			if h.Size > 0 {
-				if err := copyBody(w, rootfd, e.rel, h.Size); err != nil {
+				if err := copyBody(ctx, w, rootfd, e.rel, h.Size); err != nil {
 					return fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
 				}
 			}
@@ -467,7 +496,7 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 
 // copyBody copies size bytes of a file into the archive with a bare
 // open/read/close: no fstat, no poller registration, no atime update.
-func copyBody(w *archive.Writer, rootfd int, rel string, size int64) error {
+func copyBody(ctx context.Context, w *archive.Writer, rootfd int, rel string, size int64) error {
 	fd, err := unix.Openat(rootfd, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 	if err == unix.EPERM {
 		fd, err = unix.Openat(rootfd, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -476,7 +505,11 @@ func copyBody(w *archive.Writer, rootfd int, rel string, size int64) error {
 		return err
 	}
 	defer unix.Close(fd)
-	n, err := w.ReadFrom(fdReader(fd))
+	var r io.Reader = fdReader(fd)
+	if size > 1<<20 { // big files: stop mid-file when cancelled
+		r = ctxReader{ctx, r}
+	}
+	n, err := w.ReadFrom(r)
 	if err != nil {
 		if n < size {
 			return fmt.Errorf("changed during the build (read %d of %d bytes): %w", n, size, err)

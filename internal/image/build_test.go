@@ -52,6 +52,7 @@ func makeRootfs(t testing.TB, root string) {
 	must(os.MkdirAll(filepath.Join(root, "tmp"), 0o755))
 	must(unix.Chmod(filepath.Join(root, "tmp"), 0o1777))
 	mk("etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n")
+	must(unix.Setxattr(filepath.Join(root, "etc/passwd"), "user.ww", []byte("hello"), 0))
 	mk("etc/shadow", 0o640, "root:*:19000::::::\n")
 	must(os.Chown(filepath.Join(root, "etc/shadow"), 0, 42))
 	mk("home/user/file", 0o600, "owned by someone else\n")
@@ -78,6 +79,8 @@ func makeRootfs(t testing.TB, root string) {
 	mk("lib/modules/6.1.0-10-amd64/modules.dep", 0o644, "dep")
 	mk("lib/modules/6.1.0-9-amd64/kernel/net/e1000.ko", 0o644, "module 9")
 	mk("lib/modules/5.0-orphan/kernel/x.ko", 0o644, "no kernel for me")
+	mk("lib/modules/6.0.0-rocky/vmlinuz", 0o755, "rocky kernel") // the Red Hat layout
+	mk("lib/modules/6.0.0-rocky/kernel/y.ko", 0o644, "module rocky")
 	mk("lib/firmware/fw.bin", 0o644, "firmware")
 }
 
@@ -91,6 +94,9 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareTrees(t, snapshot(t, src, nil, true), snapshot(t, cfg.ImageRootfs("test"), nil, true))
+	if x := xattrOf(t, filepath.Join(cfg.ImageRootfs("test"), "etc/passwd")); x != "hello" {
+		t.Fatalf("the user.ww xattr was not copied: %q", x)
+	}
 
 	for _, comp := range []archive.Compression{archive.Gzip, archive.Zstd} {
 		t.Run(string(comp), func(t *testing.T) {
@@ -117,7 +123,7 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 			rootfs := cfg.ImageRootfs("test")
 			want := snapshot(t, rootfs, func(rel string) bool {
 				return rel == "boot" || rel == "var/cache/apt" || strings.HasSuffix(rel, ".pyc") ||
-					rel == "lib/modules/6.1.0-9-amd64"
+					rel == "lib/modules/6.1.0-9-amd64" || rel == "lib/modules/6.0.0-rocky"
 			}, true)
 			if want["usr/bin/passwd"].Perm&fs.ModeSetuid == 0 || want["tmp"].Perm&fs.ModeSticky == 0 || want["usr/lib/data/b"].LinkedTo != "usr/lib/data/a" {
 				t.Fatal("the test rootfs lacks its setuid file, sticky dir or hard link")
@@ -134,6 +140,21 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(out9, "lib/modules/6.1.0-9-amd64/kernel/net/e1000.ko")); err != nil || string(b) != "module 9" {
 				t.Fatalf("kmods of 6.1.0-9: %q %v", b, err)
 			}
+			rocky, err := BuiltArtifacts(cfg, "test", "6.0.0-rocky")
+			if err != nil {
+				t.Fatal(err)
+			}
+			outR := t.TempDir()
+			extract(t, rocky.Kmods, outR)
+			if k, _ := os.ReadFile(rocky.Kernel); string(k) != "rocky kernel" {
+				t.Fatalf("kernel from /lib/modules: %q", k)
+			}
+			if _, err := os.Stat(filepath.Join(outR, "lib/modules/6.0.0-rocky/vmlinuz")); !os.IsNotExist(err) {
+				t.Fatal("the kmods archive carries the kernel again")
+			}
+			if b, _ := os.ReadFile(filepath.Join(outR, "lib/modules/6.0.0-rocky/kernel/y.ko")); string(b) != "module rocky" {
+				t.Fatal("the kmods archive lacks the rocky module")
+			}
 			if _, err := BuiltArtifacts(cfg, "test", "9.9"); err == nil || !strings.Contains(err.Error(), `"9.9"`) {
 				t.Fatalf("unknown kernel version: %v", err)
 			}
@@ -143,8 +164,13 @@ func TestBuildExtractsWithGNUCpio(t *testing.T) {
 
 func extract(t *testing.T, archivePath, dir string) {
 	t.Helper()
+	head := make([]byte, 4)
+	if f, err := os.Open(archivePath); err == nil {
+		f.Read(head)
+		f.Close()
+	}
 	dec := "gzip -dc"
-	if strings.HasSuffix(archivePath, ".zst") {
+	if bytes.Equal(head, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
 		dec = "zstd -dc"
 	}
 	cmd := exec.Command("sh", "-c", dec+" \"$1\" | cpio -idmu --quiet --no-absolute-filenames", "sh", archivePath)
@@ -212,12 +238,12 @@ func TestBuildDeterministicAndIncremental(t *testing.T) {
 	if bytes.Equal(first, read("a")) {
 		t.Fatal("archive unchanged after chown")
 	}
-	// Switching compression replaces the old archive.
+	// Switching compression rebuilds, under the same file name.
 	if r, err = Build(ctx, cfg, "a", BuildOptions{Compression: archive.Zstd}); err != nil || !r.Rebuilt {
 		t.Fatalf("new compression not rebuilt (%v)", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.ImageProvisionDir("a"), "image.img.gz")); !os.IsNotExist(err) {
-		t.Fatalf("old gz archive left behind: %v", err)
+	if a, _ := BuiltArtifacts(cfg, "a", ""); a.Compression != archive.Zstd || !bytes.HasPrefix(read("a"), []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("not a zstd archive: %+v", a)
 	}
 }
 
@@ -240,6 +266,9 @@ func TestStoreCommands(t *testing.T) {
 	}
 	if _, err := Import(ctx, cfg, "/nonexistent/dir", "two", ImportOptions{}); err == nil || Exists(cfg, "two") {
 		t.Fatalf("import of a missing source: %v", err)
+	}
+	if _, err := Import(ctx, cfg, filepath.Dir(cfg.ImageStoreDir()), "two", ImportOptions{}); err == nil || !strings.Contains(err.Error(), "image store") {
+		t.Fatalf("import of a parent of the store: %v", err)
 	}
 	if _, err := Import(ctx, cfg, "ftp:thing", "two", ImportOptions{}); err == nil || !strings.Contains(err.Error(), `"ftp:thing"`) {
 		t.Fatalf("unknown transport: %v", err)
@@ -330,5 +359,35 @@ func TestImportTarball(t *testing.T) {
 	os.WriteFile(bad, []byte("\x1f\x8b\x08\x00garbage"), 0o644)
 	if _, err := Import(context.Background(), cfg, bad, "bad", ImportOptions{}); err == nil || Exists(cfg, "bad") {
 		t.Fatalf("broken tarball: %v", err)
+	}
+}
+
+func TestBuildSkipsMountedProc(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "cpio")
+	cfg := sandbox(t)
+	src := filepath.Join(t.TempDir(), "root")
+	makeRootfs(t, src)
+	ctx := context.Background()
+	if _, err := Import(ctx, cfg, src, "p", ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proc := filepath.Join(cfg.ImageRootfs("p"), "proc")
+	os.Mkdir(proc, 0o555)
+	if err := unix.Mount("proc", proc, "proc", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(proc, unix.MNT_DETACH) })
+	if _, err := Build(ctx, cfg, "p", BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := BuiltArtifacts(cfg, "p", "")
+	out := t.TempDir()
+	extract(t, a.Image, out)
+	if st, err := os.Stat(filepath.Join(out, "proc")); err != nil || !st.IsDir() {
+		t.Fatalf("the /proc mount point is missing: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(out, "proc")); len(ents) != 0 {
+		t.Fatalf("the kernel's /proc went into the image: %d entries", len(ents))
 	}
 }

@@ -183,10 +183,21 @@ func compareTrees(t testing.TB, want, got map[string]fileState) {
 	}
 }
 
+const (
+	helperEnv       = "WWIMAGE_HELPER_BUILD"
+	helperImportEnv = "WWIMAGE_HELPER_IMPORT" // SOURCE=NAME
+)
+
 func TestMain(m *testing.M) {
 	// containers/storage re-executes the binary for some layer operations.
 	if reexec.Init() {
 		return
+	}
+	if name := os.Getenv(helperEnv); name != "" {
+		os.Exit(helperBuild(name))
+	}
+	if spec := os.Getenv(helperImportEnv); spec != "" {
+		os.Exit(helperImport(spec))
 	}
 	os.Exit(m.Run())
 }

@@ -31,11 +31,15 @@ type ImportOptions struct {
 	Progress io.Writer
 }
 
-// ociTransports are the containers/image transports Import accepts.
-var ociTransports = []string{"docker://", "oci-archive:", "docker-archive:", "oci:", "containers-storage:"}
-
 // IsOCISource reports whether source names a containers/image reference.
-func IsOCISource(source string) bool { return hasPrefixAny(source, ociTransports...) }
+func IsOCISource(source string) bool {
+	for _, tr := range transports {
+		if strings.HasPrefix(source, tr.prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // Import brings source into the store as image name. Source is a
 // containers/image reference (docker://, oci-archive:, docker-archive:,
@@ -52,12 +56,19 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 	var fill func(rootfs string) (*Meta, error)
 	switch {
 	case IsOCISource(source):
+		// Bad references and options fail here, before the store is touched.
+		if _, err := parseReference(source); err != nil {
+			return nil, err
+		}
+		if _, err := o.systemContext(); err != nil {
+			return nil, fmt.Errorf("importing %s: %w", source, err)
+		}
 		fill = func(rootfs string) (*Meta, error) { return importOCI(ctx, source, rootfs, o) }
 	default:
 		st, err := os.Stat(source)
 		if err != nil {
 			if strings.Contains(source, ":") && !strings.HasPrefix(source, "/") && !strings.HasPrefix(source, ".") {
-				return nil, fmt.Errorf("source %q is neither a file, a directory nor a known transport (%s)", source, strings.Join(ociTransports, ", "))
+				return nil, fmt.Errorf("source %q is neither a file, a directory nor a known transport (%s)", source, transportNames())
 			}
 			return nil, fmt.Errorf("source %q: %w", source, err)
 		}
@@ -67,9 +78,18 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 		}
 		switch {
 		case st.IsDir():
-			fill = func(rootfs string) (*Meta, error) { return importDir(ctx, abs, rootfs) }
+			if store, _ := filepath.Abs(cfg.ImageStoreDir()); store == abs || strings.HasPrefix(store, strings.TrimSuffix(abs, "/")+"/") {
+				return nil, fmt.Errorf("source %q holds the image store %s: import a chroot directory, not a parent of the store", source, store)
+			}
+			fill = func(rootfs string) (*Meta, error) {
+				note(o.Progress, "copying %s", abs)
+				return importDir(ctx, abs, rootfs)
+			}
 		case st.Mode().IsRegular():
-			fill = func(rootfs string) (*Meta, error) { return importTar(ctx, abs, rootfs) }
+			fill = func(rootfs string) (*Meta, error) {
+				note(o.Progress, "unpacking %s (%s)", abs, sizeString(st.Size()))
+				return importTar(ctx, abs, rootfs)
+			}
 		default:
 			return nil, fmt.Errorf("source %q is neither a directory nor a regular file", source)
 		}
@@ -96,7 +116,7 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 
 // importDir copies a chroot directory.
 func importDir(ctx context.Context, src, rootfs string) (*Meta, error) {
-	if err := copyTree(src, rootfs); err != nil {
+	if err := copyTree(ctx, src, rootfs); err != nil {
 		return nil, err
 	}
 	return &Meta{Source: "dir:" + src}, ctx.Err()
@@ -130,4 +150,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+func note(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
 }

@@ -17,24 +17,21 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
-// TestHelperBuild is not a test: the interrupt tests run the test binary
-// as a child that builds an image, then kill it mid-build.
-func TestHelperBuild(t *testing.T) {
-	if os.Getenv("WWIMAGE_HELPER_BUILD") == "" {
-		t.Skip("helper process only")
-	}
+// helperBuild runs in a child process (see TestMain): the interrupt tests
+// start it to build an image, then kill it mid-build.
+func helperBuild(name string) int {
 	cfg, err := config.Load(os.Getenv("WW_CONFIG"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if _, err := Build(ctx, cfg, os.Getenv("WWIMAGE_HELPER_BUILD"), BuildOptions{Force: true}); err != nil {
+	if _, err := Build(ctx, cfg, name, BuildOptions{Force: true}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
+		return 3
 	}
-	os.Exit(0)
+	return 0
 }
 
 func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
@@ -61,8 +58,8 @@ func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
 			oldImage, _ := os.ReadFile(before.Image)
 			oldInfo, _ := os.ReadFile(filepath.Join(cfg.ImageProvisionDir("img"), buildInfoFile))
 
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBuild$")
-			cmd.Env = append(os.Environ(), "WWIMAGE_HELPER_BUILD=img", "WW_CONFIG="+cfg.File())
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), helperEnv+"=img", "WW_CONFIG="+cfg.File())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -116,4 +113,89 @@ func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
 func temps(dir string) []string {
 	m, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
 	return m
+}
+
+// helperImport runs in a child process: it imports SOURCE as NAME (--force)
+// until a signal stops it.
+func helperImport(spec string) int {
+	src, name, _ := strings.Cut(spec, "=")
+	cfg, err := config.Load(os.Getenv("WW_CONFIG"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := Import(ctx, cfg, src, name, ImportOptions{Force: true}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	return 0
+}
+
+func TestInterruptedImportKeepsPreviousImage(t *testing.T) {
+	requireRoot(t)
+	requireLong(t)
+	big := filepath.Join(t.TempDir(), "big")
+	makeRootfs(t, big)
+	buf := make([]byte, 16<<20)
+	for i := 0; i < 16; i++ {
+		rand.Read(buf)
+		os.WriteFile(filepath.Join(big, fmt.Sprintf("usr/lib/blob%02d", i)), buf, 0o644)
+	}
+	tarball := filepath.Join(t.TempDir(), "big.tar")
+	run(t, "", "tar", "-C", big, "-cf", tarball, ".")
+	for _, c := range []struct {
+		sig    syscall.Signal
+		source string
+	}{{syscall.SIGINT, big}, {syscall.SIGINT, tarball}, {syscall.SIGKILL, big}} {
+		t.Run(c.sig.String()+"-"+filepath.Base(c.source), func(t *testing.T) {
+			cfg := sandbox(t)
+			small := filepath.Join(t.TempDir(), "small")
+			makeRootfs(t, small)
+			ctx := context.Background()
+			if _, err := Import(ctx, cfg, small, "img", ImportOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, cfg.ImageRootfs("img"), nil, true)
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), helperImportEnv+"="+c.source+"=img", "WW_CONFIG="+cfg.File())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				m, _ := filepath.Glob(filepath.Join(cfg.ImageStoreDir(), ".img.import-*", "rootfs", "usr", "lib", "blob0*"))
+				if len(m) > 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the import never started writing")
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			cmd.Process.Signal(c.sig)
+			if err := cmd.Wait(); err == nil {
+				t.Fatal("the import finished before the signal")
+			}
+			compareTrees(t, before, snapshot(t, cfg.ImageRootfs("img"), nil, true))
+			left, _ := filepath.Glob(filepath.Join(cfg.ImageStoreDir(), ".img.import-*"))
+			if c.sig == syscall.SIGINT && len(left) > 0 {
+				t.Fatalf("SIGINT left %v (stderr %q)", left, stderr.String())
+			}
+			if names, _ := List(cfg); len(names) != 1 {
+				t.Fatalf("images after the interrupted import: %v", names)
+			}
+			// The next import of the name removes what a killed one left.
+			if _, err := Import(ctx, cfg, small, "img", ImportOptions{Force: true}); err != nil {
+				t.Fatal(err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(cfg.ImageStoreDir(), ".img.import-*")); len(left) > 0 {
+				t.Fatalf("temporaries left after a good import: %v", left)
+			}
+		})
+	}
 }

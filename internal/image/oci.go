@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -17,7 +16,6 @@ import (
 	ociarchive "github.com/containers/image/v5/oci/archive"
 	ocilayout "github.com/containers/image/v5/oci/layout"
 	"github.com/containers/image/v5/pkg/blobinfocache/none"
-	"github.com/containers/image/v5/signature"
 	cistorage "github.com/containers/image/v5/storage"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/storage/pkg/archive"
@@ -31,16 +29,27 @@ var transports = []struct {
 	prefix string
 	t      types.ImageTransport
 }{
-	{"docker:", docker.Transport},
+	{"docker://", docker.Transport},
 	{"oci-archive:", ociarchive.Transport},
 	{"docker-archive:", dockerarchive.Transport},
 	{"oci:", ocilayout.Transport},
 	{"containers-storage:", cistorage.Transport},
 }
 
+func transportNames() string {
+	var names []string
+	for _, tr := range transports {
+		names = append(names, tr.prefix)
+	}
+	return strings.Join(names, ", ")
+}
+
 func parseReference(source string) (types.ImageReference, error) {
 	for _, tr := range transports {
 		if rest, ok := strings.CutPrefix(source, tr.prefix); ok {
+			if tr.t == docker.Transport {
+				rest = "//" + rest // the docker transport wants its "//"
+			}
 			ref, err := tr.t.ParseReference(rest)
 			if err != nil {
 				return nil, fmt.Errorf("source %q: %w", source, err)
@@ -102,9 +111,6 @@ func importOCI(ctx context.Context, source, rootfs string, o ImportOptions) (*Me
 	}
 	defer src.Close()
 	unparsed := ciimage.UnparsedInstance(src, nil)
-	if err := checkPolicy(ctx, sys, unparsed); err != nil {
-		return nil, err
-	}
 	topManifest, topType, err := unparsed.Manifest(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest: %w", err)
@@ -134,6 +140,10 @@ func importOCI(ctx context.Context, source, rootfs string, o ImportOptions) (*Me
 	inspect, err := img.Inspect(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if o.Platform != "" && (inspect.Os != sys.OSChoice || inspect.Architecture != sys.ArchitectureChoice ||
+		(sys.VariantChoice != "" && inspect.Variant != sys.VariantChoice)) {
+		return nil, fmt.Errorf("the image is for %s/%s, not --platform %s", inspect.Os, inspect.Architecture, o.Platform)
 	}
 	if o.Platform == "" && inspect.Architecture != "" && inspect.Architecture != runtime.GOARCH {
 		logrus.Warnf("%s is for %s/%s, not this controller's %s", source, inspect.Os, inspect.Architecture, runtime.GOARCH)
@@ -195,30 +205,6 @@ func applyLayer(ctx context.Context, src types.ImageSource, cache types.BlobInfo
 	}
 	if !verifier.Verified() {
 		return errors.New("digest mismatch: the blob is corrupt")
-	}
-	return nil
-}
-
-// checkPolicy enforces the containers signature policy (policy.json) when
-// the host has one.
-func checkPolicy(ctx context.Context, sys *types.SystemContext, img types.UnparsedImage) error {
-	policy, err := signature.DefaultPolicy(sys)
-	if err != nil {
-		for _, p := range []string{"/etc/containers/policy.json", filepath.Join(os.Getenv("HOME"), ".config/containers/policy.json")} {
-			if _, serr := os.Stat(p); serr == nil {
-				return fmt.Errorf("signature policy: %w", err)
-			}
-		}
-		logrus.Debugf("no containers policy.json: signatures are not checked")
-		return nil
-	}
-	pc, err := signature.NewPolicyContext(policy)
-	if err != nil {
-		return err
-	}
-	defer pc.Destroy()
-	if ok, err := pc.IsRunningImageAllowed(ctx, img); !ok {
-		return fmt.Errorf("refused by the signature policy: %w", err)
 	}
 	return nil
 }

@@ -18,9 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/image/v5/copy"
-	"github.com/containers/image/v5/signature"
-	"github.com/containers/image/v5/types"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -60,15 +57,7 @@ func TestImportTLSAndAuth(t *testing.T) {
 
 	layout := filepath.Join(t.TempDir(), "layout")
 	writeOCILayout(t, layout, "test")
-	srcRef, _ := parseReference("oci:" + layout + ":test")
-	dstRef, _ := parseReference("docker://" + reg + "/ww/auth:1")
-	pc, _ := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
-	defer pc.Destroy()
-	push := &types.SystemContext{DockerInsecureSkipTLSVerify: types.OptionalBoolTrue,
-		DockerAuthConfig: &types.DockerAuthConfig{Username: "ww", Password: "s3cret"}}
-	if _, err := copy.Image(context.Background(), pc, dstRef, srcRef, &copy.Options{DestinationCtx: push}); err != nil {
-		t.Fatal(err)
-	}
+	copyImage(t, "oci:"+layout+":test", "docker://"+reg+"/ww/auth:1", "--dest-creds", "ww:s3cret")
 
 	cfg := sandbox(t)
 	src := "docker://" + reg + "/ww/auth:1"

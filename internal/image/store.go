@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/containers/storage/pkg/archive"
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -184,7 +185,7 @@ func Copy(cfg *config.Config, src, dst string) error {
 		return err
 	}
 	return stage(cfg, dst, false, func(rootfs string) (*Meta, error) {
-		if err := copyTree(cfg.ImageRootfs(src), rootfs); err != nil {
+		if err := copyTree(context.Background(), cfg.ImageRootfs(src), rootfs); err != nil {
 			return nil, err
 		}
 		return m, nil
@@ -192,9 +193,15 @@ func Copy(cfg *config.Config, src, dst string) error {
 }
 
 // copyTree copies a directory tree exactly (owners, modes, hard links,
-// devices, xattrs) through containers/storage's tar round trip.
-func copyTree(src, dst string) error {
-	return archive.NewDefaultArchiver().CopyWithTar(src, dst)
+// devices, xattrs) through containers/storage's tar round trip; it stops
+// when ctx is cancelled.
+func copyTree(ctx context.Context, src, dst string) error {
+	rc, err := archive.TarWithOptions(src, &archive.TarOptions{Compression: archive.Uncompressed, CopyPass: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return archive.Untar(ctxReader{ctx, rc}, dst, &archive.TarOptions{})
 }
 
 // Rename renames image old to new and points the nodes and profiles that
@@ -260,6 +267,17 @@ func stage(cfg *config.Config, name string, force bool, fill func(rootfs string)
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return err
 	}
+	// One import of a name at a time; holding the lock, the temporaries a
+	// killed import of this name left are safe to remove.
+	lockPath := filepath.Join(store, "."+name+".lock")
+	lock := flock.New(lockPath)
+	if ok, err := lock.TryLock(); err != nil || !ok {
+		return fmt.Errorf("image %q is being imported by another process", name)
+	}
+	defer func() {
+		os.Remove(lockPath) // leave nothing behind, even after a failure
+		lock.Unlock()
+	}()
 	cleanStale(store, name)
 	tmp, err := os.MkdirTemp(store, "."+name+".import-")
 	if err != nil {
@@ -297,18 +315,7 @@ func cleanStale(store, name string) {
 	for _, kind := range []string{".import-", ".delete-"} {
 		matches, _ := filepath.Glob(filepath.Join(store, "."+name+kind+"*"))
 		for _, m := range matches {
-			if st, err := os.Stat(m); err == nil && time.Since(st.ModTime()) > time.Hour {
-				os.RemoveAll(m)
-			}
+			os.RemoveAll(m)
 		}
 	}
-}
-
-func hasPrefixAny(s string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }

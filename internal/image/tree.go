@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,6 +42,7 @@ func (e *entry) isReg() bool { return e.mode&unix.S_IFMT == unix.S_IFREG }
 func walkTree(root string) ([]entry, hash.Hash, error) {
 	h := sha256.New()
 	var out []entry
+	var rootDev uint64
 	var walk func(dirfd int, rel string) error
 	walk = func(dirfd int, rel string) error {
 		names, err := readDirNames(dirfd)
@@ -74,6 +76,13 @@ func walkTree(root string) ([]entry, hash.Hash, error) {
 				if err != nil {
 					return fmt.Errorf("%s: %w", filepath.Join(root, e.rel), err)
 				}
+				if e.dev != rootDev && isVirtualFS(fd) {
+					// /proc or /dev left mounted by a manual chroot: its
+					// mount point stays, the kernel's files do not.
+					logrus.Warnf("%s is a mount of a virtual filesystem: its contents are left out", filepath.Join(root, e.rel))
+					unix.Close(fd)
+					continue
+				}
 				err = walk(fd, e.rel)
 				unix.Close(fd)
 				if err != nil {
@@ -88,6 +97,11 @@ func walkTree(root string) ([]entry, hash.Hash, error) {
 		return nil, nil, fmt.Errorf("%s: %w", root, err)
 	}
 	defer unix.Close(fd)
+	var rst unix.Stat_t
+	if err := unix.Fstat(fd, &rst); err != nil {
+		return nil, nil, err
+	}
+	rootDev = rst.Dev
 	if err := walk(fd, ""); err != nil {
 		return nil, nil, err
 	}
@@ -185,4 +199,20 @@ func (p *pruner) keep(e *entry) bool {
 // under reports whether rel is dir or inside it.
 func under(rel, dir string) bool {
 	return rel == dir || strings.HasPrefix(rel, dir+"/")
+}
+
+// isVirtualFS reports whether the directory open at fd is on a kernel
+// filesystem (proc, sysfs, devtmpfs, devpts, cgroup, ...).
+func isVirtualFS(fd int) bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(fd, &st) != nil {
+		return false
+	}
+	switch st.Type {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.DEVPTS_SUPER_MAGIC, unix.TMPFS_MAGIC,
+		unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC, unix.SECURITYFS_MAGIC, unix.DEBUGFS_MAGIC,
+		unix.TRACEFS_MAGIC, unix.BINFMTFS_MAGIC, unix.PSTOREFS_MAGIC, unix.EFIVARFS_MAGIC:
+		return true
+	}
+	return false
 }

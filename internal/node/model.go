@@ -119,3 +119,30 @@ func (n *Node) KernelArgs() string {
 	}
 	return joinSpace(n.Kernel.Args)
 }
+
+// Interface is one network device of a node, with the host name its
+// address goes by: the node's name on its primary device, NODE-DEVICE on
+// the others (as /etc/hosts, DHCP and the hosts overlay all name them).
+type Interface struct {
+	Name     string // the key under `network devices`
+	Hostname string
+	*NetDev
+}
+
+// Interfaces returns the node's network devices sorted by name.
+func (n *Node) Interfaces() []Interface {
+	primary, _ := n.Primary()
+	out := make([]Interface, 0, len(n.NetDevs))
+	for _, name := range sortedKeys(n.NetDevs) {
+		d := n.NetDevs[name]
+		if d == nil {
+			continue
+		}
+		host := n.Name
+		if name != primary {
+			host = n.Name + "-" + name
+		}
+		out = append(out, Interface{Name: name, Hostname: host, NetDev: d})
+	}
+	return out
+}

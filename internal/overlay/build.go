@@ -32,6 +32,10 @@ import (
 // upgrade rebuilds everything once.
 const formatVersion = "1"
 
+// archivePerm is the mode of every built archive: they hold nodes' host
+// keys and shadow files, for warewulfd's eyes only.
+const archivePerm = 0o600
+
 // Options tune a Builder; the zero value is the installed controller.
 type Options struct {
 	// HostRoot is where `include` reads the controller's files ("" is /);
@@ -39,6 +43,10 @@ type Options struct {
 	HostRoot string
 	// Workers render nodes in parallel (default GOMAXPROCS).
 	Workers int
+	// RescanAfter lets a build of named nodes trust its last look at the
+	// overlays' files for this long (0: always look). BuildNode, called by
+	// warewulfd per request, uses a second.
+	RescanAfter time.Duration
 }
 
 // Builder builds overlay images and remembers, between calls, what it
@@ -53,6 +61,8 @@ type Builder struct {
 	cluster  *clusterView
 	overlays map[string]*loadedOverlay
 	keys     *keyStore
+	reads    *readCache // files included during the current build
+	recent   bool       // the current build may reuse a recent scan
 
 	imu     sync.Mutex // guards indexes, which Parts reads during a build
 	indexes map[string]*index
@@ -100,8 +110,11 @@ func hashStrings(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (b *Builder) view(db *node.DB) (*clusterView, error) {
-	if b.db == db && b.cluster != nil {
+// view merges every node of db, or returns the view of the last db when it
+// is the same one and fresh is false: a *node.DB is treated as immutable
+// once given to a Builder (node.Load gives a new one after a change).
+func (b *Builder) view(db *node.DB, fresh bool) (*clusterView, error) {
+	if b.db == db && b.cluster != nil && !fresh {
 		return b.cluster, nil
 	}
 	nodes, err := db.AllMerged()
@@ -147,9 +160,13 @@ type loadedOverlay struct {
 	entries   []Entry
 	sig       string
 	templates []*parsedTemplate
+	scanned   time.Time
 }
 
 func (b *Builder) load(name string) (*loadedOverlay, error) {
+	if l, ok := b.overlays[name]; ok && b.recent && time.Since(l.scanned) < b.opts.RescanAfter {
+		return l, nil
+	}
 	ov, err := Find(b.cfg, name)
 	if err != nil {
 		return nil, err
@@ -160,9 +177,10 @@ func (b *Builder) load(name string) (*loadedOverlay, error) {
 	}
 	sig := signature(ov.Dir, entries)
 	if l, ok := b.overlays[name]; ok && l.sig == sig {
+		l.scanned = time.Now()
 		return l, nil
 	}
-	l := &loadedOverlay{ov: ov, entries: entries, sig: sig}
+	l := &loadedOverlay{ov: ov, entries: entries, sig: sig, scanned: time.Now()}
 	for _, e := range entries {
 		if !e.Template {
 			continue
@@ -299,6 +317,7 @@ type Stats struct {
 	Unchanged int
 	Failed    int
 	Shared    int // shared archives written
+	HostKeys  int // ssh host keys made (once per node and type)
 }
 
 // Build builds the overlay images of kinds (System, Runtime; both if
@@ -314,7 +333,10 @@ func (b *Builder) Build(db *node.DB, names []string, kinds ...string) (Stats, er
 		return Stats{}, err
 	}
 	defer unlock()
-	return b.build(db, names, kinds)
+	made := b.keys.made
+	st, err := b.build(db, names, kinds)
+	st.HostKeys = b.keys.made - made
+	return st, err
 }
 
 // lock serializes builds of different processes (wwctl and warewulfd).
@@ -346,7 +368,9 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			return st, fmt.Errorf("overlay kind %q is not %s or %s", k, System, Runtime)
 		}
 	}
-	v, err := b.view(db)
+	all := len(names) == 0
+	b.recent = !all
+	v, err := b.view(db, all)
 	if err != nil {
 		return st, err
 	}
@@ -354,7 +378,6 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	if err := b.keys.load(); err != nil {
 		return st, err
 	}
-	all := len(names) == 0
 	var idxs []int
 	if all {
 		for i := range v.nodes {
@@ -372,6 +395,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	sets := map[string]*overlaySet{}
 	base := Data{BuildHost: v.host, BuildTime: v.buildNow, Controller: v.ctl}
 	errs := &errList{}
+	b.reads = newReadCache()
 	for _, kind := range kinds {
 		idx, err := b.index(kind)
 		if err != nil {
@@ -389,7 +413,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			if !ok {
 				s = b.plan(list)
 				if s.err == nil {
-					wrote, err := b.buildShared(s, v, newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base))
+					wrote, err := b.buildShared(s, v, b.newRenderState(v, base))
 					st.Shared += wrote
 					s.err = err
 				}
@@ -416,22 +440,19 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView, base Data, st *Stats, errs *errList) error {
 	dir := filepath.Join(b.cfg.ProvisionDir(), "overlays")
 	packName := fmt.Sprintf("%s-%x.pack", kind, time.Now().UnixNano())
-	pack, err := safefile.Create(filepath.Join(dir, packName), 0o644)
-	if err != nil {
-		return err
-	}
-	defer pack.Abort()
-	pw := &packWriter{w: bufio.NewWriterSize(pack, 1<<20)}
+	pw := &packWriter{path: filepath.Join(dir, packName)}
+	defer pw.abort()
 	depOK := newDepCache(b.keys)
 
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	var mu sync.Mutex // guards idx.Nodes writes and st
+	var mu sync.Mutex     // guards idx.Nodes writes, st and replaced
+	var replaced []string // copies Parts made of archives now replaced
 	for w := 0; w < b.opts.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
+			rs := b.newRenderState(v, base)
 			pk := newPacker()
 			for {
 				j := int(next.Add(1) - 1)
@@ -480,37 +501,73 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				}
 				idx.put(n.Name, e, rs.deps)
 				st.Built++
+				if old != nil && old.Sum != "" && old.Sum != e.Sum {
+					replaced = append(replaced, b.copyPath(n.Name, kind, old.Sum))
+				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	if pw.off == 0 && !idx.changed {
-		return nil
-	}
-	if err := pw.w.Flush(); err != nil {
+	if err := pw.commit(); err != nil {
 		return err
-	}
-	if pw.off > 0 {
-		if err := pack.Commit(); err != nil {
-			return err
-		}
 	}
 	if err := b.keys.save(); err != nil {
 		return err
 	}
-	return b.saveIndex(kind, idx)
+	if err := b.saveIndex(kind, idx); err != nil {
+		return err
+	}
+	// A reader holding the old copy sees it vanish and asks Parts again.
+	for _, p := range replaced {
+		os.Remove(p)
+	}
+	return nil
+}
+
+// packWriter appends node archives to a new pack, created on the first
+// write: a build that changes nothing creates no file.
+// newRenderState makes a renderer that shares the build's read cache.
+func (b *Builder) newRenderState(v *clusterView, base Data) *renderState {
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
+	rs.reads = b.reads
+	return rs
 }
 
 type packWriter struct {
-	w   *bufio.Writer
-	off int64
+	path string
+	f    *safefile.File
+	w    *bufio.Writer
+	off  int64
 }
 
 func (p *packWriter) Write(data []byte) (int, error) {
+	if p.f == nil {
+		f, err := safefile.Create(p.path, archivePerm)
+		if err != nil {
+			return 0, err
+		}
+		p.f, p.w = f, bufio.NewWriterSize(f, 1<<20)
+	}
 	n, err := p.w.Write(data)
 	p.off += int64(n)
 	return n, err
+}
+
+func (p *packWriter) commit() error {
+	if p.f == nil {
+		return nil
+	}
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	return p.f.Commit()
+}
+
+func (p *packWriter) abort() {
+	if p.f != nil {
+		p.f.Abort()
+	}
 }
 
 // renderNode renders the node-scope templates of a job's set for n and
@@ -718,7 +775,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		m.Cluster = "cluster-" + hex.EncodeToString(sum[:12]) + ".img.gz"
 		p := filepath.Join(shared, m.Cluster)
 		if !exists(p) {
-			if err := safefile.WriteFile(p, data, 0o644); err != nil {
+			if err := safefile.WriteFile(p, data, archivePerm); err != nil {
 				return 0, err
 			}
 			wrote++
@@ -760,7 +817,7 @@ func sortedDeps(m map[string]dep) []dep {
 // writeStatic archives the plain files of a set, compressed on every core.
 // The name carries the set's id, so it is written once and never changes.
 func (b *Builder) writeStatic(p string, s *overlaySet) error {
-	return safefile.WriteFrom(p, 0o644, func(w io.Writer) error {
+	return safefile.WriteFrom(p, archivePerm, func(w io.Writer) error {
 		aw, err := archive.NewWriter(w, archive.Gzip)
 		if err != nil {
 			return err
@@ -811,7 +868,7 @@ type packer struct {
 
 func newPacker() *packer {
 	p := &packer{}
-	p.gz, _ = gzip.NewWriterLevel(&p.out, gzip.DefaultCompression)
+	p.gz, _ = gzip.NewWriterLevel(&p.out, gzip.BestSpeed) // kilobytes per node: speed over the last percent
 	p.bw = bufio.NewWriterSize(p.gz, 1<<20)
 	return p
 }

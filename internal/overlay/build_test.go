@@ -39,12 +39,7 @@ func mustBuild(t *testing.T, b *Builder, db *node.DB, names ...string) Stats {
 // part as the kernel reads them: "MODE UID GID PATH" (symlinks "-> T").
 func cpioListing(t *testing.T, parts []string) map[string]string {
 	t.Helper()
-	if _, err := exec.LookPath("cpio"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("GNU cpio is not installed")
-		}
-		t.Skip("GNU cpio is not installed")
-	}
+	needCpio(t)
 	out := map[string]string{}
 	line := regexp.MustCompile(`^(\S+)\s+\d+\s+(\d+)\s+(\d+)\s+\d+\s+\S+\s+\d+\s+\S+\s+(.*)$`)
 	for _, p := range parts {
@@ -64,6 +59,19 @@ func cpioListing(t *testing.T, parts []string) map[string]string {
 	return out
 }
 
+// needCpio skips a test without GNU cpio, except under CI where it fails.
+func needCpio(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"cpio", "gzip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (test/deps.sh installs it)", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+}
+
 // TestImageWithGNUCpio: n1's system image, read by GNU cpio, holds the
 // files the overlays define with their modes and owners; extracting it
 // gives the rendered contents.
@@ -78,6 +86,11 @@ func TestImageWithGNUCpio(t *testing.T) {
 	parts, err := Parts(sb.cfg, "n1", System)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600 (host keys inside)", p, st.Mode(), err)
+		}
 	}
 	list := cpioListing(t, parts)
 	want := map[string]string{
@@ -288,4 +301,56 @@ func mustParts(t *testing.T, sb *sandbox, n string) []string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestRebuildReplacesCopy: the copy Parts made of a node's archive goes
+// away when the node is rebuilt (a server holding it notices), and Ranges
+// points into the pack.
+func TestRebuildReplacesCopy(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := buildDB(t, sb)
+	mustBuild(t, b, db)
+	before, err := b.Parts("n1", System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := before[len(before)-1]
+	if !strings.HasPrefix(own, sb.cfg.OverlayProvisionDir("n1")) {
+		t.Fatalf("n1's archive %s is not under %s", own, sb.cfg.OverlayProvisionDir("n1"))
+	}
+	ranges, err := b.Ranges("n1", System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ranges[len(ranges)-1]
+	f, _ := os.Open(r.Path)
+	buf := make([]byte, r.Length)
+	f.ReadAt(buf, r.Offset)
+	f.Close()
+	if data, _ := os.ReadFile(own); !bytes.Equal(data, buf) {
+		t.Fatal("the copy differs from the pack's range")
+	}
+	db = buildDB(t, sb)
+	db.Nodes["n1"].Tags["dns"] = "10.9.9.9"
+	if st := mustBuild(t, b, db, "n1"); st.Built != 2 { // its record changed: both images
+		t.Fatalf("%+v", st)
+	}
+	if _, err := os.Stat(own); err == nil {
+		t.Fatal("the old copy is still there")
+	}
+	after, err := b.Parts("n1", System)
+	if err != nil || after[len(after)-1] == own {
+		t.Fatalf("after rebuild: %v %v", after, err)
+	}
+	needCpio(t)
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", `gzip -dc "$1" | cpio -i -d --quiet`, "sh", after[len(after)-1])
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "etc/resolv.conf")); !strings.Contains(string(data), "nameserver 10.9.9.9") {
+		t.Fatalf("resolv.conf after rebuild: %s", data)
+	}
 }

@@ -155,6 +155,15 @@ func Import(cfg *config.Config, name, src, dest string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	cur, err := Find(cfg, name)
+	if err != nil {
+		return "", err
+	}
+	// DEST naming a directory (by a trailing / or in the overlay) means
+	// the file goes into it.
+	if p, _ := pathIn(cur, rel); strings.HasSuffix(dest, "/") || isDir(p) {
+		rel += "/" + filepath.Base(src)
+	}
 	o, err := SiteCopy(cfg, name)
 	if err != nil {
 		return "", err

@@ -56,6 +56,8 @@ func newSandbox(t testing.TB, dir string) *sandbox {
 	}}
 	// RSA keys take a quarter second each to make; keys_test covers them.
 	cfg.SSH.KeyTypes = []string{"ed25519", "ecdsa"}
+	os.MkdirAll(cfg.KeyDir(), 0o700)
+	os.WriteFile(filepath.Join(cfg.KeyDir(), "cluster.pub"), []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\n"), 0o644)
 	host := filepath.Join(dir, "host")
 	writeFiles(t, host, map[string]string{
 		"etc/resolv.conf":            "# controller\nnameserver 127.0.0.53\nnameserver 10.0.0.254\nsearch cluster\n",

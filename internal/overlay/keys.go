@@ -3,14 +3,7 @@ package overlay
 import (
 	"bufio"
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -21,18 +14,14 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
+	"github.com/warewulf-ng/warewulf/internal/sshkey"
 )
 
 // HostKey is one ssh host key of a node, in the files sshd reads.
-type HostKey struct {
-	Type    string // ed25519, ecdsa, rsa
-	Private string // OpenSSH private key (ssh_host_TYPE_key)
-	Public  string // authorized_keys line (ssh_host_TYPE_key.pub)
-}
+// HostKey is one ssh host key pair of a node.
+type HostKey = sshkey.Pair
 
 // HostKeysFile holds every node's ssh host keys under cfg.KeyDir(), one
 // line per key: "NODE TYPE BASE64(private) BASE64(public)". One file rather
@@ -48,6 +37,7 @@ type keyStore struct {
 	keys map[string]*HostKey // "node type"
 	stat fileStat
 	new  bool // keys made since the last save
+	made int  // keys made by this store, for Stats
 }
 
 type fileStat struct {
@@ -115,7 +105,7 @@ func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
 	if hk != nil {
 		return hk, nil
 	}
-	hk, err := NewHostKey(keyType, "root@"+nodeName)
+	hk, err := sshkey.New(keyType, "root@"+nodeName)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +116,7 @@ func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
 	}
 	k.keys[nodeName+" "+keyType] = hk
 	k.new = true
+	k.made++
 	return hk, nil
 }
 
@@ -168,43 +159,4 @@ func (k *keyStore) save() error {
 	k.new = false
 	k.stat, _ = statOf(k.file)
 	return nil
-}
-
-// NewHostKey makes a key of type ed25519, ecdsa (P-256) or rsa (3072 bits).
-func NewHostKey(keyType, comment string) (*HostKey, error) {
-	var priv crypto.PrivateKey
-	var pub crypto.PublicKey
-	switch keyType {
-	case "ed25519":
-		p, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		priv, pub = k, p
-	case "ecdsa":
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		priv, pub = k, &k.PublicKey
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 3072)
-		if err != nil {
-			return nil, err
-		}
-		priv, pub = k, &k.PublicKey
-	default:
-		return nil, fmt.Errorf("ssh host key type %q is not ed25519, ecdsa or rsa", keyType)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		return nil, err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	line := ssh.MarshalAuthorizedKey(sp)
-	line = append(line[:len(line)-1], " "+comment+"\n"...)
-	return &HostKey{Type: keyType, Private: string(pem.EncodeToMemory(block)), Public: string(line)}, nil
 }

@@ -10,6 +10,7 @@ package overlay
 
 import (
 	"sync"
+	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
@@ -33,7 +34,7 @@ func builderFor(cfg *config.Config) *Builder {
 	defer buildersMu.Unlock()
 	b, ok := builders[cfg]
 	if !ok {
-		b = NewBuilder(cfg, Options{})
+		b = NewBuilder(cfg, Options{RescanAfter: time.Second})
 		builders[cfg] = b
 	}
 	return b
@@ -50,7 +51,9 @@ func Parts(cfg *config.Config, nodeName, kind string) ([]string, error) {
 // BuildNode builds one node's overlay image of kind, if its inputs changed.
 // It is safe to call concurrently, also for the same node: builds are
 // serialized and the second finds the image up to date. warewulfd calls it
-// on first request when `autobuild overlays` is on.
+// on first request when `autobuild overlays` is on. db is only read; the
+// merged nodes of the last db seen are reused while the same *node.DB is
+// passed, so pass the new one node.Load returns after nodes.conf changed.
 func BuildNode(cfg *config.Config, db *node.DB, nodeName, kind string) error {
 	_, err := builderFor(cfg).Build(db, []string{nodeName}, kind)
 	return err

@@ -25,6 +25,7 @@ func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Ren
 	if err != nil {
 		return nil, err
 	}
+	b.recent = false
 	l, err := b.load(overlayName)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Ren
 		}
 		return nil, fmt.Errorf("overlay %s has no file %s", overlayName, rel)
 	}
-	v, err := b.view(db)
+	v, err := b.view(db, false)
 	if err != nil {
 		return nil, err
 	}

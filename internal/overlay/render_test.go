@@ -40,7 +40,7 @@ var expect = map[string]map[string][]string{
 		"etc/ssh/ssh_host_ecdsa_key":       {"-----BEGIN OPENSSH PRIVATE KEY-----"},
 		"etc/ssh/ssh_host_ecdsa_key.pub":   {"ecdsa-sha2-nistp256 "},
 	},
-	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
+	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
 	"syncuser": {
 		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},
 		"etc/group":  {"root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\n"},
@@ -85,6 +85,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 				}
 				for _, o := range outs {
 					got[o.Path] = o
+					if bytes.Contains(o.Data, []byte("<no value>")) {
+						t.Errorf("%s renders a missing value:\n%s", o.Path, o.Data)
+					}
 					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
 						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
 					}
@@ -93,6 +96,11 @@ func TestShippedOverlaysRender(t *testing.T) {
 			want, ok := expect[name]
 			if !ok {
 				if strings.HasPrefix(name, "ww") {
+					for p, o := range got {
+						if len(o.Data) == 0 && o.Link == "" {
+							t.Errorf("%s: %s is empty", name, p)
+						}
+					}
 					t.Logf("overlay %s rendered %d files; its content is tested by its owner", name, len(got))
 					return
 				}

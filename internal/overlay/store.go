@@ -36,6 +36,7 @@ type index struct {
 
 	depIdx  map[dep]int
 	changed bool
+	shared  bool // Nodes and Deps are the cached index's: copy before changing
 	stat    fileStat
 }
 
@@ -84,17 +85,26 @@ func (b *Builder) loadIndex(kind string) (*index, error) {
 	return idx, nil
 }
 
-// index returns a private copy of the kind's index for a build to change.
+// index returns the kind's index for a build to change; it copies the
+// cached one on the first change, so checking an up-to-date node copies
+// nothing.
 func (b *Builder) index(kind string) (*index, error) {
 	cur, err := b.loadIndex(kind)
 	if err != nil {
 		return nil, err
 	}
-	idx := &index{Version: formatVersion, Deps: cur.Deps, Nodes: make(map[string]*nodeEntry, len(cur.Nodes)), stat: cur.stat}
-	for k, v := range cur.Nodes {
-		idx.Nodes[k] = v
+	return &index{Version: formatVersion, Deps: cur.Deps, Nodes: cur.Nodes, stat: cur.stat, shared: true}, nil
+}
+
+func (idx *index) own() {
+	if !idx.shared {
+		return
 	}
-	return idx, nil
+	nodes := make(map[string]*nodeEntry, len(idx.Nodes)+1)
+	for k, v := range idx.Nodes {
+		nodes[k] = v
+	}
+	idx.Nodes, idx.Deps, idx.shared = nodes, append([]dep(nil), idx.Deps...), false
 }
 
 func (idx *index) depsOf(e *nodeEntry) []dep {
@@ -110,6 +120,7 @@ func (idx *index) depsOf(e *nodeEntry) []dep {
 
 // put records a built node; the caller holds the build's lock.
 func (idx *index) put(name string, e *nodeEntry, deps map[string]dep) {
+	idx.own()
 	if idx.depIdx == nil {
 		idx.depIdx = make(map[dep]int, len(idx.Deps))
 		for i, d := range idx.Deps {
@@ -133,6 +144,7 @@ func (idx *index) put(name string, e *nodeEntry, deps map[string]dep) {
 func (idx *index) forget(exist map[string]int) {
 	for name := range idx.Nodes {
 		if _, ok := exist[name]; !ok {
+			idx.own()
 			delete(idx.Nodes, name)
 			idx.changed = true
 		}
@@ -212,7 +224,7 @@ func (b *Builder) saveIndex(kind string, idx *index) error {
 func (b *Builder) repack(kind string, idx *index) error {
 	dir := filepath.Dir(b.indexPath(kind))
 	name := fmt.Sprintf("%s-%x.pack", kind, time.Now().UnixNano())
-	f, err := safefile.Create(filepath.Join(dir, name), 0o644)
+	f, err := safefile.Create(filepath.Join(dir, name), archivePerm)
 	if err != nil {
 		return err
 	}
@@ -338,9 +350,8 @@ func (b *Builder) parts(nodeName, kind string) ([]string, error) {
 			paths = append(paths, r.Path)
 			continue
 		}
-		dir := b.cfg.OverlayProvisionDir(nodeName)
-		name := kind + "-" + e.Sum + ".img.gz"
-		p := filepath.Join(dir, name)
+		p := b.copyPath(nodeName, kind, e.Sum)
+		dir, name := filepath.Dir(p), filepath.Base(p)
 		if !exists(p) {
 			if err := copyRange(p, r); err != nil {
 				return nil, err
@@ -358,13 +369,18 @@ func (b *Builder) parts(nodeName, kind string) ([]string, error) {
 	return paths, nil
 }
 
+// copyPath is where Parts copies a node's archive out of its pack.
+func (b *Builder) copyPath(nodeName, kind, sum string) string {
+	return filepath.Join(b.cfg.OverlayProvisionDir(nodeName), kind+"-"+sum+".img.gz")
+}
+
 func copyRange(dst string, r Part) error {
 	src, err := os.Open(r.Path)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	return safefile.WriteFrom(dst, 0o644, func(w io.Writer) error {
+	return safefile.WriteFrom(dst, archivePerm, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(src, r.Offset, r.Length))
 		return err
 	})

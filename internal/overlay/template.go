@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -36,6 +37,9 @@ type Controller struct {
 	NFS            []config.NFSExport // the exports, when nfs is enabled
 	SSHKeyTypes    []string
 	ClientDir      string // where wwclient lives on a node
+	// ClusterKey is the public half of the controller's key for logging in
+	// to nodes (KEYDIR/cluster.pub, made by `wwctl configure ssh`), or "".
+	ClusterKey string
 }
 
 func newController(cfg *config.Config, buildHost string) Controller {
@@ -54,6 +58,9 @@ func newController(cfg *config.Config, buildHost string) Controller {
 	}
 	if c.Hostname == "" {
 		c.Hostname = buildHost
+	}
+	if data, err := os.ReadFile(filepath.Join(cfg.KeyDir(), "cluster.pub")); err == nil {
+		c.ClusterKey = string(data)
 	}
 	if cfg.NFS.Enabled {
 		c.NFS = cfg.NFS.ExportPaths
@@ -195,12 +202,45 @@ func templateError(overlay, file, nodeName string, err error) error {
 	return e
 }
 
+// readCache reads each included file once per build, however many nodes
+// include it, and remembers its stat as the dependency.
+type readCache struct {
+	mu sync.Mutex
+	m  map[string]*readResult
+}
+
+type readResult struct {
+	once sync.Once
+	data string
+	err  error
+	dep  dep
+}
+
+func newReadCache() *readCache { return &readCache{m: map[string]*readResult{}} }
+
+func (c *readCache) get(path string, read func() ([]byte, error)) *readResult {
+	c.mu.Lock()
+	r, ok := c.m[path]
+	if !ok {
+		r = &readResult{}
+		c.m[path] = r
+	}
+	c.mu.Unlock()
+	r.once.Do(func() {
+		r.dep = statDep(path)
+		data, err := read()
+		r.data, r.err = string(data), err
+	})
+	return r
+}
+
 // renderState is one worker's renderer: its template clones are bound to
 // it, so workers render in parallel without sharing state.
 type renderState struct {
 	hostRoot string
 	cfg      *config.Config
 	keys     *keyStore
+	reads    *readCache
 	node     *node.Node   // nil while rendering for all nodes
 	nodes    []*node.Node // all nodes
 	base     Data
@@ -215,7 +255,7 @@ type renderState struct {
 }
 
 func newRenderState(cfg *config.Config, hostRoot string, keys *keyStore, nodes []*node.Node, base Data) *renderState {
-	st := &renderState{hostRoot: hostRoot, cfg: cfg, keys: keys, nodes: nodes, base: base, clones: map[*parsedTemplate]*template.Template{}}
+	st := &renderState{hostRoot: hostRoot, cfg: cfg, keys: keys, nodes: nodes, base: base, clones: map[*parsedTemplate]*template.Template{}, reads: newReadCache()}
 	return st
 }
 
@@ -297,12 +337,12 @@ func (st *renderState) ownFuncs() template.FuncMap {
 		// include reads a file of the controller.
 		"include": func(p string) (string, error) {
 			full := filepath.Join(st.hostRoot, filepath.Clean("/"+p))
-			data, err := os.ReadFile(full)
-			st.addDep(full)
-			if err != nil {
-				return "", fmt.Errorf("include %s: %w", p, unwrapPath(err))
+			r := st.reads.get(full, func() ([]byte, error) { return os.ReadFile(full) })
+			st.addStat(r.dep)
+			if r.err != nil {
+				return "", fmt.Errorf("include %s: %w", p, unwrapPath(r.err))
 			}
-			return string(data), nil
+			return r.data, nil
 		},
 		// includeImage reads a file of the node's image; "" if it has none.
 		"includeImage": func(p string) (string, error) {
@@ -314,23 +354,23 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			}
 			rootfs := st.cfg.ImageRootfs(st.node.ImageName)
 			rel := filepath.Clean("/" + p)[1:]
-			st.addDep(filepath.Join(rootfs, rel))
-			root, err := os.OpenRoot(rootfs)
-			if errors.Is(err, fs.ErrNotExist) {
+			r := st.reads.get(filepath.Join(rootfs, rel), func() ([]byte, error) {
+				// Inside the image, symlinks resolve within it.
+				root, err := os.OpenRoot(rootfs)
+				if err != nil {
+					return nil, err
+				}
+				defer root.Close()
+				return root.ReadFile(rel)
+			})
+			st.addStat(r.dep)
+			if errors.Is(r.err, fs.ErrNotExist) {
 				return "", nil
 			}
-			if err != nil {
-				return "", err
+			if r.err != nil {
+				return "", fmt.Errorf("includeImage %s: %w", p, unwrapPath(r.err))
 			}
-			defer root.Close()
-			data, err := root.ReadFile(rel)
-			if errors.Is(err, fs.ErrNotExist) {
-				return "", nil
-			}
-			if err != nil {
-				return "", fmt.Errorf("includeImage %s: %w", p, unwrapPath(err))
-			}
-			return string(data), nil
+			return r.data, nil
 		},
 		// includeGlob reads every controller file matching a pattern, in
 		// name order, one after the other.

@@ -76,9 +76,14 @@ func (p *fileProvider) Overlay(cfg *config.Config, nodeName, kind string) ([]str
 }
 
 func (p *fileProvider) BuildOverlay(cfg *config.Config, db *node.DB, nodeName, kind string) error {
+	// Like the real builder: nothing to do when the image is up to date.
+	file := filepath.Join(cfg.OverlayProvisionDir(nodeName), kind+".img")
+	if _, err := os.Stat(file); err == nil {
+		return nil
+	}
 	p.builds.Add(1)
 	time.Sleep(p.buildDelay)
-	return safefile.WriteFile(filepath.Join(cfg.OverlayProvisionDir(nodeName), kind+".img"), []byte("built "+kind+" overlay of "+nodeName+"\n"), 0o644)
+	return safefile.WriteFile(file, []byte("built "+kind+" overlay of "+nodeName+"\n"), 0o644)
 }
 
 // testEnv is a sandbox with a running warewulfd on 127.0.0.1.

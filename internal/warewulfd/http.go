@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -47,6 +48,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case MetricsPath:
 		s.serveMetrics(w)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, EFIPath); ok {
+		s.serveEFI(w, r, name)
 		return
 	}
 	q := &request{w: &recorder{ResponseWriter: w}, r: r, start: time.Now(), stage: stageCount}
@@ -97,6 +102,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveContent(q, body)
+}
+
+// EFIPath serves the iPXE binaries over HTTP, for UEFI HTTP boot (the
+// DHCP server hands out http://server:port/efi/snponly.efi).
+const EFIPath = "/efi/"
+
+// serveEFI sends an iPXE binary from the iPXE source directory, the files
+// TFTP serves, under the same name rules.
+func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
+	start, rec := time.Now(), &recorder{ResponseWriter: w}
+	why := ""
+	defer func() {
+		s.metrics.observe(stageCount, rec.bytes, rec.status)
+		s.log.WithFields(logrus.Fields{"file": name, "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
+			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + why)
+	}()
+	f, err := s.openBootFile(name)
+	if err != nil {
+		why = err.Error()
+		http.Error(rec, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		why = err.Error()
+		http.Error(rec, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	why = "served"
+	rec.Header().Set("Content-Type", "application/efi")
+	http.ServeContent(rec, r, "", fi.ModTime(), f)
 }
 
 // checkRuntime applies the secure-mode rules for runtime overlays, which
@@ -207,10 +244,16 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 		return cs[0], nil
 	}
 	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
-	if err != nil && st.cfg.Warewulf.AutobuildOverlays {
+	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.db) {
+		// Missing, or not yet checked against this nodes.conf: BuildNode
+		// rebuilds only if the node's inputs changed.
 		_, err, _ = s.builds.Do(key, func() (any, error) {
-			s.log.Infof("warewulfd: building %s overlay of %s", kind, n.Name)
-			return nil, s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind)
+			s.log.Debugf("warewulfd: bringing %s overlay of %s up to date", kind, n.Name)
+			if err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind); err != nil {
+				return nil, err
+			}
+			s.checked.Store(key, st.db)
+			return nil, nil
 		})
 		if err == nil {
 			files, err = s.prov.Overlay(st.cfg, n.Name, kind)

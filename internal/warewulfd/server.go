@@ -54,13 +54,17 @@ var headerTimeout = 10 * time.Second
 
 // Server is a running warewulfd.
 type Server struct {
-	opts    Options
-	log     *logrus.Logger
-	prov    Provider
-	st      atomic.Pointer[state]
-	stamps  []fileStamp
-	cache   artifactCache
-	builds  singleflight.Group
+	opts   Options
+	log    *logrus.Logger
+	prov   Provider
+	st     atomic.Pointer[state]
+	stamps []fileStamp
+	cache  artifactCache
+	builds singleflight.Group
+	// checked maps "kind\x00node" to the *node.DB its overlay was last
+	// brought up to date against, so a changed nodes.conf rebuilds each
+	// node's overlay once, on its next request.
+	checked sync.Map
 	status  statusBook
 	metrics metrics
 	ipxe    templateCache

@@ -35,8 +35,7 @@ func (s *Server) newTFTP() *tftp.Server {
 	return srv
 }
 
-// tftpRead serves one file from the iPXE source directory. os.Root keeps
-// symbolic links from leading outside it.
+// tftpRead serves one file from the iPXE source directory.
 func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
 	err := s.tftpOpenAndSend(name, rf)
 	if err != nil {
@@ -45,26 +44,40 @@ func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
 	return err
 }
 
-func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+// openBootFile opens an iPXE binary in the iPXE source directory (for TFTP
+// and /efi/). os.Root keeps symbolic links from leading outside it.
+func (s *Server) openBootFile(name string) (*os.File, error) {
 	if err := CheckTFTPName(name); err != nil {
-		return err
+		return nil, err
 	}
 	root, err := os.OpenRoot(s.Config().IpxeSourceDir())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer root.Close()
 	f, err := root.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%q not found", name)
+			return nil, fmt.Errorf("%q not found", name)
 		}
-		return fmt.Errorf("%q: refused", name)
+		return nil, fmt.Errorf("%q: refused", name)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%q is not a file", name)
+	}
+	return f, nil
+}
+
+func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	f, err := s.openBootFile(name)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("%q is not a file", name)
+	if err != nil {
+		return err
 	}
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
 		ot.SetSize(fi.Size())

@@ -100,3 +100,24 @@ func TestTFTPDisabled(t *testing.T) {
 		t.Fatal("tftp listens with tftp: enabled: false")
 	}
 }
+
+// UEFI HTTP boot fetches the same binaries from /efi/.
+func TestEFIOverHTTP(t *testing.T) {
+	want, err := os.ReadFile("/usr/lib/ipxe/snponly.efi")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the ipxe package is not installed (test/deps.sh)")
+		}
+		t.Skip("needs /usr/lib/ipxe/snponly.efi (Debian ipxe)")
+	}
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	resp, body := e.get("/efi/snponly.efi")
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("%s, %d bytes (want %d)", resp.Status, len(body), len(want))
+	}
+	for _, bad := range []string{"/efi/../../../etc/passwd", "/efi/%2e%2e/%2e%2e/etc/passwd", "/efi//etc/passwd", "/efi/", "/efi/nonexistent.efi"} {
+		if resp, _ := e.get(bad); resp.StatusCode != 404 {
+			t.Errorf("%s: %s", bad, resp.Status)
+		}
+	}
+}

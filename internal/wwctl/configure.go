@@ -75,7 +75,7 @@ func newConfigureCmd() *cobra.Command {
 		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) and restart it", configureDHCP},
 		{"hostfile", "Add the nodes to the controller's /etc/hosts (between markers)", configureHostfile},
 		{"nfs", "Export the nfs: export paths to the cluster network in /etc/exports", configureNFS},
-		{"ssh", "Create the cluster's ssh host keys and root login key if missing", configureSSH},
+		{"ssh", "Create the cluster's root login key if missing (nodes' host keys come from the ssh.host_keys overlay)", configureSSH},
 		{"tftp", "Copy the iPXE binaries (tftp: ipxe) into the TFTP root for an external TFTP server", configureTFTP},
 	} {
 		sub := sub
@@ -185,7 +185,7 @@ func configureNFS(cmd *cobra.Command, cfg *config.Config, f *configureFlags) err
 func configureSSH(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
 	out := cmd.OutOrStdout()
 	if f.dryRun {
-		fmt.Fprintf(out, "ssh: would create missing keys under %s (types %v)\n", cfg.KeyDir(), cfg.SSH.KeyTypes)
+		fmt.Fprintf(out, "ssh: would create %s if missing (type %s)\n", controller.ClusterKeyFile(cfg), cfg.SSH.KeyTypes[0])
 		return nil
 	}
 	created, err := controller.EnsureSSHKeys(cfg)
@@ -193,7 +193,7 @@ func configureSSH(cmd *cobra.Command, cfg *config.Config, f *configureFlags) err
 		fmt.Fprintf(out, "ssh: created %s\n", c)
 	}
 	if err == nil && len(created) == 0 {
-		fmt.Fprintf(out, "ssh: keys under %s already exist\n", cfg.KeyDir())
+		fmt.Fprintf(out, "ssh: %s already exists\n", controller.ClusterKeyFile(cfg))
 	}
 	return err
 }

@@ -102,7 +102,7 @@ func TestConfigureAll(t *testing.T) {
 	check(hosts, "127.0.0.1 localhost\n# BEGIN warewulf", "10.0.0.11       n1\n")
 	check(exports, "/home 10.0.0.0/24(rw,sync)")
 	check(filepath.Join(dir, "etc", "keys", "cluster.pub"), "ssh-ed25519 ")
-	check(filepath.Join(dir, "etc", "keys", "ssh_host_ed25519_key"), "OPENSSH PRIVATE KEY")
+	check(filepath.Join(dir, "etc", "keys", "cluster"), "OPENSSH PRIVATE KEY")
 	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
 
 	// Running again changes nothing and keeps the keys.

@@ -1,6 +1,7 @@
 package wwctl
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -21,13 +22,13 @@ func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Aliases: []string{"container"}, Short: "Import, build and manage node images"}
 	cmd.AddCommand(newImageImportCmd(), newImageBuildCmd(), newImageListCmd(), newImageShowCmd(),
 		newImageDeleteCmd(), newImageCopyCmd(), newImageRenameCmd(), newImageExecCmd(),
-		newImageShellCmd(), newImageSyncuserCmd())
+		newImageShellCmd(), newImageSyncuserCmd(), newImageKernelsCmd())
 	return cmd
 }
 
-// signalContext is cancelled by SIGINT or SIGTERM, so a long import or
+// imgSignalContext is cancelled by SIGINT or SIGTERM, so a long import or
 // build stops cleanly and removes its temporaries.
-func signalContext() (context.Context, context.CancelFunc) {
+func imgSignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -53,13 +54,13 @@ func newImageImportCmd() *cobra.Command {
 				return err
 			}
 			if passwordStdin {
-				var line string
-				if _, err := fmt.Fscanln(cmd.InOrStdin(), &line); err != nil {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
 					return fmt.Errorf("reading the password from stdin: %w", err)
 				}
-				o.Password = line
+				o.Password = strings.TrimRight(line, "\r\n")
 			}
-			ctx, stop := signalContext()
+			ctx, stop := imgSignalContext()
 			defer stop()
 			o.Progress = cmd.ErrOrStderr()
 			if _, err := image.Import(ctx, cfg, args[0], args[1], o); err != nil {
@@ -67,7 +68,7 @@ func newImageImportCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s as %s\n", args[0], args[1])
 			if build {
-				return buildImages(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
+				return imgBuild(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
 			}
 			return nil
 		},
@@ -112,9 +113,9 @@ func newImageBuildCmd() *cobra.Command {
 					return err
 				}
 			}
-			ctx, stop := signalContext()
+			ctx, stop := imgSignalContext()
 			defer stop()
-			return buildImages(ctx, cmd, cfg, args, o)
+			return imgBuild(ctx, cmd, cfg, args, o)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "build every image")
@@ -123,17 +124,28 @@ func newImageBuildCmd() *cobra.Command {
 	return cmd
 }
 
-func buildImages(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names []string, o image.BuildOptions) error {
+func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names []string, o image.BuildOptions) error {
 	for _, n := range names {
 		if !image.Exists(cfg, n) {
 			return fmt.Errorf("image %q does not exist", n)
 		}
 	}
+	// One broken image does not keep the others from building.
+	var failed []string
+	var first error
 	for _, n := range names {
 		start := time.Now()
 		r, err := image.Build(ctx, cfg, n, o)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			failed = append(failed, n)
+			if first == nil {
+				first = err
+			}
+			continue
 		}
 		if !r.Rebuilt {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: up to date\n", n)
@@ -143,13 +155,19 @@ func buildImages(ctx context.Context, cmd *cobra.Command, cfg *config.Config, na
 		if len(r.Info.Kernels) > 0 {
 			kv = "kernel " + r.Info.Kernels[0].Version
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s, %s, %d files, %s in %s\n", n, r.Info.Image,
-			humanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s (%s, %s), %d files, %s in %s\n", n, r.Info.Image,
+			r.Info.Compression, imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
 	}
-	return nil
+	switch len(failed) {
+	case 0:
+		return nil
+	case 1:
+		return first
+	}
+	return fmt.Errorf("%d images failed to build: %s", len(failed), strings.Join(failed, ", "))
 }
 
-func humanSize(n int64) string {
+func imgHumanSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -182,7 +200,7 @@ func newImageListCmd() *cobra.Command {
 			for _, n := range names {
 				size, kernel, state := "-", "-", "not built"
 				if bi, err := image.ReadBuildInfo(cfg, n); err == nil {
-					size = humanSize(bi.ImageSize)
+					size = imgHumanSize(bi.ImageSize)
 					if len(bi.Kernels) > 0 {
 						kernel = bi.Kernels[0].Version
 					}
@@ -222,8 +240,8 @@ func newImageShowCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Name:      %s\n", name)
 			fmt.Fprintf(out, "Rootfs:    %s\n", cfg.ImageRootfs(name))
-			fmt.Fprintf(out, "Source:    %s\n", orDash(m.Source))
-			fmt.Fprintf(out, "Digest:    %s\n", orDash(m.Digest))
+			fmt.Fprintf(out, "Source:    %s\n", dash(m.Source))
+			fmt.Fprintf(out, "Digest:    %s\n", dash(m.Digest))
 			if m.Platform != "" {
 				fmt.Fprintf(out, "Platform:  %s\n", m.Platform)
 			}
@@ -235,7 +253,7 @@ func newImageShowCmd() *cobra.Command {
 			for _, k := range ks {
 				vs = append(vs, k.Version)
 			}
-			fmt.Fprintf(out, "Kernels:   %s\n", orDash(strings.Join(vs, ", ")))
+			fmt.Fprintf(out, "Kernels:   %s\n", dash(strings.Join(vs, ", ")))
 			if bi, err := image.ReadBuildInfo(cfg, name); err == nil {
 				stale, _ := image.Stale(cfg, name)
 				state := "up to date"
@@ -243,7 +261,7 @@ func newImageShowCmd() *cobra.Command {
 					state = "stale (run wwctl image build)"
 				}
 				fmt.Fprintf(out, "Built:     %s, %s\n", bi.Built.Format(time.RFC3339), state)
-				fmt.Fprintf(out, "Archive:   %s/%s (%s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, humanSize(bi.ImageSize), bi.Files)
+				fmt.Fprintf(out, "Archive:   %s/%s (%s, %s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, bi.Compression, imgHumanSize(bi.ImageSize), bi.Files)
 			} else {
 				fmt.Fprintf(out, "Built:     no\n")
 			}
@@ -252,17 +270,10 @@ func newImageShowCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "Nodes:     %d booting; named by nodes: %s; profiles: %s\n", n,
-				orDash(strings.Join(nodes, ",")), orDash(strings.Join(profiles, ",")))
+				dash(strings.Join(nodes, ",")), dash(strings.Join(profiles, ",")))
 			return nil
 		},
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func newImageDeleteCmd() *cobra.Command {
@@ -312,9 +323,9 @@ func newImageCopyCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %s to %s\n", args[0], args[1])
 			if build {
-				ctx, stop := signalContext()
+				ctx, stop := imgSignalContext()
 				defer stop()
-				return buildImages(ctx, cmd, cfg, args[1:], image.BuildOptions{})
+				return imgBuild(ctx, cmd, cfg, args[1:], image.BuildOptions{})
 			}
 			return nil
 		},
@@ -354,7 +365,7 @@ func newImageExecCmd() *cobra.Command {
 changed, unless --nobuild. The exit status is the command's.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return execInImage(cmd, args[0], args[1:], nil, nobuild)
+			return imgExec(cmd, args[0], args[1:], nil, nobuild)
 		},
 	}
 	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
@@ -378,38 +389,46 @@ func newImageShellCmd() *cobra.Command {
 					sh = "/bin/bash"
 				}
 			}
-			return execInImage(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
+			return imgExec(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
 		},
 	}
 	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
 	return cmd
 }
 
-// exitStatus carries a command's exit status out of wwctl.
-type exitStatus int
+// imgExitError carries a command's exit status out of wwctl.
+type imgExitError int
 
-func (e exitStatus) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
-func (e exitStatus) ExitCode() int { return int(e) }
+func (e imgExitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
+func (e imgExitError) ExitCode() int { return int(e) }
 
-func execInImage(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
+func imgExec(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
-	defer stop()
+	// Ctrl-C and Ctrl-\ at the terminal are for the command (a shell keeps
+	// running); wwctl catches them so as not to die, without ignoring them,
+	// which the command would inherit. SIGTERM is passed on.
+	swallow := make(chan os.Signal, 1)
+	signal.Notify(swallow, os.Interrupt, syscall.SIGQUIT)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
 		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env})
+	stop()
+	signal.Stop(swallow)
 	if err != nil {
 		return err
 	}
 	if !nobuild {
-		if err := buildImages(context.Background(), cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
+		bctx, bstop := imgSignalContext()
+		defer bstop()
+		if err := imgBuild(bctx, cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
 			return err
 		}
 	}
 	if code != 0 {
-		return exitStatus(code)
+		return imgExitError(code)
 	}
 	return nil
 }
@@ -442,9 +461,9 @@ move the files it owns. Without --write, only show what would change.`,
 				fmt.Fprintln(cmd.OutOrStdout(), "(not changed: run again with --write)")
 			}
 			if build && o.Write {
-				ctx, stop := signalContext()
+				ctx, stop := imgSignalContext()
 				defer stop()
-				return buildImages(ctx, cmd, cfg, args, image.BuildOptions{})
+				return imgBuild(ctx, cmd, cfg, args, image.BuildOptions{})
 			}
 			return nil
 		},
@@ -452,4 +471,41 @@ move the files it owns. Without --write, only show what would change.`,
 	cmd.Flags().BoolVarP(&o.Write, "write", "w", false, "apply the changes")
 	cmd.Flags().BoolVarP(&build, "build", "b", false, "rebuild the image afterwards")
 	return cmd
+}
+
+func newImageKernelsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "kernels [NAME...]",
+		Short: "List the kernels found in images (the newest is each image's default)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			names := args
+			if len(names) == 0 {
+				if names, err = image.List(cfg); err != nil {
+					return err
+				}
+			}
+			for _, n := range names {
+				if !image.Exists(cfg, n) {
+					return fmt.Errorf("image %q does not exist", n)
+				}
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tKERNEL\tDEFAULT\tPATH")
+			for _, n := range names {
+				ks, err := image.FindKernels(cfg.ImageRootfs(n))
+				if err != nil {
+					return err
+				}
+				for i, k := range ks {
+					rel := strings.TrimPrefix(k.Path, cfg.ImageRootfs(n))
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", n, k.Version, i == 0, rel)
+				}
+			}
+			return tw.Flush()
+		},
+	}
 }

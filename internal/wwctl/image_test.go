@@ -72,10 +72,11 @@ func TestImageCommands(t *testing.T) {
 		return out
 	}
 	mustRun("imported", "image", "import", src, "base")
-	mustRun("built image.img.gz", "image", "build", "base")
+	mustRun("built image.img (gz,", "image", "build", "base")
 	mustRun("up to date", "image", "build", "--all")
-	mustRun("built image.img.zst", "image", "build", "--force", "-z", "zstd", "base")
+	mustRun("built image.img (zstd,", "image", "build", "--force", "-z", "zstd", "base")
 	mustRun("6.1.0-1-amd64", "image", "list")
+	mustRun("/boot/vmlinuz-6.1.0-1-amd64", "image", "kernels")
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/nodes.conf"), []byte("nodes:\n  n1:\n    image name: base\n"), 0o640)
 	mustRun("1 booting", "image", "show", "base")

@@ -85,52 +85,23 @@ func readDB() (*node.DB, error) {
 }
 
 func (k kind) addCmd() *cobra.Command {
-	var f confFlags
-	cmd := &cobra.Command{
-		Use:   "add NAME...",
-		Short: "Add " + k.noun + "s (names take ranges: n[001-100])",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			list, err := names(args)
-			if err != nil {
-				return err
-			}
-			return updateDB(func(db *node.DB) error {
-				recs := k.records(db)
-				for i, name := range list {
-					if err := node.ValidName(name); err != nil {
-						return fmt.Errorf("%s %w", k.noun, err)
-					}
-					if _, ok := recs[name]; ok {
-						return fmt.Errorf("%s %s already exists", k.noun, name)
-					}
-					c := &node.Conf{}
-					if !k.profile && !cmd.Flags().Changed("profile") {
-						if _, ok := db.Profiles["default"]; ok {
-							c.Profiles = node.List{"default"}
-						}
-					}
-					if err := f.apply(cmd.Flags(), c, i); err != nil {
-						return err
-					}
-					recs[name] = c
-				}
-				return nil
-			})
-		},
-	}
-	f.addSetFlags(cmd.Flags(), k.profile)
-	return cmd
+	return k.valuesCmd("add NAME...", "Add "+k.noun+"s (names take ranges: n[001-100])", true)
 }
 
 func (k kind) setCmd() *cobra.Command {
+	return k.valuesCmd("set NAME...", "Change settings of "+k.noun+"s", false)
+}
+
+// valuesCmd is add (create) or set: both write the value flags into
+// records, stepping IP addresses across a range.
+func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
 	var f confFlags
 	cmd := &cobra.Command{
-		Use:   "set NAME...",
-		Short: "Change settings of " + k.noun + "s",
+		Use:   use,
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !changedAny(cmd.Flags()) {
+			if !create && !changedAny(cmd.Flags()) {
 				return errors.New("nothing to set: give at least one flag")
 			}
 			list, err := names(args)
@@ -140,9 +111,21 @@ func (k kind) setCmd() *cobra.Command {
 			return updateDB(func(db *node.DB) error {
 				recs := k.records(db)
 				for i, name := range list {
-					c, ok := recs[name]
-					if !ok {
+					c, exists := recs[name]
+					switch {
+					case create && exists:
+						return fmt.Errorf("%s %s already exists", k.noun, name)
+					case !create && !exists:
 						return fmt.Errorf("%s %s does not exist", k.noun, name)
+					case create:
+						if err := node.ValidName(name); err != nil {
+							return fmt.Errorf("%s %w", k.noun, err)
+						}
+						c = &node.Conf{}
+						if _, ok := db.Profiles["default"]; ok && !k.profile && !cmd.Flags().Changed("profile") {
+							c.Profiles = node.List{"default"}
+						}
+						recs[name] = c
 					}
 					if err := f.apply(cmd.Flags(), c, i); err != nil {
 						return err

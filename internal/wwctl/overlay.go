@@ -374,8 +374,8 @@ func newOverlayBuildCmd() *cobra.Command {
 			}
 			start := time.Now()
 			st, err := overlay.NewBuilder(cfg, overlay.Options{}).Build(db, names, kinds...)
-			fmt.Fprintf(cmd.OutOrStdout(), "%d node images: %d built, %d unchanged, %d failed; %d shared archives written; %s\n",
-				st.Nodes, st.Built, st.Unchanged, st.Failed, st.Shared, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "%d node images: %d built, %d unchanged, %d failed; %d shared archives written; %d ssh host keys made; %s\n",
+				st.Nodes, st.Built, st.Unchanged, st.Failed, st.Shared, st.HostKeys, time.Since(start).Round(time.Millisecond))
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "in %s\n", filepath.Join(cfg.ProvisionDir(), "overlays"))
 			}

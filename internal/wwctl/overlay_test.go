@@ -160,6 +160,9 @@ func TestOverlayCreateImportChmodChown(t *testing.T) {
 	if _, err := wwctl(t, "overlay", "import", "site1", src, "/etc/motd"); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := wwctl(t, "overlay", "import", "site1", src, "/etc/"); err != nil || !strings.Contains(out, "/etc/motd") {
+		t.Fatalf("import into a directory: %q %v", out, err)
+	}
 	for _, args := range [][]string{
 		{"overlay", "mkdir", "site1", "/var/lib/app", "--mode", "0750"},
 		{"overlay", "chmod", "site1", "etc/motd", "0600"},
