@@ -41,28 +41,6 @@ trap 'exit 130' INT TERM
 step "making a sandbox controller in $DEMO"
 bin/wwctl genconfig sandbox "$DEMO/ww" --ipaddr $IP --netmask 255.255.255.0
 export WW_CONFIG=$DEMO/ww/warewulf.conf
-# One node, n1, with a serial console, booting the busybox image.
-cat >"$DEMO/ww/etc/nodes.conf" <<EOF
-nodeprofiles:
-  default:
-    image name: demo
-    init: /sbin/init
-    root: initramfs
-    kernel:
-      args: [console=ttyS0, quiet, crashkernel=no]
-    system overlay: [wwinit, wwclient, hostname, hosts, issue, resolv]
-    runtime overlay: [hosts]
-nodes:
-  n1:
-    profiles: [default]
-    network devices:
-      default:
-        device: eth0
-        hwaddr: $MAC
-        ipaddr: $NODEIP
-        netmask: 255.255.255.0
-EOF
-
 step "building the busybox image with a Debian kernel (cached in $CACHE)"
 mkdir -p "$CACHE/kernel"
 deb=$(ls "$CACHE"/kernel/linux-image-*.deb 2>/dev/null | tail -1 || true)
@@ -102,6 +80,12 @@ cp "$kroot/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib
 depmod -b "$root" "$kver"
 bin/wwctl image import "$root" demo
 bin/wwctl image build demo
+
+step "adding node n1 ($MAC, $NODEIP) and building its overlays"
+bin/wwctl profile set default --image demo --kernelargs "console=ttyS0"
+bin/wwctl node add n1 --hwaddr $MAC --ipaddr $NODEIP --netmask 255.255.255.0 --netdev eth0
+bin/wwctl node list n1
+bin/wwctl overlay build n1
 
 step "starting warewulfd (HTTP, TFTP, DHCP) on $IP in network namespace $NS"
 ip netns add "$NS"

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
 var debianOnce sync.Once
@@ -41,13 +39,7 @@ func TestBootDebian(t *testing.T) {
 	e.importDebian(t)
 	n := clusterNode("n6")
 	// systemd honours "quiet": show its progress on the console here.
-	err := node.Update(e.cfg.NodesConf(), func(db *node.DB) error {
-		db.Nodes[n.name].Kernel = &node.Kernel{Args: node.Args{"console=ttyS0", "crashkernel=no", "systemd.show_status=1"}}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.wwctl(t, "node", "set", n.name, "--kernelargs", "systemd.show_status=1")
 	e.buildOverlays(t, n.name)
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{memory: "2048"})
 	init := v.waitFor(t, reInit, debianBoot)

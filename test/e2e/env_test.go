@@ -18,7 +18,6 @@ import (
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
-	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
 // artifacts holds console logs and the daemon's log of this run.
@@ -300,35 +299,14 @@ func (e *env) startWarewulfd(t *testing.T, ns *netns, vars []string, name string
 	}
 }
 
-// setTag changes a node's tag in nodes.conf, as `wwctl node set` would.
+// setTag changes a node's tag with `wwctl node set`.
 func (e *env) setTag(t testing.TB, nodeName, key, value string) {
-	err := node.Update(e.cfg.NodesConf(), func(db *node.DB) error {
-		n := db.Nodes[nodeName]
-		if n.Tags == nil {
-			n.Tags = map[string]string{}
-		}
-		n.Tags[key] = value
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.wwctl(t, "node", "set", nodeName, "--tagadd", key+"="+value)
 }
 
 // buildOverlays builds the overlay images of nodes (all when none) with
-// `wwctl overlay build`. Until that command exists (it prints "not yet
-// built"), the test calls the overlay package it would call.
+// `wwctl overlay build`.
 func (e *env) buildOverlays(t testing.TB, nodes ...string) {
 	t.Helper()
-	out := e.wwctl(t, append([]string{"overlay", "build"}, nodes...)...)
-	if !strings.Contains(out, "not yet built") {
-		return
-	}
-	db, err := node.Load(e.cfg.NodesConf())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := overlay.NewBuilder(e.cfg, overlay.Options{}).Build(db, nodes); err != nil {
-		t.Fatal(err)
-	}
+	e.wwctl(t, append([]string{"overlay", "build"}, nodes...)...)
 }
