@@ -82,7 +82,7 @@ bin/wwctl image import "$root" demo
 bin/wwctl image build demo
 
 step "adding node n1 ($MAC, $NODEIP) and building its overlays"
-bin/wwctl profile set default --image demo --kernelargs "console=ttyS0"
+bin/wwctl profile set default --image demo --kernelargs "console=ttyS0 quiet"
 bin/wwctl node add n1 --hwaddr $MAC --ipaddr $NODEIP --netmask 255.255.255.0 --netdev eth0
 bin/wwctl node list n1
 bin/wwctl overlay build n1
@@ -101,6 +101,7 @@ pids+=($!)
 sleep 1
 
 step "powering on node n1 ($MAC): iPXE, DHCP, kernel, image, overlays, wwinit, wwclient"
+poweron=$(date +%s.%N)
 ip netns exec "$NS" qemu-system-x86_64 -name n1 -machine pc,accel=tcg -m 768 \
 	-nodefaults -display none -serial stdio -monitor none -boot n \
 	-netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
@@ -109,14 +110,13 @@ pids+=($!)
 tail -n +1 -f "$DEMO/console.log" &
 pids+=($!)
 
-for _ in $(seq 240); do
+for _ in $(seq 480); do
 	if grep -q "runtime overlay applied" "$DEMO/console.log"; then
-		sleep 1
-		step "n1 reported in; warewulfd saw:"
+		step "n1 reported in $(awk -v a="$poweron" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s after power-on; warewulfd saw:"
 		grep -E "stage=|dhcp: ACK" "$DEMO/warewulfd.log" | sed 's/^time="[^"]*" //' | head -12
 		exit 0
 	fi
-	sleep 1
+	sleep 0.5
 done
 echo "demo: n1 did not report in within 4 minutes; warewulfd's log:" >&2
 tail -20 "$DEMO/warewulfd.log" >&2
