@@ -26,6 +26,7 @@ var artifacts string
 func TestMain(m *testing.M) {
 	artifacts = envOr("WW_E2E_LOGS", filepath.Join(os.TempDir(), fmt.Sprintf("wwe2e-%d", os.Getpid())))
 	os.MkdirAll(artifacts, 0o755)
+	removeStaleNetns()
 	// Interrupted (Ctrl-C, a CI timeout): still remove the namespaces.
 	// The VMs and warewulfd die with the test binary (Pdeathsig).
 	sig := make(chan os.Signal, 1)

@@ -3,8 +3,10 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -39,6 +41,23 @@ func newNetns(t testing.TB, tag string) *netns {
 		run(t, nil, append([]string{"ip", "-n", n.name}, c...)...)
 	}
 	return n
+}
+
+// removeStaleNetns deletes the namespaces of earlier runs whose test
+// binary is gone (killed with SIGKILL, so its cleanup never ran).
+func removeStaleNetns() {
+	out, _ := runErr(nil, "ip", "netns", "list")
+	for _, l := range lines(out) {
+		name := strings.Fields(l)[0]
+		if !strings.HasPrefix(name, "wwe2e-") {
+			continue
+		}
+		pid, err := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		runErr(nil, "ip", "netns", "del", name)
+	}
 }
 
 // tap makes a tap device on the bridge for one VM.
