@@ -117,24 +117,33 @@ func BenchmarkBuild(b *testing.B) {
 	// Warm the page cache so both sides read from memory.
 	timeShell(b, rootfs, "find . | cpio -o -H newc --quiet > /dev/null")
 	ctx := context.Background()
-	for i := 0; i < b.N; i++ {
-		pipeGz := timeShell(b, rootfs, "find . | cpio -o -H newc --quiet | pigz > "+out+"/pipe.gz")
+	// Best of three rounds, each side in turn: the machine is shared, and
+	// the best round is the least disturbed.
+	best := func(cur, d time.Duration) time.Duration {
+		if cur == 0 || d < cur {
+			return d
+		}
+		return cur
+	}
+	build := func(c archive.Compression) (time.Duration, int64) {
 		start := time.Now()
-		r, err := Build(ctx, cfg, "bench", BuildOptions{Force: true, Compression: archive.Gzip})
+		r, err := Build(ctx, cfg, "bench", BuildOptions{Force: true, Compression: c})
 		if err != nil {
 			b.Fatal(err)
 		}
-		oursGz := time.Since(start)
-		oursGzSize := r.Info.ImageSize + kmodsSize(b, cfg.ImageProvisionDir("bench"), r.Info)
-
-		pipeZst := timeShell(b, rootfs, "find . | cpio -o -H newc --quiet | zstd -q -3 -T0 > "+out+"/pipe.zst")
-		start = time.Now()
-		r, err = Build(ctx, cfg, "bench", BuildOptions{Force: true, Compression: archive.Zstd})
-		if err != nil {
-			b.Fatal(err)
+		return time.Since(start), r.Info.ImageSize + kmodsSize(b, cfg.ImageProvisionDir("bench"), r.Info)
+	}
+	for i := 0; i < b.N; i++ {
+		var pipeGz, oursGz, pipeZst, oursZst time.Duration
+		var oursGzSize, oursZstSize int64
+		for round := 0; round < 3; round++ {
+			pipeGz = best(pipeGz, timeShell(b, rootfs, "find . | cpio -o -H newc --quiet | pigz > "+out+"/pipe.gz"))
+			d, n := build(archive.Gzip)
+			oursGz, oursGzSize = best(oursGz, d), n
+			pipeZst = best(pipeZst, timeShell(b, rootfs, "find . | cpio -o -H newc --quiet | zstd -q -3 -T0 > "+out+"/pipe.zst"))
+			d, n = build(archive.Zstd)
+			oursZst, oursZstSize = best(oursZst, d), n
 		}
-		oursZst := time.Since(start)
-		oursZstSize := r.Info.ImageSize + kmodsSize(b, cfg.ImageProvisionDir("bench"), r.Info)
 
 		mb := func(n int64) float64 { return float64(n) / (1 << 20) }
 		b.ReportMetric(float64(size)/(1<<20), "rootfs-MB")
