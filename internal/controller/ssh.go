@@ -6,15 +6,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
 	"github.com/warewulf-ng/warewulf/internal/sshkey"
 )
 
 // ClusterKeyFile is the controller's own key for logging in to nodes as
 // root; the ssh.authorized_keys overlay authorizes ClusterKeyFile + ".pub".
-// Nodes' host keys are made per node by the ssh.host_keys overlay.
+// Nodes' host keys are made per node by the ssh.host_keys overlay; the
+// controller learns them through KnownHostsBlock.
 func ClusterKeyFile(cfg *config.Config) string {
 	return filepath.Join(cfg.KeyDir(), "cluster")
 }
@@ -51,4 +55,33 @@ func EnsureSSHKeys(cfg *config.Config) ([]string, error) {
 		return nil, err
 	}
 	return []string{file, file + ".pub"}, nil
+}
+
+// KnownHostsFile is where `wwctl configure ssh` lists the nodes' host keys
+// by default: the system-wide known_hosts of OpenSSH.
+const KnownHostsFile = "/etc/ssh/ssh_known_hosts"
+
+// KnownHostsOverlay and KnownHostsTemplate are the template every node's
+// /etc/ssh/ssh_known_hosts comes from; the controller gets the same text
+// (a site copy of the overlay included), so it trusts the keys the nodes
+// present. Missing keys are made, as a build would make them.
+const (
+	KnownHostsOverlay  = "ssh.known_hosts"
+	KnownHostsTemplate = "etc/ssh/ssh_known_hosts.ww"
+)
+
+// KnownHostsBlock is every node's host keys under each of its names and
+// addresses, in known_hosts format.
+func KnownHostsBlock(cfg *config.Config, db *node.DB) (string, error) {
+	outs, err := overlay.NewBuilder(cfg, overlay.Options{}).RenderShared(db, KnownHostsOverlay, KnownHostsTemplate)
+	if err != nil {
+		return "", err
+	}
+	want := strings.TrimSuffix(KnownHostsTemplate, overlay.TemplateSuffix)
+	for _, o := range outs {
+		if o.Path == want && o.Link == "" {
+			return string(o.Data), nil
+		}
+	}
+	return "", fmt.Errorf("overlay %s writes no %s", KnownHostsOverlay, want)
 }

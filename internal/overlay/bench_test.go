@@ -22,8 +22,12 @@ const benchNodes = 10_000
 
 // benchDir is where the benchmark keeps its controller: outside the repo,
 // reused between runs (only the built overlays and keys are thrown away).
+// $WW_BENCH_CACHE moves it, so two runs at once do not share one.
 func benchDir(b *testing.B) string {
-	for _, d := range []string{"/var/cache/warewulf-test", os.TempDir()} {
+	for _, d := range []string{os.Getenv("WW_BENCH_CACHE"), "/var/cache/warewulf-test", os.TempDir()} {
+		if d == "" {
+			continue
+		}
 		dir := filepath.Join(d, "overlay-bench")
 		os.RemoveAll(dir)
 		if err := os.MkdirAll(dir, 0o755); err == nil {

@@ -36,8 +36,9 @@ type keyStore struct {
 	mu   sync.Mutex
 	keys map[string]*HostKey // "node type"
 	stat fileStat
-	new  bool // keys made since the last save
-	made int  // keys made by this store, for Stats
+	new  bool  // keys made since the last save
+	made int   // keys made by this store, for Stats
+	all  int64 // allSum's cache; 0: to compute
 }
 
 type fileStat struct {
@@ -90,7 +91,7 @@ func (k *keyStore) load() error {
 		}
 		keys[f[0]+" "+f[1]] = &HostKey{Type: f[1], Private: string(priv), Public: string(pub)}
 	}
-	k.keys, k.stat = keys, st
+	k.keys, k.stat, k.all = keys, st, 0
 	return nil
 }
 
@@ -115,9 +116,79 @@ func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
 		return old, nil
 	}
 	k.keys[nodeName+" "+keyType] = hk
-	k.new = true
+	k.new, k.all = true, 0
 	k.made++
 	return hk, nil
+}
+
+// has reports whether node has a key of keyType.
+func (k *keyStore) has(nodeName, keyType string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[nodeName+" "+keyType] != nil
+}
+
+// fill makes the keys of keyType that the nodes lack, on every core: a
+// template listing every node's key would otherwise make them one by one.
+func (k *keyStore) fill(names []string, keyType string, workers int) error {
+	if err := k.load(); err != nil {
+		return err
+	}
+	var missing []string
+	k.mu.Lock()
+	for _, n := range names {
+		if k.keys[n+" "+keyType] == nil {
+			missing = append(missing, n)
+		}
+	}
+	k.mu.Unlock()
+	made := make([]*HostKey, len(missing))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(missing) && errs[w] == nil; i += workers {
+				made[i], errs[w] = sshkey.New(keyType, "root@"+missing[i])
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, n := range missing {
+		if k.keys[n+" "+keyType] == nil {
+			k.keys[n+" "+keyType] = made[i]
+			k.new, k.all = true, 0
+			k.made++
+		}
+	}
+	return nil
+}
+
+// allSum identifies the whole store for the build cache (the dependency of
+// a template that read other nodes' keys): it changes when any key is
+// made, replaced or deleted.
+func (k *keyStore) allSum() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.all != 0 {
+		return k.all
+	}
+	var sum uint64 // a sum of per-key hashes: no sort of 20,000 names
+	for id, hk := range k.keys {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+		h.Write([]byte(hk.Public))
+		sum += h.Sum64()
+	}
+	k.all = int64(sum>>1) | 1 // never 0, the "to compute" mark
+	return k.all
 }
 
 // sum identifies a key for the build cache; 0 if there is none.

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -19,8 +20,27 @@ type Rendered struct {
 // Render renders one template of an overlay for a node, as a build would,
 // without writing anything (`wwctl overlay show --render`).
 func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Rendered, error) {
+	return b.renderOne(db, overlayName, file, nodeName, true)
+}
+
+// RenderShared renders a template that reads no node in particular (such
+// as ssh.known_hosts) once, as a build renders it for every node; a
+// template that reads the node is an error. `wwctl configure ssh` uses it
+// to give the controller the nodes' own known_hosts.
+func (b *Builder) RenderShared(db *node.DB, overlayName, file string) ([]Rendered, error) {
+	return b.renderOne(db, overlayName, file, "", false)
+}
+
+func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, forNode bool) ([]Rendered, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Host keys a render makes are saved into the store a build may be
+	// writing: one writer at a time.
+	unlock, err := b.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rel, err := CleanPath(file)
 	if err != nil {
 		return nil, err
@@ -46,12 +66,19 @@ func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Ren
 	if err != nil {
 		return nil, err
 	}
-	i, ok := v.byName[nodeName]
-	if !ok {
-		return nil, fmt.Errorf("node %q does not exist", nodeName)
+	var n *node.Node
+	if forNode {
+		i, ok := v.byName[nodeName]
+		if !ok {
+			return nil, fmt.Errorf("node %q does not exist", nodeName)
+		}
+		n = v.nodes[i]
 	}
 	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, Data{BuildHost: v.host, BuildTime: buildTime(), Controller: v.ctl})
-	outs, err := rs.render(t, v.nodes[i])
+	outs, err := rs.render(t, n)
+	if errors.Is(err, errNeedsNode) {
+		err = fmt.Errorf("overlay %s, file %s reads the node it is rendered for: it has no form shared by all nodes", overlayName, rel)
+	}
 	if err == nil {
 		err = b.keys.save()
 	}

@@ -40,6 +40,7 @@ var expect = map[string]map[string][]string{
 		"etc/ssh/ssh_host_ecdsa_key":       {"-----BEGIN OPENSSH PRIVATE KEY-----"},
 		"etc/ssh/ssh_host_ecdsa_key.pub":   {"ecdsa-sha2-nistp256 "},
 	},
+	"ssh.known_hosts":     {"etc/ssh/ssh_known_hosts": {"\nn1,n1.alpha,10.0.1.1,n1-ib,10.1.1.1,fd00::1 ssh-ed25519 ", "\nn2,10.0.1.2 ecdsa-sha2-nistp256 ", " root@n3\n"}},
 	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
 	"syncuser": {
 		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},

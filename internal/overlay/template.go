@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,6 +121,9 @@ type dep struct {
 // hostKeyDep prefixes the dependency on a host key ("hostkey:NODE TYPE").
 const hostKeyDep = "hostkey:"
 
+// allHostKeysDep is the dependency on every node's host keys (hostKeyOf).
+const allHostKeysDep = "hostkeys:*"
+
 func statDep(p string) dep {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -129,6 +134,9 @@ func statDep(p string) dep {
 
 // current reports whether a dependency is as it was.
 func (k *keyStore) current(d dep) bool {
+	if d.Path == allHostKeysDep {
+		return k.allSum() == d.Mtime
+	}
 	if name, ok := strings.CutPrefix(d.Path, hostKeyDep); ok {
 		n, t, _ := strings.Cut(name, " ")
 		return k.sum(n, t) == d.Mtime
@@ -443,6 +451,33 @@ func (st *renderState) ownFuncs() template.FuncMap {
 				st.addStat(dep{Path: p, Mtime: st.keys.sum(st.node.Name, keyType)})
 			}
 			return k, err
+		},
+		// hostKeyOf returns the public line of another node's host key,
+		// making it if needed (with those of every node lacking one of
+		// that type). Never the private half: it is that node's alone. The
+		// answer depends on which nodes exist (as .Nodes does) and on the
+		// key store, not on the node being rendered.
+		"hostKeyOf": func(nodeName, keyType string) (string, error) {
+			st.usedNodes = true
+			i := sort.Search(len(st.nodes), func(i int) bool { return st.nodes[i].Name >= nodeName })
+			if i == len(st.nodes) || st.nodes[i].Name != nodeName {
+				return "", fmt.Errorf("hostKeyOf: node %q does not exist", nodeName)
+			}
+			if !st.keys.has(nodeName, keyType) {
+				names := make([]string, len(st.nodes))
+				for j, n := range st.nodes {
+					names[j] = n.Name
+				}
+				if err := st.keys.fill(names, keyType, runtime.GOMAXPROCS(0)); err != nil {
+					return "", fmt.Errorf("hostKeyOf %s %s: %w", nodeName, keyType, err)
+				}
+			}
+			k, err := st.keys.get(nodeName, keyType)
+			if err != nil {
+				return "", err
+			}
+			st.addStat(dep{Path: allHostKeysDep, Mtime: st.keys.allSum()})
+			return k.Public, nil
 		},
 		// primary names a node's primary network device.
 		"primary": func(n *node.Node) string { name, _ := n.Primary(); return name },

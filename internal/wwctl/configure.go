@@ -22,6 +22,7 @@ type configureFlags struct {
 	noReload    bool
 	hostsFile   string
 	exportsFile string
+	knownHosts  string
 }
 
 func newConfigureCmd() *cobra.Command {
@@ -67,6 +68,7 @@ func newConfigureCmd() *cobra.Command {
 	pf.BoolVar(&f.noReload, "no-reload", false, "write the config but do not restart the service")
 	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` updates")
 	pf.StringVar(&f.exportsFile, "exports-file", "/etc/exports", "exports file that `configure nfs` updates")
+	pf.StringVar(&f.knownHosts, "known-hosts-file", controller.KnownHostsFile, "known_hosts file where `configure ssh` lists the nodes' host keys (\"\": none)")
 
 	for _, sub := range []struct {
 		use, short string
@@ -75,7 +77,7 @@ func newConfigureCmd() *cobra.Command {
 		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) and restart it", configureDHCP},
 		{"hostfile", "Add the nodes to the controller's /etc/hosts (between markers)", configureHostfile},
 		{"nfs", "Export the nfs: export paths to the cluster network in /etc/exports", configureNFS},
-		{"ssh", "Create the cluster's root login key if missing (nodes' host keys come from the ssh.host_keys overlay)", configureSSH},
+		{"ssh", "Create the cluster's root login key if missing; list the nodes' host keys in the controller's ssh_known_hosts (between markers)", configureSSH},
 		{"tftp", "Copy the iPXE binaries (tftp: ipxe) into the TFTP root for an external TFTP server", configureTFTP},
 	} {
 		sub := sub
@@ -186,16 +188,35 @@ func configureSSH(cmd *cobra.Command, cfg *config.Config, f *configureFlags) err
 	out := cmd.OutOrStdout()
 	if f.dryRun {
 		fmt.Fprintf(out, "ssh: would create %s if missing (type %s)\n", controller.ClusterKeyFile(cfg), cfg.SSH.KeyTypes[0])
+	} else {
+		created, err := controller.EnsureSSHKeys(cfg)
+		for _, c := range created {
+			fmt.Fprintf(out, "ssh: created %s\n", c)
+		}
+		if err != nil {
+			return err
+		}
+		if len(created) == 0 {
+			fmt.Fprintf(out, "ssh: %s already exists\n", controller.ClusterKeyFile(cfg))
+		}
+	}
+	if f.knownHosts == "" {
 		return nil
 	}
-	created, err := controller.EnsureSSHKeys(cfg)
-	for _, c := range created {
-		fmt.Fprintf(out, "ssh: created %s\n", c)
+	db, err := loadNodes(cfg)
+	if err != nil {
+		return err
 	}
-	if err == nil && len(created) == 0 {
-		fmt.Fprintf(out, "ssh: %s already exists\n", controller.ClusterKeyFile(cfg))
+	if f.dryRun {
+		// Listing the keys makes those missing: not under --dry-run.
+		fmt.Fprintf(out, "ssh: would list the host keys of %d nodes in %s\n", len(db.Nodes), f.knownHosts)
+		return nil
 	}
-	return err
+	block, err := controller.KnownHostsBlock(cfg, db)
+	if err != nil {
+		return err
+	}
+	return writeBlock(out, f, "ssh", f.knownHosts, block)
 }
 
 func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {

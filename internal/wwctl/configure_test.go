@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,12 @@ func wwctlRun(t *testing.T, args ...string) (string, error) {
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
+}
+
+// repoDir is the source checkout, whose overlays/ are the shipped ones.
+func repoDir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
 // configureSandbox writes a warewulf.conf with a dnsmasq DHCP server, its
@@ -45,6 +52,7 @@ nfs:
 ssh:
   key types: [ed25519]
 paths:
+  datadir: `+repoDir(t)+`
   sysconfdir: etc
   localstatedir: state
   ipxesource: ipxe
@@ -82,7 +90,9 @@ func TestConfigureAll(t *testing.T) {
 	hosts := filepath.Join(dir, "hosts")
 	exports := filepath.Join(dir, "exports")
 	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644)
-	out, err := wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports)
+	known := filepath.Join(dir, "ssh_known_hosts")
+	os.WriteFile(known, []byte("gitlab.example ssh-ed25519 AAAAsite\n"), 0o644)
+	out, err := wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports, "--known-hosts-file", known)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -104,11 +114,12 @@ func TestConfigureAll(t *testing.T) {
 	check(filepath.Join(dir, "etc", "keys", "cluster.pub"), "ssh-ed25519 ")
 	check(filepath.Join(dir, "etc", "keys", "cluster"), "OPENSSH PRIVATE KEY")
 	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
+	check(known, "gitlab.example ssh-ed25519 AAAAsite\n# BEGIN warewulf", "\nn1,10.0.0.11 ssh-ed25519 ", " root@n1\n# END warewulf\n")
 
 	// Running again changes nothing and keeps the keys.
 	key, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster"))
-	out, err = wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports)
-	if err != nil || !strings.Contains(out, "is up to date") {
+	out, err = wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports, "--known-hosts-file", known)
+	if err != nil || strings.Count(out, "is up to date") != 3 {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
 	if again, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster")); !bytes.Equal(key, again) {
@@ -129,5 +140,19 @@ func TestConfigureBadInput(t *testing.T) {
 	}
 	if _, err := wwctlRun(t, "--config", conf, "configure", "bogus"); err == nil {
 		t.Error("an unknown service was accepted")
+	}
+}
+
+func TestConfigureSSHDryRunWritesNothing(t *testing.T) {
+	dir, conf := configureSandbox(t)
+	known := filepath.Join(dir, "ssh_known_hosts")
+	out, err := wwctlRun(t, "--config", conf, "configure", "ssh", "--dry-run", "--known-hosts-file", known)
+	if err != nil || !strings.Contains(out, "would list the host keys of 1 nodes in "+known) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, p := range []string{known, filepath.Join(dir, "etc", "keys")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("--dry-run wrote %s", p)
+		}
 	}
 }
