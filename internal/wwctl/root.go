@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -56,7 +57,8 @@ func NewRoot() *cobra.Command {
 func Execute() int {
 	root := NewRoot()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "wwctl: "+err.Error())
+		// One line, whatever the library said: scripts grep it, admins read it.
+		fmt.Fprintln(os.Stderr, "wwctl: "+strings.Join(strings.Fields(err.Error()), " "))
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			return ec.ExitCode()
