@@ -43,8 +43,8 @@ type Options struct {
 	PollInterval time.Duration
 	// Log receives one line per request; default the standard logger.
 	Log *logrus.Logger
-	// NoDHCP keeps the built-in DHCP server off whatever warewulf.conf says
-	// (tests).
+	// NoDHCP keeps the built-in DHCP server and the answers to IPv6 router
+	// solicitations off whatever warewulf.conf says (tests).
 	NoDHCP bool
 }
 
@@ -193,6 +193,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if cfg.DHCP.Enabled && cfg.DHCP.Server == "builtin" && !s.opts.NoDHCP {
 		go s.runDHCP(ctx, cfg)
+	}
+	if cfg.Warewulf.AnswersRouterSolicitations() && !s.opts.NoDHCP {
+		go s.runNDP(ctx, cfg)
 	}
 
 	hup := make(chan os.Signal, 1)
