@@ -274,8 +274,9 @@ func (s *Server) Reload() error {
 		return err
 	}
 	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress ||
-		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) {
-		s.log.Warn("warewulfd: listen address, port, tftp or dhcp changed in warewulf.conf; they take effect on restart")
+		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) ||
+		st.cfg.Warewulf.AnswersRouterSolicitations() != old.cfg.Warewulf.AnswersRouterSolicitations() {
+		s.log.Warn("warewulfd: listen address, port, tftp, dhcp or answer router solicitations changed in warewulf.conf; they take effect on restart")
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
