@@ -174,8 +174,15 @@ func TestServe(t *testing.T) {
 		run(t, "ip", "netns", "add", ns)
 		// No duplicate address detection (link-local addresses usable at
 		// once) and no solicitations of the kernel's own in the way.
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-			"net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.default.router_solicitations=0")
+		err := inNetns(ns, func() error {
+			for _, k := range []string{"accept_dad", "router_solicitations"} {
+				if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/"+k, []byte("0\n"), 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		need(t, fmt.Sprintf("needs IPv6 in a namespace: %v", err), err == nil)
 		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	// wws/wwc are served; wwx/wwy is a second link the responder ignores.
