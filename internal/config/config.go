@@ -58,8 +58,19 @@ type WarewulfConf struct {
 	ListenAddress     string `yaml:"listen address,omitempty"`
 	// ImageCompression is how `wwctl image build` compresses: gz or zstd.
 	ImageCompression string `yaml:"image compression,omitempty"`
+	// AnswerRouterSolicitations makes warewulfd answer IPv6 router
+	// solicitations on the provisioning interfaces with an advertisement
+	// that configures nothing, so iPXE need not wait for a router; unset
+	// means true (see AnswersRouterSolicitations).
+	AnswerRouterSolicitations *bool `yaml:"answer router solicitations,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
+}
+
+// AnswersRouterSolicitations reports `answer router solicitations`, true
+// unless set to false.
+func (w WarewulfConf) AnswersRouterSolicitations() bool {
+	return w.AnswerRouterSolicitations == nil || *w.AnswerRouterSolicitations
 }
 
 // DHCPConf is the `dhcp:` section.

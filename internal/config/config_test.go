@@ -34,6 +34,33 @@ func TestEmptyFileIsDefaults(t *testing.T) {
 	}
 }
 
+func TestAnswerRouterSolicitations(t *testing.T) {
+	for doc, want := range map[string]bool{
+		"": true,
+		"warewulf:\n  answer router solicitations: true\n":  true,
+		"warewulf:\n  answer router solicitations: false\n": false,
+	} {
+		c, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Warewulf.AnswersRouterSolicitations(); got != want {
+			t.Errorf("%q: answers router solicitations %v, want %v", doc, got, want)
+		}
+		// A written config keeps the choice.
+		data, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2, err := Parse(data); err != nil || c2.Warewulf.AnswersRouterSolicitations() != want {
+			t.Errorf("%q: after Marshal: %v, %v", doc, c2.Warewulf.AnswersRouterSolicitations(), err)
+		}
+	}
+	if _, err := Parse([]byte("warewulf:\n  answer router solicitations: maybe\n")); err == nil || !strings.Contains(err.Error(), "maybe") {
+		t.Errorf("a non-boolean value: error %v does not name it", err)
+	}
+}
+
 func TestValidationNamesTheKey(t *testing.T) {
 	cases := map[string]string{
 		"ipaddr: 10.0.0.999\n":                          "ipaddr",

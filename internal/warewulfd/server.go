@@ -43,8 +43,8 @@ type Options struct {
 	PollInterval time.Duration
 	// Log receives one line per request; default the standard logger.
 	Log *logrus.Logger
-	// NoDHCP keeps the built-in DHCP server off whatever warewulf.conf says
-	// (tests).
+	// NoDHCP keeps the built-in DHCP server and the answers to IPv6 router
+	// solicitations off whatever warewulf.conf says (tests).
 	NoDHCP bool
 }
 
@@ -194,6 +194,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if cfg.DHCP.Enabled && cfg.DHCP.Server == "builtin" && !s.opts.NoDHCP {
 		go s.runDHCP(ctx, cfg)
 	}
+	if cfg.Warewulf.AnswersRouterSolicitations() && !s.opts.NoDHCP {
+		go s.runNDP(ctx, cfg)
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -271,8 +274,9 @@ func (s *Server) Reload() error {
 		return err
 	}
 	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress ||
-		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) {
-		s.log.Warn("warewulfd: listen address, port, tftp or dhcp changed in warewulf.conf; they take effect on restart")
+		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) ||
+		st.cfg.Warewulf.AnswersRouterSolicitations() != old.cfg.Warewulf.AnswersRouterSolicitations() {
+		s.log.Warn("warewulfd: listen address, port, tftp, dhcp or answer router solicitations changed in warewulf.conf; they take effect on restart")
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)

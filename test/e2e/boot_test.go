@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ func TestBootBIOS(t *testing.T) {
 	v.bootTimes(t, "bios-busybox", busyboxBoot)
 	v.waitFor(t, regexp.MustCompile(`network: eth0 .*`+regexp.QuoteMeta(n.ip)), time.Second)
 	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
+	// iPXE's IPv6 router solicitation got warewulfd's answer (without it
+	// iPXE waits about 16 s for a router).
+	e.daemonSaid(t, `ndp: answered the router solicitation of `+regexp.QuoteMeta(linkLocal(t, n.mac))+` on br0`)
 	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
 		e.daemonSaid(t, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=n1 stage=`+stage+` status=200`)
 	}
@@ -101,6 +105,16 @@ func TestBootUEFI(t *testing.T) {
 	v.waitFor(t, regexp.MustCompile(`wwinit: node n2 root tmpfs`), time.Second)
 	e.daemonSaid(t, `tftp: served.* file=snponly\.efi peer=`+regexp.QuoteMeta(n.ip))
 	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
+}
+
+// linkLocal is the IPv6 link-local address iPXE makes from a MAC (EUI-64).
+func linkLocal(t testing.TB, mac string) string {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		t.Fatalf("bad MAC %q", mac)
+	}
+	ip := net.IP{0xfe, 0x80, 0, 0, 0, 0, 0, 0, hw[0] ^ 2, hw[1], hw[2], 0xff, 0xfe, hw[3], hw[4], hw[5]}
+	return ip.String()
 }
 
 // daemonSaid checks that warewulfd logged a line matching re.
