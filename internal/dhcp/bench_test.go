@@ -18,6 +18,7 @@ import (
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 const benchNodes = 10000
@@ -86,10 +87,10 @@ func BenchmarkHandlePacket(b *testing.B) {
 // cluster over a veth pair and waits for each OFFER, against the built-in
 // server and against dnsmasq running the generated config, side by side.
 func BenchmarkDiscoverRoundTrip(b *testing.B) {
-	need(b, "needs dnsmasq", haveCmd("dnsmasq"))
+	testenv.Need(b, "needs dnsmasq", haveCmd("dnsmasq"))
 	n := newTestNetPrefix(b, 16)
-	run(b, "ip", "-n", n.cli, "link", "set", "wwc", "up")
-	run(b, "ip", "-n", n.cli, "addr", "add", "10.99.255.200/16", "dev", "wwc")
+	testenv.Run(b, "ip", "-n", n.cli, "link", "set", "wwc", "up")
+	testenv.Run(b, "ip", "-n", n.cli, "addr", "add", "10.99.255.200/16", "dev", "wwc")
 	db, macs := bigDB(b, benchNodes)
 	const rounds = 2000
 	prev := logrus.GetLevel()
@@ -101,7 +102,7 @@ func BenchmarkDiscoverRoundTrip(b *testing.B) {
 		cfg := benchConfig(b, server)
 		stop := startBenchServer(b, n, cfg, db)
 		var conn net.PacketConn
-		if err := inNetns(n.cli, func() (err error) {
+		if err := testenv.InNetns(n.cli, func() (err error) {
 			conn, err = server4.NewIPv4UDPConn("wwc", &net.UDPAddr{Port: ClientPort})
 			return err
 		}); err != nil {
@@ -171,7 +172,7 @@ func startBenchServer(b *testing.B, n *testNet, cfg *config.Config, db *node.DB)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- inNetns(n.srv, func() error { return s.Serve(ctx) }) }()
+		go func() { done <- testenv.InNetns(n.srv, func() error { return s.Serve(ctx) }) }()
 		time.Sleep(200 * time.Millisecond)
 		return func() { cancel(); <-done }
 	}

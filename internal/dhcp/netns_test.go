@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,24 +15,11 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/insomniacslk/dhcp/iana"
-	"golang.org/x/sys/unix"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
-
-// need skips a test whose prerequisites are missing, except under CI where
-// they must be there.
-func need(t testing.TB, why string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI: %s", why)
-	}
-	t.Skip(why)
-}
 
 func haveCmd(name string) bool { _, err := exec.LookPath(name); return err == nil }
 
@@ -43,19 +29,12 @@ type testNet struct {
 	srv, cli string // namespace names
 }
 
-func run(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 func newTestNet(t testing.TB) *testNet { return newTestNetPrefix(t, 24) }
 
 // newTestNetPrefix is newTestNet with the server on 10.99.0.1/prefix.
 func newTestNetPrefix(t testing.TB, prefix int) *testNet {
-	need(t, "needs root", os.Geteuid() == 0)
-	need(t, "needs ip (iproute2)", haveCmd("ip"))
+	testenv.Need(t, "needs root", os.Geteuid() == 0)
+	testenv.Need(t, "needs ip (iproute2)", haveCmd("ip"))
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("network namespace test skipped in -short mode")
 	}
@@ -65,45 +44,23 @@ func newTestNetPrefix(t testing.TB, prefix int) *testNet {
 		exec.Command("ip", "netns", "del", n.srv).Run()
 		exec.Command("ip", "netns", "del", n.cli).Run()
 	})
-	run(t, "ip", "netns", "add", n.srv)
-	run(t, "ip", "netns", "add", n.cli)
-	run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
-	run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
-	run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
-	run(t, "ip", "-n", n.srv, "addr", "add", fmt.Sprintf("10.99.0.1/%d", prefix), "dev", "wws")
-	run(t, "ip", "-n", n.srv, "link", "set", "wws", "up")
-	run(t, "ip", "-n", n.srv, "link", "set", "lo", "up")
-	run(t, "ip", "-n", n.cli, "link", "set", "lo", "up")
+	testenv.Run(t, "ip", "netns", "add", n.srv)
+	testenv.Run(t, "ip", "netns", "add", n.cli)
+	testenv.Run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
+	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
+	testenv.Run(t, "ip", "-n", n.srv, "addr", "add", fmt.Sprintf("10.99.0.1/%d", prefix), "dev", "wws")
+	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws", "up")
+	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "lo", "up")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "lo", "up")
 	return n
 }
 
 // setMAC gives the client interface a hardware address.
 func (n *testNet) setMAC(t testing.TB, mac string) {
-	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "down")
-	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", mac)
-	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
-}
-
-// inNetns runs fn on an OS thread that has entered the named namespace.
-// The thread is never returned to the pool: when fn returns, the goroutine
-// ends still locked and the runtime discards the thread.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "down")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", mac)
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
 }
 
 // startServer runs the built-in server inside the server namespace until
@@ -115,7 +72,7 @@ func (n *testNet) startServer(t testing.TB, cfg *config.Config, db *node.DB) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- inNetns(n.srv, func() error { return s.Serve(ctx) }) }()
+	go func() { done <- testenv.InNetns(n.srv, func() error { return s.Serve(ctx) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -215,7 +172,7 @@ func expectEnv(t *testing.T, env map[string]string, want map[string]string) {
 // configured address, options and boot file from the built-in server, and
 // an unknown MAC gets one from the range.
 func TestUdhcpcInNamespace(t *testing.T) {
-	need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
+	testenv.Need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
 	n := newTestNet(t)
 	db, err := node.Parse([]byte(netnsNodes))
 	if err != nil {
@@ -246,7 +203,7 @@ func TestUdhcpcInNamespace(t *testing.T) {
 
 // TestDhclientInNamespace: Debian's ISC dhclient gets the node's address.
 func TestDhclientInNamespace(t *testing.T) {
-	need(t, "needs dhclient (isc-dhcp-client)", haveCmd("dhclient"))
+	testenv.Need(t, "needs dhclient (isc-dhcp-client)", haveCmd("dhclient"))
 	n := newTestNet(t)
 	db, err := node.Parse([]byte(netnsNodes))
 	if err != nil {
@@ -295,8 +252,8 @@ func TestDhclientInNamespace(t *testing.T) {
 // 4011 with an ACK back to the client's port, over real sockets.
 func TestProxyInNamespace(t *testing.T) {
 	n := newTestNet(t)
-	run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
-	run(t, "ip", "-n", n.cli, "addr", "add", "10.99.0.150/24", "dev", "wwc")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "up")
+	testenv.Run(t, "ip", "-n", n.cli, "addr", "add", "10.99.0.150/24", "dev", "wwc")
 	db, err := node.Parse([]byte(netnsNodes))
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +261,7 @@ func TestProxyInNamespace(t *testing.T) {
 	n.startServer(t, netnsConfig(t, "  proxy: true\n"), db)
 
 	var conn, conn4011 net.PacketConn
-	if err := inNetns(n.cli, func() (err error) {
+	if err := testenv.InNetns(n.cli, func() (err error) {
 		if conn, err = server4.NewIPv4UDPConn("wwc", &net.UDPAddr{Port: ClientPort}); err != nil {
 			return err
 		}

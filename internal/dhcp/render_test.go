@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 func renderFor(t *testing.T, server, extra string) (string, []byte) {
@@ -57,7 +58,7 @@ func TestDnsmasqConfig(t *testing.T) {
 					"dhcp-option-force=tag:vc-HTTPClient,tag:arch-16,tag:!uc-iPXE,60,HTTPClient",
 				)
 			}
-			need(t, "needs dnsmasq", haveCmd("dnsmasq"))
+			testenv.Need(t, "needs dnsmasq", haveCmd("dnsmasq"))
 			cmd := exec.Command("dnsmasq", "--test", "--conf-file="+file)
 			if msg, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(msg), "syntax check OK") {
 				t.Fatalf("dnsmasq --test rejects the config: %v\n%s\n%s", err, msg, out)
@@ -79,7 +80,7 @@ func TestDhcpdConfig(t *testing.T) {
 		"range 10.0.0.100 10.0.0.101;",
 		"subnet 10.1.0.0 netmask 255.255.0.0 {",
 	)
-	need(t, "needs dhcpd (isc-dhcp-server)", haveCmd("dhcpd"))
+	testenv.Need(t, "needs dhcpd (isc-dhcp-server)", haveCmd("dhcpd"))
 	msg, err := exec.Command("dhcpd", "-t", "-4", "-cf", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dhcpd -t rejects the config: %v\n%s\n%s", err, msg, out)
@@ -121,8 +122,8 @@ func TestRenderErrors(t *testing.T) {
 // in a namespace, as the VM tests do, and a real client gets the node's
 // address and boot file from it.
 func TestDnsmasqServesGeneratedConfig(t *testing.T) {
-	need(t, "needs dnsmasq", haveCmd("dnsmasq"))
-	need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
+	testenv.Need(t, "needs dnsmasq", haveCmd("dnsmasq"))
+	testenv.Need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
 	t.Run("interfaces", func(t *testing.T) { dnsmasqServes(t, true) })
 	t.Run("listen-address", func(t *testing.T) { dnsmasqServes(t, false) })
 }
@@ -175,8 +176,8 @@ func dnsmasqServes(t *testing.T, withInterfaces bool) {
 // dhcpd.conf in a namespace; a real client gets the node's address and the
 // boot file of the shared rules.
 func TestDhcpdServesGeneratedConfig(t *testing.T) {
-	need(t, "needs dhcpd (isc-dhcp-server)", haveCmd("dhcpd"))
-	need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
+	testenv.Need(t, "needs dhcpd (isc-dhcp-server)", haveCmd("dhcpd"))
+	testenv.Need(t, "needs busybox udhcpc", haveCmd("udhcpc"))
 	n := newTestNet(t)
 	cfg := netnsConfig(t, "  server: dhcpd\n")
 	db, err := node.Parse([]byte(netnsNodes))

@@ -10,15 +10,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // raFields are the fixed fields of a router advertisement (RFC 4861 4.2).
@@ -112,55 +109,15 @@ func TestCheckSolicitation(t *testing.T) {
 	}
 }
 
-// need skips a test whose prerequisites are missing, except under CI.
-func need(t *testing.T, why string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI: %s", why)
-	}
-	t.Skip(why)
-}
-
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNetns runs fn on an OS thread that has entered the named namespace;
-// the thread is never returned to the pool (the goroutine ends locked).
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // TestServe sends real router solicitations over a veth pair between two
 // network namespaces the test makes: malformed ones and one from an
 // interface the responder does not serve get no answer, a valid one gets
 // an advertisement that configures nothing, from the server's link-local
 // address, with hop limit 255, to the solicitor.
 func TestServe(t *testing.T) {
-	need(t, "needs root", os.Geteuid() == 0)
+	testenv.Need(t, "needs root", os.Geteuid() == 0)
 	_, err := exec.LookPath("ip")
-	need(t, "needs ip (iproute2)", err == nil)
+	testenv.Need(t, "needs ip (iproute2)", err == nil)
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("network namespace test skipped in -short mode")
 	}
@@ -171,10 +128,10 @@ func TestServe(t *testing.T) {
 		exec.Command("ip", "netns", "del", cli).Run()
 	})
 	for _, ns := range []string{srv, cli} {
-		run(t, "ip", "netns", "add", ns)
+		testenv.Run(t, "ip", "netns", "add", ns)
 		// No duplicate address detection (link-local addresses usable at
 		// once) and no solicitations of the kernel's own in the way.
-		err := inNetns(ns, func() error {
+		err := testenv.InNetns(ns, func() error {
 			for _, k := range []string{"accept_dad", "router_solicitations"} {
 				if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/"+k, []byte("0\n"), 0o644); err != nil {
 					return err
@@ -182,17 +139,17 @@ func TestServe(t *testing.T) {
 			}
 			return nil
 		})
-		need(t, fmt.Sprintf("needs IPv6 in a namespace: %v", err), err == nil)
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		testenv.Need(t, fmt.Sprintf("needs IPv6 in a namespace: %v", err), err == nil)
+		testenv.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	// wws/wwc are served; wwx/wwy is a second link the responder ignores.
 	for _, pair := range [][2]string{{"wws", "wwc"}, {"wwx", "wwy"}} {
-		run(t, "ip", "link", "add", pair[0]+id, "netns", srv, "type", "veth", "peer", "name", pair[1]+id, "netns", cli)
-		run(t, "ip", "-n", srv, "link", "set", pair[0]+id, "name", pair[0], "up")
-		run(t, "ip", "-n", cli, "link", "set", pair[1]+id, "name", pair[1], "up")
+		testenv.Run(t, "ip", "link", "add", pair[0]+id, "netns", srv, "type", "veth", "peer", "name", pair[1]+id, "netns", cli)
+		testenv.Run(t, "ip", "-n", srv, "link", "set", pair[0]+id, "name", pair[0], "up")
+		testenv.Run(t, "ip", "-n", cli, "link", "set", pair[1]+id, "name", pair[1], "up")
 	}
 	var srvMAC net.HardwareAddr
-	if err := inNetns(srv, func() error {
+	if err := testenv.InNetns(srv, func() error {
 		ifi, err := net.InterfaceByName("wws")
 		srvMAC = ifi.HardwareAddr
 		return err
@@ -202,7 +159,7 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- inNetns(srv, func() error { return Serve(ctx, []string{"wws"}) }) }()
+	go func() { served <- testenv.InNetns(srv, func() error { return Serve(ctx, []string{"wws"}) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
@@ -210,7 +167,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	err = inNetns(cli, func() error {
+	err = testenv.InNetns(cli, func() error {
 		c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
 		if err != nil {
 			return err

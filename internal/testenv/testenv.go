@@ -1,0 +1,58 @@
+// Package testenv is what tests need from the machine they run on:
+// the CI rule for missing prerequisites, running commands, and running Go
+// code inside a namespace the test made.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Need skips a test whose prerequisites are missing, except under CI
+// (CI=true), where they must be there and their absence fails the test.
+func Need(t testing.TB, why string, ok bool) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI: %s", why)
+	}
+	t.Skip(why)
+}
+
+// Run runs a command and fails the test with its output if it fails.
+func Run(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// InNetns runs fn on an OS thread that has entered the named namespace
+// (from `ip netns add`). The thread is never returned to the pool: the
+// goroutine ends still locked, so the runtime discards the thread.
+func InNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
