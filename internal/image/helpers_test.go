@@ -16,19 +16,14 @@ import (
 	"github.com/containers/storage/pkg/reexec"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // require skips a test whose prerequisite is missing, except under CI,
 // where every prerequisite must be there.
 func require(t testing.TB, ok bool, what string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true but %s", what)
-	}
-	t.Skipf("skipped: %s", what)
+	testenv.Need(t, what, ok)
 }
 
 func requireRoot(t testing.TB) { require(t, os.Geteuid() == 0, "the test needs root") }

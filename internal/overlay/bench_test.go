@@ -2,8 +2,6 @@ package overlay
 
 import (
 	"fmt"
-	"io"
-	"io/fs"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -76,7 +74,7 @@ func withClientBinary(b *testing.B, sb *sandbox, db *node.DB) string {
 	}
 	dst := filepath.Join(site, "wwclient")
 	if !ov.Site {
-		if err := copyTree(ov.Dir, dst); err != nil {
+		if err := copyDir(ov.Dir, dst); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,43 +91,6 @@ func withClientBinary(b *testing.B, sb *sandbox, db *node.DB) string {
 	rand.New(rand.NewSource(1)).Read(data)
 	os.WriteFile(bin, data, 0o755)
 	return "10 MB of random bytes"
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm())
-		case info.Mode()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		default:
-			in, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
-			if err != nil {
-				return err
-			}
-			defer out.Close()
-			_, err = io.Copy(out, in)
-			return err
-		}
-	})
 }
 
 // peakRSS resets (clear_refs 5) or reads the process's peak resident size.

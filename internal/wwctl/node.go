@@ -55,6 +55,15 @@ func newProfileCmd() *cobra.Command {
 	return cmd
 }
 
+// existing returns a record that must exist.
+func (k kind) existing(recs map[string]*node.Conf, name string) (*node.Conf, error) {
+	c, ok := recs[name]
+	if !ok {
+		return nil, fmt.Errorf("%s %s does not exist", k.noun, name)
+	}
+	return c, nil
+}
+
 // names expands the name arguments (ranges such as n[001-100]).
 func names(args []string) ([]string, error) {
 	out, err := node.ExpandNames(args)
@@ -157,9 +166,9 @@ func (k kind) unsetCmd() *cobra.Command {
 			return updateDB(func(db *node.DB) error {
 				recs := k.records(db)
 				for _, name := range list {
-					c, ok := recs[name]
-					if !ok {
-						return fmt.Errorf("%s %s does not exist", k.noun, name)
+					c, err := k.existing(recs, name)
+					if err != nil {
+						return err
 					}
 					unset(cmd.Flags(), c, netname)
 				}
@@ -186,8 +195,8 @@ func (k kind) deleteCmd() *cobra.Command {
 			return updateDB(func(db *node.DB) error {
 				recs := k.records(db)
 				for _, name := range list {
-					if _, ok := recs[name]; !ok {
-						return fmt.Errorf("%s %s does not exist", k.noun, name)
+					if _, err := k.existing(recs, name); err != nil {
+						return err
 					}
 				}
 				if k.profile {
@@ -366,9 +375,9 @@ func (k kind) editCmd() *cobra.Command {
 				recs := k.records(db)
 				sel := map[string]*node.Conf{}
 				for _, name := range list {
-					c, ok := recs[name]
-					if !ok {
-						return fmt.Errorf("%s %s does not exist", k.noun, name)
+					c, err := k.existing(recs, name)
+					if err != nil {
+						return err
 					}
 					sel[name] = c
 				}
