@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,11 @@ func TestServe(t *testing.T) {
 		testenv.Run(t, "ip", "-n", srv, "link", "set", pair[0]+id, "name", pair[0], "up")
 		testenv.Run(t, "ip", "-n", cli, "link", "set", pair[1]+id, "name", pair[1], "up")
 	}
+	// A veth end has no link-local address until both ends are up and the
+	// kernel has configured it; sending before then is "network unreachable".
+	for _, end := range [][2]string{{srv, "wws"}, {srv, "wwx"}, {cli, "wwc"}, {cli, "wwy"}} {
+		waitLinkLocal(t, end[0], end[1])
+	}
 	var srvMAC net.HardwareAddr
 	if err := testenv.InNetns(srv, func() error {
 		ifi, err := net.InterfaceByName("wws")
@@ -256,5 +262,22 @@ func TestServe(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitLinkLocal waits up to 5 s for dev in namespace ns to hold a usable
+// (not tentative) link-local address.
+func waitLinkLocal(t *testing.T, ns, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := exec.Command("ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link").CombinedOutput()
+		if strings.Contains(string(out), "inet6 fe80") && !strings.Contains(string(out), "tentative") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s in %s has no link-local address after 5 s:\n%s", dev, ns, out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
