@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -284,3 +285,25 @@ func freePort(t testing.TB) int {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// awaitLog waits up to 2 s for a log line holding every part: a request's
+// line is written when its handler returns, which can be just after the
+// client has read the whole response.
+func (e *testEnv) awaitLog(t testing.TB, parts ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no log line with %q in:\n%s", parts, e.logs.String())
+			return
+		}
+	}
+}

@@ -126,12 +126,7 @@ func TestStageBytes(t *testing.T) {
 		t.Errorf("status: %+v", st.Nodes)
 	}
 	// The per-request log line names node, stage, bytes, duration and status.
-	logs := e.logs.String()
-	for _, want := range []string{"node=n1", "stage=image", fmt.Sprintf("bytes=%d", len(want["image"])), "duration=", "status=200"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("log lacks %q", want)
-		}
-	}
+	e.awaitLog(t, "node=n1", "stage=image", fmt.Sprintf("bytes=%d", len(want["image"])), "duration=", "status=200")
 }
 
 func TestRangeAndETag(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/warewulf-ng/warewulf/internal/overlay"
@@ -82,14 +81,5 @@ func TestRuntimeNotSecure(t *testing.T) {
 
 func wantLog(t *testing.T, e *testEnv, parts ...string) {
 	t.Helper()
-	for _, line := range strings.Split(e.logs.String(), "\n") {
-		ok := strings.Contains(line, "refused")
-		for _, p := range parts {
-			ok = ok && strings.Contains(line, p)
-		}
-		if ok {
-			return
-		}
-	}
-	t.Errorf("no log line with %q in:\n%s", parts, e.logs.String())
+	e.awaitLog(t, append([]string{"refused"}, parts...)...)
 }
