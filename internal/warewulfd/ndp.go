@@ -13,10 +13,13 @@ import (
 // so iPXE does not wait ~16 s for a router that never answers. Failing to
 // start costs boot time, not service: it is logged and warewulfd goes on.
 func (s *Server) runNDP(ctx context.Context, cfg *config.Config) {
-	ifaces, err := provisioningInterfaces(cfg)
-	if err == nil {
-		err = ndp.Serve(ctx, ifaces)
-	}
+	err := s.enter(func() error {
+		ifaces, err := provisioningInterfaces(cfg)
+		if err != nil {
+			return err
+		}
+		return ndp.Serve(ctx, ifaces)
+	})
 	if err != nil && ctx.Err() == nil {
 		s.log.Errorf("warewulfd: not answering IPv6 router solicitations: %v (iPXE will wait about 16 s for a router on each boot)", err)
 	}

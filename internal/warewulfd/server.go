@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,7 +57,6 @@ type Server struct {
 	log    *logrus.Logger
 	prov   Provider
 	st     atomic.Pointer[state]
-	stamps []fileStamp
 	cache  artifactCache
 	builds singleflight.Group
 	// checked maps "kind\x00node" to the *node.DB its overlay was last
@@ -70,12 +68,27 @@ type Server struct {
 	ipxe    templateCache
 
 	discoverMu sync.Mutex
-	reloadMu   sync.Mutex
 
-	httpLn   net.Listener
+	// reloadMu serializes reloads and guards what follows: the files
+	// watched, and the sockets and services Run started with the settings
+	// they reflect, so that a reload restarts only what changed.
+	reloadMu sync.Mutex
+	stamps   []fileStamp
+	applied  *config.Config  // the settings the sockets and services reflect
+	runCtx   context.Context // Run's while it serves; nil before and after
+	errc     chan error      // a socket that fails for good ends Run
 	httpSrv  *http.Server
-	tftpConn net.PacketConn
+	httpLn   net.Listener
+	httpAddr string // the address httpLn was asked for
 	tftpSrv  *tftp.Server
+	tftpConn net.PacketConn
+	tftpAddr string         // the address tftpConn was asked for; "" while TFTP is off
+	draining sync.WaitGroup // TFTP servers a reload replaced, finishing their transfers
+	dhcp     *service
+	ndp      *service
+	// netns, when set (tests), runs the DHCP and NDP services' setup in a
+	// network namespace.
+	netns func(func() error) error
 }
 
 // New loads warewulf.conf and nodes.conf; it fails if either is broken.
@@ -118,37 +131,63 @@ func (s *Server) Nodes() *node.DB { return s.st.Load().db }
 
 // Listen opens the HTTP and (unless `tftp: enabled: false`) TFTP sockets.
 func (s *Server) Listen() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	cfg := s.Config()
-	addr := s.opts.HTTPAddr
-	if addr == "" {
-		addr = net.JoinHostPort(cfg.Warewulf.ListenAddress, strconv.Itoa(cfg.Warewulf.Port))
-	}
-	lc := net.ListenConfig{Control: tcpUserTimeout}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	addr := s.httpListenAddr(cfg)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	s.httpLn = ln
-	if cfg.TFTP.Enabled {
-		taddr := s.opts.TFTPAddr
-		if taddr == "" {
-			taddr = net.JoinHostPort(cfg.Warewulf.ListenAddress, "69")
-		}
-		pc, err := net.ListenPacket("udp", taddr)
-		if err != nil {
+	var pc net.PacketConn
+	taddr := s.tftpListenAddr(cfg)
+	if taddr != "" {
+		if pc, err = net.ListenPacket("udp", taddr); err != nil {
 			ln.Close()
 			return fmt.Errorf("tftp: %w", err)
 		}
-		s.tftpConn = pc
 	}
+	s.httpLn, s.httpAddr, s.tftpConn, s.tftpAddr, s.applied = ln, addr, pc, taddr, cfg
 	return nil
 }
 
+// httpListenAddr is where HTTP should listen: Options.HTTPAddr, else
+// `warewulf: listen address` and `port`.
+func (s *Server) httpListenAddr(cfg *config.Config) string {
+	if s.opts.HTTPAddr != "" {
+		return s.opts.HTTPAddr
+	}
+	return net.JoinHostPort(cfg.Warewulf.ListenAddress, strconv.Itoa(cfg.Warewulf.Port))
+}
+
+// tftpListenAddr is where TFTP should listen, "" when it is off:
+// Options.TFTPAddr, else the listen address on port 69.
+func (s *Server) tftpListenAddr(cfg *config.Config) string {
+	switch {
+	case !cfg.TFTP.Enabled:
+		return ""
+	case s.opts.TFTPAddr != "":
+		return s.opts.TFTPAddr
+	}
+	return net.JoinHostPort(cfg.Warewulf.ListenAddress, "69")
+}
+
+func listenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: tcpUserTimeout}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
 // HTTPAddr is the address the HTTP server listens on (after Listen).
-func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+func (s *Server) HTTPAddr() net.Addr {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.httpLn.Addr()
+}
 
 // TFTPAddr is the TFTP address, nil when TFTP is off (after Listen).
 func (s *Server) TFTPAddr() net.Addr {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	if s.tftpConn == nil {
 		return nil
 	}
@@ -157,19 +196,22 @@ func (s *Server) TFTPAddr() net.Addr {
 
 // Run listens (unless Listen was called) and serves until ctx is done, then
 // shuts down gracefully: no new connections, transfers in flight finish
-// (up to 30 s).
+// (up to 30 s), on the sockets a reload replaced too.
 func (s *Server) Run(ctx context.Context) error {
-	if s.httpLn == nil {
+	s.reloadMu.Lock()
+	listening := s.httpLn != nil
+	s.reloadMu.Unlock()
+	if !listening {
 		if err := s.Listen(); err != nil {
 			return err
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cfg := s.Config()
 
 	errLog := s.log.WriterLevel(logrus.DebugLevel) // net/http's own complaints (bad requests, resets)
 	defer errLog.Close()
+	s.reloadMu.Lock()
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: headerTimeout,
@@ -178,25 +220,16 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(errLog, "http: ", 0),
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- s.httpSrv.Serve(s.httpLn) }()
+	s.runCtx, s.errc = ctx, make(chan error, 1)
+	errc := s.errc
+	s.serveHTTP(s.httpLn)
 	s.log.Infof("warewulfd: http on %s", s.httpLn.Addr())
-
 	if s.tftpConn != nil {
-		s.tftpSrv = s.newTFTP()
-		go func() {
-			if err := s.tftpSrv.Serve(s.tftpConn); err != nil {
-				errc <- fmt.Errorf("tftp: %w", err)
-			}
-		}()
-		s.log.Infof("warewulfd: tftp on %s serving %s", s.tftpConn.LocalAddr(), cfg.IpxeSourceDir())
+		s.serveTFTP()
+		s.log.Infof("warewulfd: tftp on %s serving %s", s.tftpConn.LocalAddr(), s.applied.IpxeSourceDir())
 	}
-	if cfg.DHCP.Enabled && cfg.DHCP.Server == "builtin" && !s.opts.NoDHCP {
-		go s.runDHCP(ctx, cfg)
-	}
-	if cfg.Warewulf.AnswersRouterSolicitations() && !s.opts.NoDHCP {
-		go s.runNDP(ctx, cfg)
-	}
+	s.apply(s.Config()) // starts DHCP and NDP, and catches up with a reload since Listen
+	s.reloadMu.Unlock()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -211,9 +244,6 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case err = <-errc:
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			}
 			break loop
 		case <-hup:
 			s.log.Info("warewulfd: SIGHUP, reloading")
@@ -225,27 +255,88 @@ loop:
 		}
 	}
 	s.log.Info("warewulfd: shutting down")
+	s.reloadMu.Lock()
+	s.runCtx = nil // a Reload from now on swaps the state only
+	s.dhcp.stop()
+	s.ndp.stop()
+	s.dhcp, s.ndp = nil, nil
+	ln, tsrv := s.httpLn, s.tftpSrv
+	s.reloadMu.Unlock()
+
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
+	// Shutdown waits for the connections of every listener, those a reload
+	// closed included.
 	if e := s.httpSrv.Shutdown(sctx); e != nil && err == nil {
 		err = e
 	}
-	if s.tftpSrv != nil {
-		s.tftpSrv.Shutdown()
+	ln.Close() // Shutdown misses a listener whose Serve had not yet begun
+	if tsrv != nil {
+		tsrv.Shutdown()
 	}
+	s.draining.Wait()
 	return err
 }
 
-func (s *Server) runDHCP(ctx context.Context, cfg *config.Config) {
-	srv, err := dhcp.New(cfg, s.Nodes)
-	if err != nil {
-		s.log.Errorf("warewulfd: DHCP did not start: %v (serving without DHCP)", err)
-		return
+// serveHTTP serves ln until it is closed. A listener a reload replaced
+// ends quietly; the current one ending ends Run.
+func (s *Server) serveHTTP(ln net.Listener) {
+	srv := s.httpSrv
+	go func() {
+		err := srv.Serve(ln)
+		s.reloadMu.Lock()
+		replaced := ln != s.httpLn
+		s.reloadMu.Unlock()
+		if replaced {
+			return
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		} else {
+			err = fmt.Errorf("http: %w", err)
+		}
+		s.fail(err)
+	}()
+}
+
+// serveTFTP starts a TFTP server on tftpConn.
+func (s *Server) serveTFTP() {
+	srv, conn := s.newTFTP(), s.tftpConn
+	s.tftpSrv = srv
+	go func() {
+		if err := srv.Serve(conn); err != nil {
+			s.fail(fmt.Errorf("tftp: %w", err))
+		}
+	}()
+}
+
+// fail ends Run with err (the first error wins).
+func (s *Server) fail(err error) {
+	select {
+	case s.errc <- err:
+	default:
 	}
-	s.log.Info("warewulfd: dhcp started")
-	if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
+}
+
+func (s *Server) runDHCP(ctx context.Context, cfg *config.Config) {
+	err := s.enter(func() error {
+		srv, err := dhcp.New(cfg, s.Nodes)
+		if err != nil {
+			return err
+		}
+		return srv.Serve(ctx)
+	})
+	if err != nil && ctx.Err() == nil {
 		s.log.Errorf("warewulfd: DHCP stopped: %v (serving without DHCP)", err)
 	}
+}
+
+// enter runs fn, inside the test's network namespace when one is set.
+func (s *Server) enter(fn func() error) error {
+	if s.netns == nil {
+		return fn()
+	}
+	return s.netns(fn)
 }
 
 // changed reports whether a watched file changed since the last load.
@@ -262,7 +353,10 @@ func (s *Server) changed() bool {
 
 // Reload rereads warewulf.conf and nodes.conf. If either is broken the
 // last good state keeps serving and the error is logged and returned.
-// Requests in flight finish with the state they started with.
+// Requests in flight finish with the state they started with. Changed
+// listen addresses, TFTP, DHCP and router-solicitation settings are
+// applied (see apply); an error applying them is logged and returned, and
+// the rest of the reload stands.
 func (s *Server) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -273,17 +367,12 @@ func (s *Server) Reload() error {
 		s.log.Errorf("warewulfd: reload failed, still serving the last good configuration: %v", err)
 		return err
 	}
-	if st.cfg.Warewulf.Port != old.cfg.Warewulf.Port || st.cfg.Warewulf.ListenAddress != old.cfg.Warewulf.ListenAddress ||
-		st.cfg.TFTP.Enabled != old.cfg.TFTP.Enabled || !reflect.DeepEqual(st.cfg.DHCP, old.cfg.DHCP) ||
-		st.cfg.Warewulf.AnswersRouterSolicitations() != old.cfg.Warewulf.AnswersRouterSolicitations() {
-		s.log.Warn("warewulfd: listen address, port, tftp, dhcp or answer router solicitations changed in warewulf.conf; they take effect on restart")
-	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
 	s.cache.clear()
 	s.ipxe.clear()
 	s.log.Infof("warewulfd: loaded %d nodes", len(st.nodes))
-	return nil
+	return s.apply(st.cfg)
 }
 
 // fileStamp identifies a version of a file cheaply.
