@@ -25,6 +25,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // needRoot skips a test outside CI when not root, and fails it under CI.
@@ -95,6 +96,9 @@ type testEnv struct {
 	prov *fileProvider
 	base string
 	logs *syncBuffer
+	// stop shuts the server down gracefully (as SIGTERM does) and returns
+	// what Run returned; the test's cleanup calls it too.
+	stop func() error
 }
 
 type syncBuffer struct {
@@ -121,6 +125,15 @@ type envOptions struct {
 	quiet     bool // log to io.Discard (benchmarks)
 	// sizes of the image's kernel, image and kmods (defaults 300K, 2M, 100K)
 	kernelSize, imageSize, kmodsSize int
+	// confAddr listens where warewulf.conf says (127.0.0.1 on a free
+	// port) rather than on Options.HTTPAddr, so a reload can move it.
+	confAddr bool
+	// edit changes warewulf.conf before the server starts.
+	edit func(*config.Config)
+	// services runs DHCP and NDP as warewulf.conf says (Options.NoDHCP
+	// off), inside the network namespace netns.
+	services bool
+	netns    string
 }
 
 func writeFile(t testing.TB, path string, data []byte) {
@@ -155,6 +168,12 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	cfg.Warewulf.Secure = o.secure
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false
+	if o.confAddr {
+		cfg.Warewulf.ListenAddress, cfg.Warewulf.Port = "127.0.0.1", freePort(t)
+	}
+	if o.edit != nil {
+		o.edit(cfg)
+	}
 	data, err := cfg.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -184,9 +203,16 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 		log.SetOutput(io.Discard)
 	}
 	prov := &fileProvider{}
-	srv, err := New(Options{ConfigFile: file, Provider: prov, HTTPAddr: "127.0.0.1:0", TFTPAddr: "127.0.0.1:0", PollInterval: 100 * time.Millisecond, Log: log, NoDHCP: true})
+	opts := Options{ConfigFile: file, Provider: prov, HTTPAddr: "127.0.0.1:0", TFTPAddr: "127.0.0.1:0", PollInterval: 100 * time.Millisecond, Log: log, NoDHCP: !o.services}
+	if o.confAddr {
+		opts.HTTPAddr = ""
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.netns != "" {
+		srv.netns = func(fn func() error) error { return testenv.InNetns(o.netns, fn) }
 	}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
@@ -194,13 +220,33 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &testEnv{t: t, cfg: srv.Config(), srv: srv, prov: prov, base: "http://" + srv.HTTPAddr().String(), logs: logs}
+	return &testEnv{t: t, cfg: srv.Config(), srv: srv, prov: prov, base: "http://" + srv.HTTPAddr().String(), logs: logs, stop: stop}
+}
+
+// setConfig rewrites warewulf.conf (atomically, as an editor that renames
+// does) with a change applied to the configuration in use.
+func (e *testEnv) setConfig(change func(*config.Config)) {
+	e.t.Helper()
+	cfg := *e.srv.Config()
+	change(&cfg)
+	data, err := cfg.Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := safefile.WriteFile(e.srv.opts.ConfigFile, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // nodeOverlay writes a node's own overlay part and returns the whole

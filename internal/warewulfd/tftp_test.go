@@ -2,6 +2,7 @@ package warewulfd
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -25,22 +26,29 @@ func tftpEnv(t *testing.T) (*testEnv, []byte) {
 }
 
 func goTFTP(t *testing.T, e *testEnv, name string, blksize int) ([]byte, error) {
-	c, err := tftp.NewClient(e.srv.TFTPAddr().String())
+	var buf bytes.Buffer
+	err := tftpGet(e.srv.TFTPAddr().String(), name, blksize, &buf, 2*time.Second)
+	return buf.Bytes(), err
+}
+
+// tftpGet fetches name from addr into w with the Go client, trying twice
+// per packet with the given timeout.
+func tftpGet(addr, name string, blksize int, w io.Writer, timeout time.Duration) error {
+	c, err := tftp.NewClient(addr)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	c.SetTimeout(2 * time.Second)
+	c.SetTimeout(timeout)
 	c.SetRetries(2)
 	if blksize > 0 {
 		c.SetBlockSize(blksize)
 	}
 	wt, err := c.Receive(name, "octet")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var buf bytes.Buffer
-	_, err = wt.WriteTo(&buf)
-	return buf.Bytes(), err
+	_, err = wt.WriteTo(w)
+	return err
 }
 
 func TestTFTPGoClient(t *testing.T) {

@@ -1,0 +1,340 @@
+package warewulfd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
+)
+
+// keepAlive is one HTTP/1.1 connection that stays open between requests.
+type keepAlive struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, addr string) *keepAlive {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keepAlive{c: c, r: bufio.NewReader(c)}
+}
+
+// get sends a request and returns the response with its body unread.
+func (k *keepAlive) get(t *testing.T, path string) *http.Response {
+	t.Helper()
+	if _, err := fmt.Fprintf(k.c, "GET %s HTTP/1.1\r\nHost: warewulfd\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(k.r, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp
+}
+
+// startDownload begins a GET and reads the first 64 KiB of the body.
+func startDownload(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	return resp, head
+}
+
+func expectRefused(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts connections", addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("%s: %v, want connection refused", addr, err)
+	}
+}
+
+// A port change moves HTTP: the new port answers, the old one refuses new
+// connections, and what was in flight on the old one finishes, through a
+// later graceful shutdown too.
+func TestReloadMovesHTTP(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), confAddr: true, imageSize: 32 << 20})
+	oldAddr := e.srv.HTTPAddr().String()
+	image := e.imageFile("image.img")
+	resp, head := startDownload(t, e.base+"/image/52:54:00:00:00:01")
+	keep := dialKeepAlive(t, oldAddr)
+	r := keep.get(t, "/ipxe/52:54:00:00:00:01")
+	io.Copy(io.Discard, r.Body)
+	if strings.Contains(e.logs.String(), "stage=image") {
+		t.Fatal("the download finished before the reload: make the image bigger")
+	}
+
+	newPort := freePort(t)
+	newAddr := "127.0.0.1:" + itoa(newPort)
+	e.setConfig(func(c *config.Config) { c.Warewulf.Port = newPort })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "http moved from "+oldAddr+" to "+newAddr)
+	if got := e.srv.HTTPAddr().String(); got != newAddr {
+		t.Fatalf("listening on %s, want %s", got, newAddr)
+	}
+	if body := httpGet(t, "http://"+newAddr+"/ipxe/52:54:00:00:00:01"); !strings.Contains(body, "booting n1") {
+		t.Fatalf("new port: %s", body)
+	}
+	expectRefused(t, oldAddr)
+
+	// The keep-alive connection on the old port goes on being served.
+	r = keep.get(t, "/ipxe/52:54:00:00:00:01")
+	if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(b), "booting n1") {
+		t.Fatalf("keep-alive request after the move: %s %s", r.Status, b)
+	}
+	// The download in flight completes byte for byte.
+	got, err := readAllFrom(resp, head)
+	if err != nil || !bytes.Equal(got, image) {
+		t.Fatalf("download across the move: %v, %d of %d bytes", err, len(got), len(image))
+	}
+	e.awaitLog(t, "stage=image", "status=200", "bytes="+itoa(len(image)))
+
+	// A graceful shutdown drains the old port's connections too.
+	r = keep.get(t, "/image/52:54:00:00:00:01")
+	head = make([]byte, 64<<10)
+	if _, err := io.ReadFull(r.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.stop() }()
+	e.awaitLog(t, "shutting down")
+	got, err = readAllFrom(r, head)
+	if err != nil || !bytes.Equal(got, image) {
+		t.Fatalf("download across shutdown: %v, %d of %d bytes", err, len(got), len(image))
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	expectRefused(t, newAddr)
+}
+
+func mustPort(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+// A port that is taken keeps HTTP where it was; the rest of the reload
+// (here a new node) applies, and a later reload retries the move.
+func TestReloadHTTPPortTaken(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), confAddr: true})
+	oldAddr := e.srv.HTTPAddr().String()
+	blocker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	taken := blocker.Addr().String()
+
+	writeFile(t, e.cfg.NodesConf(), []byte(nodesConf("")+"  n9:\n    profiles: [default]\n    network devices:\n      default:\n        hwaddr: 52:54:00:00:00:09\n"))
+	e.setConfig(func(c *config.Config) { c.Warewulf.Port = mustPort(t, taken) })
+	err = e.srv.Reload()
+	if err == nil || !strings.Contains(err.Error(), taken) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Reload onto a taken port: %v", err)
+	}
+	e.awaitLog(t, "level=error", "cannot listen on "+taken+", still serving on "+oldAddr)
+	if got := e.srv.HTTPAddr().String(); got != oldAddr {
+		t.Fatalf("listening on %s, want %s still", got, oldAddr)
+	}
+	if body := httpGet(t, "http://"+oldAddr+"/ipxe/52:54:00:00:00:09"); !strings.Contains(body, "booting n9") {
+		t.Fatalf("old port after the failed move, with the new nodes.conf: %s", body)
+	}
+
+	// Once the port is free, a reload (SIGHUP) moves HTTP there.
+	blocker.Close()
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if body := httpGet(t, "http://"+taken+"/ipxe/52:54:00:00:00:09"); !strings.Contains(body, "booting n9") {
+		t.Fatalf("new port: %s", body)
+	}
+	expectRefused(t, oldAddr)
+}
+
+// gateWriter holds the first write until open is closed.
+type gateWriter struct {
+	bytes.Buffer
+	once        sync.Once
+	first, open chan struct{}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.once.Do(func() { close(g.first); <-g.open })
+	return g.Buffer.Write(p)
+}
+
+// TFTP turned off by a reload stops answering (a transfer in flight
+// finishes), and turned on again answers.
+func TestReloadTFTPOffOn(t *testing.T) {
+	e, want := tftpEnv(t)
+	addr := e.srv.TFTPAddr().String()
+	w := &gateWriter{first: make(chan struct{}), open: make(chan struct{})}
+	fetched := make(chan error, 1)
+	go func() { fetched <- tftpGet(addr, "undionly.kpxe", 0, w, 2*time.Second) }()
+	select {
+	case <-w.first:
+	case err := <-fetched:
+		t.Fatalf("transfer: %v", err)
+	}
+
+	e.setConfig(func(c *config.Config) { c.TFTP.Enabled = false })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "tftp stopped on "+addr)
+	if a := e.srv.TFTPAddr(); a != nil {
+		t.Fatalf("tftp still on %s", a)
+	}
+	close(w.open)
+	if err := <-fetched; err != nil || !bytes.Equal(w.Bytes(), want) {
+		t.Fatalf("transfer in flight across the stop: %v, %d of %d bytes", err, w.Len(), len(want))
+	}
+	if err := tftpGet(addr, "undionly.kpxe", 0, io.Discard, 300*time.Millisecond); err == nil {
+		t.Fatal("tftp answers after it was turned off")
+	}
+
+	e.setConfig(func(c *config.Config) { c.TFTP.Enabled = true })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "tftp started on")
+	a := e.srv.TFTPAddr()
+	if a == nil {
+		t.Fatal("tftp not started")
+	}
+	var got bytes.Buffer
+	if err := tftpGet(a.String(), "undionly.kpxe", 1468, &got, 2*time.Second); err != nil || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("after turning tftp on: %v, %d of %d bytes", err, got.Len(), len(want))
+	}
+}
+
+// vethNet is two network namespaces joined by a veth pair: warewulfd's end
+// (10.98.0.1/24, interface wws) and a client's (interface wwc).
+type vethNet struct{ srv, cli string }
+
+func newVethNet(t *testing.T) *vethNet {
+	testenv.Need(t, "needs root", os.Geteuid() == 0)
+	_, err := exec.LookPath("ip")
+	testenv.Need(t, "needs ip (iproute2)", err == nil)
+	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	n := &vethNet{srv: "wwrl-s" + id, cli: "wwrl-c" + id}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", n.srv).Run()
+		exec.Command("ip", "netns", "del", n.cli).Run()
+	})
+	testenv.Run(t, "ip", "netns", "add", n.srv)
+	testenv.Run(t, "ip", "netns", "add", n.cli)
+	testenv.Run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
+	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
+	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", "52:54:00:98:00:01")
+	testenv.Run(t, "ip", "-n", n.srv, "addr", "add", "10.98.0.1/24", "dev", "wws")
+	for _, args := range [][]string{{n.srv, "wws"}, {n.srv, "lo"}, {n.cli, "wwc"}, {n.cli, "lo"}} {
+		testenv.Run(t, "ip", "-n", args[0], "link", "set", args[1], "up")
+	}
+	return n
+}
+
+// udhcpc gets a lease in the client namespace with busybox udhcpc and
+// returns the address.
+func (n *vethNet) udhcpc(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	script, out := filepath.Join(dir, "script"), filepath.Join(dir, "ip")
+	body := "#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip\" > " + out + "\nexit 0\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.cli, "udhcpc", "-f", "-q", "-n", "-i", "wwc", "-s", script, "-t", "5", "-T", "1")
+	if log, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("udhcpc: %v\n%s", err, log)
+	}
+	ip, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("udhcpc reported no lease: %v", err)
+	}
+	return strings.TrimSpace(string(ip))
+}
+
+// A changed DHCP range restarts the built-in DHCP server: a client then
+// gets an address from the new range. A nodes.conf change needs no
+// restart: the server reads the nodes per packet.
+func TestReloadRestartsDHCP(t *testing.T) {
+	_, err := exec.LookPath("udhcpc")
+	testenv.Need(t, "needs busybox udhcpc", err == nil)
+	n := newVethNet(t)
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), services: true, netns: n.srv, edit: func(c *config.Config) {
+		c.Ipaddr, c.Netmask, c.Network = "10.98.0.1", "255.255.255.0", "10.98.0.0"
+		c.DHCP.Enabled, c.DHCP.Interfaces = true, []string{"wws"}
+		c.DHCP.RangeStart, c.DHCP.RangeEnd = "10.98.0.100", "10.98.0.110"
+		no := false
+		c.Warewulf.AnswerRouterSolicitations = &no
+	}})
+	e.awaitLog(t, "dhcp started")
+	if ip := n.udhcpc(t); ip != "10.98.0.100" {
+		t.Fatalf("first lease %s, want 10.98.0.100", ip)
+	}
+
+	e.setConfig(func(c *config.Config) { c.DHCP.RangeStart, c.DHCP.RangeEnd = "10.98.0.150", "10.98.0.160" })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "dhcp restarted (dhcp: range end, dhcp: range start changed)")
+	if ip := n.udhcpc(t); ip != "10.98.0.150" {
+		t.Fatalf("lease after the range changed: %s, want 10.98.0.150", ip)
+	}
+
+	writeFile(t, e.cfg.NodesConf(), []byte(nodesConf("")+"  n9:\n    profiles: [default]\n    network devices:\n      default:\n        hwaddr: 52:54:00:98:00:01\n        ipaddr: 10.98.0.9\n        netmask: 255.255.255.0\n"))
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if ip := n.udhcpc(t); ip != "10.98.0.9" {
+		t.Fatalf("lease of node n9: %s, want 10.98.0.9", ip)
+	}
+	if c := strings.Count(e.logs.String(), "dhcp restarted"); c != 1 {
+		t.Fatalf("dhcp restarted %d times, want once (nodes.conf needs no restart):\n%s", c, e.logs.String())
+	}
+
+	e.setConfig(func(c *config.Config) { c.DHCP.Enabled = false })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "dhcp stopped (dhcp: enabled changed)")
+}
