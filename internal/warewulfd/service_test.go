@@ -82,6 +82,26 @@ func TestDaemonLifecycle(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// SIGHUP after a port change: warewulfd moves to the new port.
+	newPort := freePort(t)
+	cfg2 := *cfg
+	cfg2.Warewulf.Port = newPort
+	data, _ = cfg2.Marshal()
+	writeFile(t, file, data)
+	if err := svc.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	newBase := "http://127.0.0.1:" + itoa(newPort)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(newBase + StatusPath); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not move warewulfd to the new port")
+		}
+	}
+	expectRefused(t, "127.0.0.1:"+itoa(port))
 	if err := svc.Stop(); err != nil {
 		t.Fatal(err)
 	}
