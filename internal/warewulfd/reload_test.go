@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
@@ -257,8 +260,17 @@ func newVethNet(t *testing.T) *vethNet {
 		exec.Command("ip", "netns", "del", n.srv).Run()
 		exec.Command("ip", "netns", "del", n.cli).Run()
 	})
-	testenv.Run(t, "ip", "netns", "add", n.srv)
-	testenv.Run(t, "ip", "netns", "add", n.cli)
+	for _, ns := range []string{n.srv, n.cli} {
+		testenv.Run(t, "ip", "netns", "add", ns)
+		// IPv6 link-local addresses usable at once (no duplicate address
+		// detection), and no router solicitations of the kernel's own.
+		testenv.InNetns(ns, func() error {
+			for _, k := range []string{"accept_dad", "router_solicitations"} {
+				os.WriteFile("/proc/sys/net/ipv6/conf/default/"+k, []byte("0\n"), 0o644)
+			}
+			return nil
+		})
+	}
 	testenv.Run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
 	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
 	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
@@ -337,4 +349,93 @@ func TestReloadRestartsDHCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.awaitLog(t, "dhcp stopped (dhcp: enabled changed)")
+}
+
+// Answering IPv6 router solicitations follows `warewulf: answer router
+// solicitations` across reloads: on, a solicitation from the client's
+// link is answered; off again, it is not.
+func TestReloadRouterSolicitationAnswers(t *testing.T) {
+	n := newVethNet(t)
+	no := false
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), services: true, netns: n.srv, edit: func(c *config.Config) {
+		c.Ipaddr, c.Netmask, c.Network = "10.98.0.1", "255.255.255.0", "10.98.0.0"
+		c.DHCP.Interfaces = []string{"wws"}
+		c.Warewulf.AnswerRouterSolicitations = &no
+	}})
+	waitLinkLocal(t, n.srv, "wws")
+	waitLinkLocal(t, n.cli, "wwc")
+	var p *ipv6.PacketConn
+	var ifIndex int
+	err := testenv.InNetns(n.cli, func() error {
+		ifi, err := net.InterfaceByName("wwc")
+		if err != nil {
+			return err
+		}
+		ifIndex = ifi.Index
+		c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { c.Close() })
+		p = c.IPv6PacketConn()
+		var f ipv6.ICMPFilter
+		f.SetAll(true)
+		f.Accept(ipv6.ICMPTypeRouterAdvertisement)
+		return p.SetICMPFilter(&f)
+	})
+	testenv.Need(t, fmt.Sprintf("needs IPv6 in a namespace: %v", err), err == nil)
+	// answered sends a router solicitation, as iPXE does, and reports
+	// whether an advertisement comes back within d.
+	answered := func(d time.Duration) bool {
+		rs := []byte{133, 0, 0, 0, 0, 0, 0, 0}
+		cm := &ipv6.ControlMessage{HopLimit: 255, IfIndex: ifIndex}
+		if _, err := p.WriteTo(rs, cm, &net.IPAddr{IP: net.ParseIP("ff02::2")}); err != nil {
+			t.Fatalf("sending a router solicitation: %v", err)
+		}
+		buf := make([]byte, 1500)
+		p.SetReadDeadline(time.Now().Add(d))
+		_, _, _, err := p.ReadFrom(buf)
+		return err == nil
+	}
+	if answered(500 * time.Millisecond) {
+		t.Fatal("answered with answer router solicitations: false")
+	}
+
+	e.setConfig(func(c *config.Config) { c.Warewulf.AnswerRouterSolicitations = nil }) // default: on
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "router solicitation answers started (warewulf: answer router solicitations changed)")
+	for deadline := time.Now().Add(5 * time.Second); !answered(200 * time.Millisecond); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer 5 s after the reload turned answers on:\n%s", e.logs.String())
+		}
+	}
+
+	e.setConfig(func(c *config.Config) { c.Warewulf.AnswerRouterSolicitations = &no })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "router solicitation answers stopped (warewulf: answer router solicitations changed)")
+	// An answer to an earlier solicitation may still be on its way.
+	for deadline := time.Now().Add(3 * time.Second); answered(time.Second); {
+		if time.Now().After(deadline) {
+			t.Fatal("still answering after the reload turned answers off")
+		}
+	}
+}
+
+// waitLinkLocal waits up to 5 s for dev in namespace ns to hold a usable
+// (not tentative) link-local address.
+func waitLinkLocal(t *testing.T, ns, dev string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link").CombinedOutput()
+		if strings.Contains(string(out), "inet6 fe80") && !strings.Contains(string(out), "tentative") {
+			return
+		}
+		if time.Now().After(deadline) {
+			testenv.Need(t, fmt.Sprintf("%s in %s has no IPv6 link-local address after 5 s:\n%s", dev, ns, out), false)
+		}
+	}
 }
