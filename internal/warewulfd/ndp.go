@@ -21,7 +21,7 @@ func (s *Server) runNDP(ctx context.Context, cfg *config.Config) {
 		return ndp.Serve(ctx, ifaces)
 	})
 	if err != nil && ctx.Err() == nil {
-		s.log.Errorf("warewulfd: not answering IPv6 router solicitations: %v (iPXE will wait about 16 s for a router on each boot)", err)
+		s.log.Errorf("warewulfd: not answering IPv6 router solicitations: %v (iPXE will wait about 16 s for a router on each boot; a reload tries again)", err)
 	}
 }
 

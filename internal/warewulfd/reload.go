@@ -136,9 +136,20 @@ func (sv *service) stop() {
 	}
 }
 
+// ended reports whether the service has returned on its own (an error,
+// logged): an interface missing when it started, for example.
+func (sv *service) ended() bool {
+	select {
+	case <-sv.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // restart starts, stops or restarts one service so that it runs exactly
 // when want, with the settings of cfg; settings names what the service
-// reads of warewulf.conf.
+// reads of warewulf.conf. A service that ended on an error is tried again.
 func (s *Server) restart(name string, sv **service, cfg *config.Config, want bool, settings func(*config.Config) map[string]any, run func(context.Context, *config.Config)) {
 	why := ""
 	if changed := changedSettings(settings(s.applied), settings(cfg)); len(changed) > 0 {
@@ -152,7 +163,10 @@ func (s *Server) restart(name string, sv **service, cfg *config.Config, want boo
 		(*sv).stop()
 		*sv = nil
 		s.log.Infof("warewulfd: %s stopped%s", name, why)
-	case *sv != nil && why != "":
+	case *sv != nil && (why != "" || (*sv).ended()):
+		if why == "" {
+			why = " (it had stopped on an error; trying again)"
+		}
 		(*sv).stop()
 		*sv = s.startService(cfg, run)
 		s.log.Infof("warewulfd: %s restarted%s", name, why)

@@ -312,6 +312,7 @@ func TestReloadRestartsDHCP(t *testing.T) {
 	_, err := exec.LookPath("udhcpc")
 	testenv.Need(t, "needs busybox udhcpc", err == nil)
 	n := newVethNet(t)
+	testenv.Run(t, "ip", "-n", n.srv, "addr", "del", "10.98.0.1/24", "dev", "wws")
 	e := newEnv(t, envOptions{nodesConf: nodesConf(""), services: true, netns: n.srv, edit: func(c *config.Config) {
 		c.Ipaddr, c.Netmask, c.Network = "10.98.0.1", "255.255.255.0", "10.98.0.0"
 		c.DHCP.Enabled, c.DHCP.Interfaces = true, []string{"wws"}
@@ -319,7 +320,14 @@ func TestReloadRestartsDHCP(t *testing.T) {
 		no := false
 		c.Warewulf.AnswerRouterSolicitations = &no
 	}})
-	e.awaitLog(t, "dhcp started")
+	// The interface has no address yet when warewulfd starts: DHCP fails,
+	// and a reload (SIGHUP) once it has one tries again.
+	e.awaitLog(t, "level=error", "wws", "has no IPv4 address (serving without DHCP")
+	testenv.Run(t, "ip", "-n", n.srv, "addr", "add", "10.98.0.1/24", "dev", "wws")
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.awaitLog(t, "dhcp restarted (it had stopped on an error; trying again)")
 	if ip := n.udhcpc(t); ip != "10.98.0.100" {
 		t.Fatalf("first lease %s, want 10.98.0.100", ip)
 	}
@@ -340,8 +348,8 @@ func TestReloadRestartsDHCP(t *testing.T) {
 	if ip := n.udhcpc(t); ip != "10.98.0.9" {
 		t.Fatalf("lease of node n9: %s, want 10.98.0.9", ip)
 	}
-	if c := strings.Count(e.logs.String(), "dhcp restarted"); c != 1 {
-		t.Fatalf("dhcp restarted %d times, want once (nodes.conf needs no restart):\n%s", c, e.logs.String())
+	if c := strings.Count(e.logs.String(), "dhcp restarted"); c != 2 {
+		t.Fatalf("dhcp restarted %d times, want twice (nodes.conf needs no restart):\n%s", c, e.logs.String())
 	}
 
 	e.setConfig(func(c *config.Config) { c.DHCP.Enabled = false })

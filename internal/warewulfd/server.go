@@ -327,7 +327,7 @@ func (s *Server) runDHCP(ctx context.Context, cfg *config.Config) {
 		return srv.Serve(ctx)
 	})
 	if err != nil && ctx.Err() == nil {
-		s.log.Errorf("warewulfd: DHCP stopped: %v (serving without DHCP)", err)
+		s.log.Errorf("warewulfd: DHCP: %v (serving without DHCP; a reload tries again)", err)
 	}
 }
 
