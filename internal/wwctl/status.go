@@ -54,6 +54,7 @@ func newNodeStatusCmd() *cobra.Command {
 					return err
 				}
 				r.Nodes = filterNodes(r.Nodes, names)
+				total := len(r.Nodes)
 				if stale > 0 {
 					r.Nodes = staleNodes(r, stale)
 				}
@@ -69,6 +70,9 @@ func newNodeStatusCmd() *cobra.Command {
 					}
 				} else {
 					printStatus(out, r)
+					if stale > 0 {
+						fmt.Fprintf(out, "%d of %d nodes not heard from for more than %s\n", len(r.Nodes), total, stale)
+					}
 				}
 				if !watch {
 					return nil

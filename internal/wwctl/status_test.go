@@ -70,7 +70,8 @@ func TestNodeStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "n1 ") || !strings.Contains(out, "n2 ") || !strings.Contains(out, "n3 ") {
+	if strings.Contains(out, "n1 ") || !strings.Contains(out, "n2 ") || !strings.Contains(out, "n3 ") ||
+		!strings.HasSuffix(out, "\n2 of 3 nodes not heard from for more than 1h0m0s\n") {
 		t.Errorf("--stale 1h:\n%s", out)
 	}
 	out, err = run("--stale", "1m", "-o", "json", "n1")
