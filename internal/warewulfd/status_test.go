@@ -3,6 +3,8 @@ package warewulfd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -274,5 +276,65 @@ func TestStatusFileWrittenOnlyOnChange(t *testing.T) {
 	}
 	if m, err := readStatusFile(cfg.StatusFile()); err != nil || m["n1"].Stage != "ipxe" || m["n2"].Stage != "ipxe" {
 		t.Errorf("status file: %v %+v", err, m)
+	}
+}
+
+// BenchmarkStatusSave: one save of the status of 10,000 nodes, what the
+// background writer does at most every statusSaveInterval during a boot
+// storm. Requests wait on the book's lock only while it is copied
+// (lock-µs); encoding and the fsync'd write run without it.
+func BenchmarkStatusSave(b *testing.B) {
+	const nodes = 10000
+	var conf strings.Builder
+	conf.WriteString("nodes:\n")
+	for i := range nodes {
+		fmt.Fprintf(&conf, "  s%05d: {}\n", i)
+	}
+	file, err := config.WriteSandbox(b.TempDir(), config.SandboxOptions{Ipaddr: "127.0.0.1", Netmask: "255.0.0.0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	writeFile(b, cfg.NodesConf(), []byte(conf.String()))
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s, err := New(Options{ConfigFile: file, Log: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for i := range nodes {
+		s.status.record(fmt.Sprintf("s%05d", i), StageRuntime, fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), now)
+	}
+	var saving, locked time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		s.status.record("s00000", StageRuntime, "10.1.0.1", now.Add(time.Duration(i)))
+		start := time.Now()
+		s.saveStatus()
+		saving += time.Since(start)
+		// The copy made under the lock, timed on its own.
+		start = time.Now()
+		s.status.mu.Lock()
+		cp := make([]NodeStatus, 0, len(s.status.m))
+		for _, ns := range s.status.m {
+			cp = append(cp, ns)
+		}
+		s.status.mu.Unlock()
+		locked += time.Since(start)
+	}
+	b.StopTimer()
+	fi, err := os.Stat(cfg.StatusFile())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(saving.Microseconds())/float64(b.N)/1000, "ms/save")
+	b.ReportMetric(float64(locked.Microseconds())/float64(b.N), "lock-µs")
+	b.ReportMetric(float64(fi.Size())/1024, "file-KB")
+	if m, err := readStatusFile(cfg.StatusFile()); err != nil || len(m) != nodes {
+		b.Errorf("read back: %v, %d nodes", err, len(m))
 	}
 }
