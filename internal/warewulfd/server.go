@@ -68,6 +68,7 @@ type Server struct {
 	status  statusBook
 	metrics metrics
 	ipxe    templateCache
+	sndbufs sendBuffers
 
 	discoverMu sync.Mutex
 	reloadMu   sync.Mutex
@@ -178,6 +179,7 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(errLog, "http: ", 0),
+		ConnContext:       withConn,
 	}
 	errc := make(chan error, 2)
 	stopStatus := s.startStatusSaver()
