@@ -100,6 +100,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
+	s.loadStatus()
 	return s, nil
 }
 
@@ -181,6 +182,8 @@ func (s *Server) Run(ctx context.Context) error {
 		ConnContext:       withConn,
 	}
 	errc := make(chan error, 2)
+	stopStatus := s.startStatusSaver()
+	defer stopStatus() // after the shutdown below: requests in flight are recorded
 	go func() { errc <- s.httpSrv.Serve(s.httpLn) }()
 	s.log.Infof("warewulfd: http on %s", s.httpLn.Addr())
 

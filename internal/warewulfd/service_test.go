@@ -91,6 +91,20 @@ func TestDaemonLifecycle(t *testing.T) {
 	if _, err := svc.Status(); err != ErrNotRunning {
 		t.Errorf("status after stop: %v", err)
 	}
+	// SIGTERM saved the node status; the next daemon reports it.
+	if m, err := readStatusFile(cfg.StatusFile()); err != nil || m["n1"].Stage != "ipxe" {
+		t.Errorf("status file after SIGTERM: %v %+v", err, m)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = FetchStatus(context.Background(), StatusURL(cfg))
+	if err != nil || len(r.Nodes) != 3 || r.Nodes[0].Node != "n1" || r.Nodes[0].Stage != "ipxe" {
+		t.Errorf("status after a restart: %v %+v", err, r)
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	log, _ := os.ReadFile(cfg.DaemonLog())
 	if !bytes.Contains(log, []byte("shutting down")) || !bytes.Contains(log, []byte("node=n1")) {
 		t.Errorf("daemon log:\n%s", log)
