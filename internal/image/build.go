@@ -225,14 +225,11 @@ func makePlan(rootfs string, comp archive.Compression) (*plan, error) {
 func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions) (*BuildResult, error) {
 	// Shared with exec and other builds; a delete, rename or import of the
 	// image meanwhile is refused (and a build during one of those is).
-	ilock, err := lockImage(cfg, name, false)
+	ilock, err := lockExisting(cfg, name, false)
 	if err != nil {
 		return nil, err
 	}
 	defer ilock.unlock()
-	if err := mustExist(cfg, name); err != nil {
-		return nil, err
-	}
 	comp, err := compressionFor(cfg, o.Compression)
 	if err != nil {
 		return nil, err

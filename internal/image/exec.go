@@ -59,14 +59,11 @@ func Exec(ctx context.Context, cfg *config.Config, name string, argv []string, o
 		return -1, errors.New("running a command in an image needs root")
 	}
 	// The image may not be deleted, renamed or replaced under the command.
-	lock, err := lockImage(cfg, name, false)
+	lock, err := lockExisting(cfg, name, false)
 	if err != nil {
 		return -1, err
 	}
 	defer lock.unlock()
-	if err := mustExist(cfg, name); err != nil {
-		return -1, err
-	}
 	rootfs := cfg.ImageRootfs(name)
 	spec := chrootSpec{Rootfs: rootfs, Argv: argv, Env: o.Env}
 	var created []string // files made as mount points, removed afterwards

@@ -64,6 +64,20 @@ func lockImage(cfg *config.Config, name string, exclusive bool) (*imageLock, err
 	}
 }
 
+// lockExisting takes image name's lock, then checks that the image exists
+// (it may have gone while the lock was held by a delete).
+func lockExisting(cfg *config.Config, name string, exclusive bool) (*imageLock, error) {
+	l, err := lockImage(cfg, name, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	if err := mustExist(cfg, name); err != nil {
+		l.unlock()
+		return nil, err
+	}
+	return l, nil
+}
+
 // unlock releases the lock; the last holder removes the lock file, so the
 // store keeps none of an image nobody is using.
 func (l *imageLock) unlock() {

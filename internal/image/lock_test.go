@@ -1,13 +1,10 @@
 package image
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,27 +56,14 @@ func TestBuildingImageIsNotDeletedRenamedOrReplaced(t *testing.T) {
 	requireRoot(t)
 	requireLong(t)
 	cfg := sandbox(t)
-	src := filepath.Join(t.TempDir(), "root")
-	makeRootfs(t, src)
-	big := make([]byte, 16<<20)
-	for i := 0; i < 8; i++ { // 128 MB of incompressible data: a build of seconds
-		rand.Read(big)
-		os.WriteFile(filepath.Join(src, fmt.Sprintf("usr/lib/blob%02d", i)), big, 0o644)
-	}
+	src := bigRootfs(t, 8)
 	ctx := context.Background()
 	if _, err := Import(ctx, cfg, src, "img", ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rootfs := snapshot(t, cfg.ImageRootfs("img"), nil, true)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=img", "WW_CONFIG="+cfg.File())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, stderr := startHelper(t, cfg, helperEnv+"=img")
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
 		if tmp := temps(cfg.ImageProvisionDir("img")); len(tmp) > 0 {
 			break
@@ -130,6 +114,9 @@ func TestImageLockSharedAndExclusive(t *testing.T) {
 	if _, err := Import(ctx, cfg, busyboxRootfs(t), "bb", ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := Copy(cfg, "bb", "other"); err != nil {
+		t.Fatal(err)
+	}
 	pid := os.Getpid()
 
 	l, err := lockImage(cfg, "bb", true)
@@ -149,7 +136,7 @@ func TestImageLockSharedAndExclusive(t *testing.T) {
 		t.Fatal("a refused build made the provision dir")
 	}
 	l.unlock()
-	if now := storeEntries(t, cfg.ImageStoreDir()); now != "bb" {
+	if now := storeEntries(t, cfg.ImageStoreDir()); now != "bb other" {
 		t.Fatalf("store after the lock was released: %q", now)
 	}
 
@@ -180,7 +167,7 @@ func TestImageLockSharedAndExclusive(t *testing.T) {
 	if err := Delete(cfg, "bb", true); err != nil {
 		t.Fatal(err)
 	}
-	if now := storeEntries(t, cfg.ImageStoreDir()); now != "bb2" {
+	if now := storeEntries(t, cfg.ImageStoreDir()); now != "bb2 other" {
 		t.Fatalf("store at the end: %q", now)
 	}
 }

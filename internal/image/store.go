@@ -140,14 +140,11 @@ func Users(cfg *config.Config, name string) (nodes, profiles []string, booting i
 // Delete removes an image's rootfs, metadata and built artifacts. It
 // refuses while nodes boot the image, unless force.
 func Delete(cfg *config.Config, name string, force bool) error {
-	lock, err := lockImage(cfg, name, true)
+	lock, err := lockExisting(cfg, name, true)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
-	if err := mustExist(cfg, name); err != nil {
-		return err
-	}
 	if !force {
 		_, _, n, err := Users(cfg, name)
 		if err != nil {
@@ -178,14 +175,11 @@ func Copy(cfg *config.Config, src, dst string) error {
 	if err := ValidName(dst); err != nil {
 		return err
 	}
-	lock, err := lockImage(cfg, src, false)
+	lock, err := lockExisting(cfg, src, false)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
-	if err := mustExist(cfg, src); err != nil {
-		return err
-	}
 	if Exists(cfg, dst) {
 		return fmt.Errorf("image %q already exists", dst)
 	}
@@ -222,16 +216,16 @@ func Rename(cfg *config.Config, old, new string) error {
 	if old == new {
 		return fmt.Errorf("image %q: the new name is the old one", old)
 	}
-	for _, n := range []string{old, new} {
-		lock, err := lockImage(cfg, n, true)
-		if err != nil {
-			return err
-		}
-		defer lock.unlock()
-	}
-	if err := mustExist(cfg, old); err != nil {
+	lock, err := lockExisting(cfg, old, true)
+	if err != nil {
 		return err
 	}
+	defer lock.unlock()
+	newLock, err := lockImage(cfg, new, true)
+	if err != nil {
+		return err
+	}
+	defer newLock.unlock()
 	if Exists(cfg, new) {
 		return fmt.Errorf("image %q already exists", new)
 	}
@@ -241,7 +235,6 @@ func Rename(cfg *config.Config, old, new string) error {
 	if err := os.Rename(cfg.ImageDir(old), cfg.ImageDir(new)); err != nil {
 		return err
 	}
-	var err error
 	if _, serr := os.Stat(cfg.NodesConf()); serr == nil {
 		err = node.Update(cfg.NodesConf(), func(db *node.DB) error {
 			for _, m := range []map[string]*node.Conf{db.Nodes, db.Profiles} {
