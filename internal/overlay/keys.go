@@ -252,11 +252,15 @@ func (k *keyStore) save() error {
 		return fmt.Errorf("locking %s: %w", k.file, err)
 	}
 	defer lock.Unlock()
-	file, err := readHostKeys(k.file)
-	if err != nil {
-		return err
+	// Stores only ever add keys, so a file of the size, inode and times we
+	// last saw holds what we read then: no need to parse it again.
+	if st, ok := statOf(k.file); !ok || st != k.stat {
+		file, err := readHostKeys(k.file)
+		if err != nil {
+			return err
+		}
+		k.merge(file, st)
 	}
-	k.merge(file, fileStat{})
 	names := make([]string, 0, len(k.keys))
 	for n := range k.keys {
 		names = append(names, n)
