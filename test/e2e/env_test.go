@@ -68,7 +68,7 @@ func requireVM(t *testing.T) {
 		}
 	}
 	testenv.Need(t, "VM boot tests need "+strings.Join(missing, ", ")+" (test/deps.sh installs them; CI runs as root)", len(missing) == 0)
-	testenv.Need(t, "VM boot tests are slow; -short skips them", !testing.Short() || os.Getenv("CI") == "true")
+	testenv.Long(t, "VM boot test")
 }
 
 // testNode is a node of the test cluster.
