@@ -3,6 +3,10 @@ package warewulfd
 import (
 	"context"
 	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +25,13 @@ const (
 	bigTransfer    = 16 << 20 // smaller responses gain nothing from it
 	bigSendBuffers = 4        // transfers that may hold one at a time
 )
+
+// wmemMax is net.core.wmem_max, the most SO_SNDBUF gives without privilege.
+var wmemMax = sync.OnceValue(func() int {
+	b, _ := os.ReadFile("/proc/sys/net/core/wmem_max")
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+})
 
 type connKey struct{}
 
@@ -57,9 +68,10 @@ func (b *sendBuffers) lend(ctx context.Context) (giveBack func()) {
 			return
 		}
 		// SO_SNDBUFFORCE passes net.core.wmem_max (root: warewulfd
-		// serves ports 67 and 69); otherwise take what SO_SNDBUF gives.
+		// serves ports 67 and 69). Without it SO_SNDBUF is capped there,
+		// and a cap below the autotuned size would shrink the buffer.
 		grown = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bigSendBuffer) == nil ||
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, bigSendBuffer) == nil
+			wmemMax() >= bigSendBuffer && unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, bigSendBuffer) == nil
 	})
 	if !grown {
 		b.lent.Add(-1)
