@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 func writeSample(t *testing.T, c Compression) []byte {
@@ -39,12 +40,8 @@ func writeSample(t *testing.T, c Compression) []byte {
 }
 
 func TestRoundTripThroughGNUCpio(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but GNU cpio is not installed")
-		}
-		t.Skip("GNU cpio is not installed")
-	}
+	_, err := exec.LookPath("cpio")
+	testenv.Need(t, "GNU cpio is not installed (test/deps.sh installs it)", err == nil)
 	for _, c := range []Compression{None, Gzip, Zstd} {
 		data := writeSample(t, c)
 		var r io.Reader = bytes.NewReader(data)

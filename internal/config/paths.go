@@ -79,6 +79,10 @@ func (c *Config) KeyDir() string { return filepath.Join(c.SysconfDir(), "keys") 
 // LeaseFile is where the built-in DHCP server persists its leases.
 func (c *Config) LeaseFile() string { return filepath.Join(c.StateDir(), "dhcp.leases") }
 
+// StatusFile is where warewulfd keeps what it last saw of each node, so
+// `wwctl node status` survives a restart of the daemon.
+func (c *Config) StatusFile() string { return filepath.Join(c.StateDir(), "node-status.json") }
+
 // OverlaySharedDir holds the overlay archives many nodes share: the plain
 // files of an overlay set and the templates that render the same for every
 // node. Its name cannot be a node name.

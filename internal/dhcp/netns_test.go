@@ -35,9 +35,7 @@ func newTestNet(t testing.TB) *testNet { return newTestNetPrefix(t, 24) }
 func newTestNetPrefix(t testing.TB, prefix int) *testNet {
 	testenv.Need(t, "needs root", os.Geteuid() == 0)
 	testenv.Need(t, "needs ip (iproute2)", haveCmd("ip"))
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("network namespace test skipped in -short mode")
-	}
+	testenv.Long(t, "network namespace test")
 	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
 	n := &testNet{srv: "wwdhcp-s" + id, cli: "wwdhcp-c" + id}
 	t.Cleanup(func() {

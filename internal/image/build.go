@@ -223,9 +223,13 @@ func makePlan(rootfs string, comp archive.Compression) (*plan, error) {
 // file is written to a temporary name and renamed into place, so an
 // interrupted build leaves the previous build servable.
 func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions) (*BuildResult, error) {
-	if err := mustExist(cfg, name); err != nil {
+	// Shared with exec and other builds; a delete, rename or import of the
+	// image meanwhile is refused (and a build during one of those is).
+	ilock, err := lockExisting(cfg, name, false)
+	if err != nil {
 		return nil, err
 	}
+	defer ilock.unlock()
 	comp, err := compressionFor(cfg, o.Compression)
 	if err != nil {
 		return nil, err
@@ -234,6 +238,7 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Builds of one image take turns.
 	lock := flock.New(filepath.Join(dir, ".build.lock"))
 	if err := lock.Lock(); err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)

@@ -52,15 +52,18 @@ func init() { reexec.Register(chrootInit, chrootChild) }
 // is left mounted when the command ends. It returns the command's exit
 // status. The binary's main must call containers/storage reexec.Init.
 func Exec(ctx context.Context, cfg *config.Config, name string, argv []string, o ExecOptions) (int, error) {
-	if err := mustExist(cfg, name); err != nil {
-		return -1, err
-	}
 	if len(argv) == 0 {
 		return -1, errors.New("no command given")
 	}
 	if os.Geteuid() != 0 {
 		return -1, errors.New("running a command in an image needs root")
 	}
+	// The image may not be deleted, renamed or replaced under the command.
+	lock, err := lockExisting(cfg, name, false)
+	if err != nil {
+		return -1, err
+	}
+	defer lock.unlock()
 	rootfs := cfg.ImageRootfs(name)
 	spec := chrootSpec{Rootfs: rootfs, Argv: argv, Env: o.Env}
 	var created []string // files made as mount points, removed afterwards

@@ -36,7 +36,7 @@ func requireTool(t testing.TB, tools ...string) {
 }
 
 func requireLong(t testing.TB) {
-	require(t, !testing.Short() || os.Getenv("CI") == "true", "slow test skipped in -short mode")
+	testenv.Long(t, "slow test")
 }
 
 // sandbox returns a config whose every path is under a temp dir.

@@ -34,19 +34,44 @@ func helperBuild(name string) int {
 	return 0
 }
 
+// bigRootfs writes a rootfs of makeRootfs plus blobs x 16 MB of
+// incompressible data, for a build or import of seconds.
+func bigRootfs(t *testing.T, blobs int) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "root")
+	makeRootfs(t, src)
+	buf := make([]byte, 16<<20)
+	for i := 0; i < blobs; i++ {
+		rand.Read(buf)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("usr/lib/blob%02d", i)), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// startHelper starts this test binary as a helper (see TestMain) with
+// env set, on cfg; the test kills it at the end if it still runs.
+func startHelper(t *testing.T, cfg *config.Config, env string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env, "WW_CONFIG="+cfg.File())
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stderr
+}
+
 func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
 	requireRoot(t)
 	requireLong(t)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cfg := sandbox(t)
-			src := filepath.Join(t.TempDir(), "root")
-			makeRootfs(t, src)
-			big := make([]byte, 16<<20)
-			for i := 0; i < 12; i++ { // 192 MB of incompressible data: a build of seconds
-				rand.Read(big)
-				os.WriteFile(filepath.Join(src, fmt.Sprintf("usr/lib/blob%02d", i)), big, 0o644)
-			}
+			src := bigRootfs(t, 12)
 			ctx := context.Background()
 			if _, err := Import(ctx, cfg, src, "img", ImportOptions{}); err != nil {
 				t.Fatal(err)
@@ -58,14 +83,7 @@ func TestInterruptedBuildKeepsPreviousImage(t *testing.T) {
 			oldImage, _ := os.ReadFile(before.Image)
 			oldInfo, _ := os.ReadFile(filepath.Join(cfg.ImageProvisionDir("img"), buildInfoFile))
 
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), helperEnv+"=img", "WW_CONFIG="+cfg.File())
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			cmd, stderr := startHelper(t, cfg, helperEnv+"=img")
 			// Wait until the new archive is being written, then interrupt.
 			deadline := time.Now().Add(30 * time.Second)
 			for {
@@ -136,13 +154,7 @@ func helperImport(spec string) int {
 func TestInterruptedImportKeepsPreviousImage(t *testing.T) {
 	requireRoot(t)
 	requireLong(t)
-	big := filepath.Join(t.TempDir(), "big")
-	makeRootfs(t, big)
-	buf := make([]byte, 16<<20)
-	for i := 0; i < 16; i++ {
-		rand.Read(buf)
-		os.WriteFile(filepath.Join(big, fmt.Sprintf("usr/lib/blob%02d", i)), buf, 0o644)
-	}
+	big := bigRootfs(t, 16)
 	tarball := filepath.Join(t.TempDir(), "big.tar")
 	run(t, "", "tar", "-C", big, "-cf", tarball, ".")
 	for _, c := range []struct {
@@ -158,14 +170,7 @@ func TestInterruptedImportKeepsPreviousImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := snapshot(t, cfg.ImageRootfs("img"), nil, true)
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), helperImportEnv+"="+c.source+"=img", "WW_CONFIG="+cfg.File())
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			cmd, stderr := startHelper(t, cfg, helperImportEnv+"="+c.source+"=img")
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				m, _ := filepath.Glob(filepath.Join(cfg.ImageStoreDir(), ".img.import-*", "rootfs", "usr", "lib", "blob0*"))

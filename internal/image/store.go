@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/containers/storage/pkg/archive"
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -141,9 +140,11 @@ func Users(cfg *config.Config, name string) (nodes, profiles []string, booting i
 // Delete removes an image's rootfs, metadata and built artifacts. It
 // refuses while nodes boot the image, unless force.
 func Delete(cfg *config.Config, name string, force bool) error {
-	if err := mustExist(cfg, name); err != nil {
+	lock, err := lockExisting(cfg, name, true)
+	if err != nil {
 		return err
 	}
+	defer lock.unlock()
 	if !force {
 		_, _, n, err := Users(cfg, name)
 		if err != nil {
@@ -171,12 +172,14 @@ func Delete(cfg *config.Config, name string, force bool) error {
 // Copy duplicates image src as dst (rootfs and metadata; dst is built on
 // its own).
 func Copy(cfg *config.Config, src, dst string) error {
-	if err := mustExist(cfg, src); err != nil {
-		return err
-	}
 	if err := ValidName(dst); err != nil {
 		return err
 	}
+	lock, err := lockExisting(cfg, src, false)
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
 	if Exists(cfg, dst) {
 		return fmt.Errorf("image %q already exists", dst)
 	}
@@ -207,12 +210,22 @@ func copyTree(ctx context.Context, src, dst string) error {
 // Rename renames image old to new and points the nodes and profiles that
 // name it at the new name.
 func Rename(cfg *config.Config, old, new string) error {
-	if err := mustExist(cfg, old); err != nil {
-		return err
-	}
 	if err := ValidName(new); err != nil {
 		return err
 	}
+	if old == new {
+		return fmt.Errorf("image %q: the new name is the old one", old)
+	}
+	lock, err := lockExisting(cfg, old, true)
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
+	newLock, err := lockImage(cfg, new, true)
+	if err != nil {
+		return err
+	}
+	defer newLock.unlock()
 	if Exists(cfg, new) {
 		return fmt.Errorf("image %q already exists", new)
 	}
@@ -222,7 +235,6 @@ func Rename(cfg *config.Config, old, new string) error {
 	if err := os.Rename(cfg.ImageDir(old), cfg.ImageDir(new)); err != nil {
 		return err
 	}
-	var err error
 	if _, serr := os.Stat(cfg.NodesConf()); serr == nil {
 		err = node.Update(cfg.NodesConf(), func(db *node.DB) error {
 			for _, m := range []map[string]*node.Conf{db.Nodes, db.Profiles} {
@@ -263,21 +275,15 @@ func stage(cfg *config.Config, name string, force bool, fill func(rootfs string)
 	if !force && Exists(cfg, name) {
 		return fmt.Errorf("image %q already exists; use --force to replace it", name)
 	}
-	store := cfg.ImageStoreDir()
-	if err := os.MkdirAll(store, 0o755); err != nil {
+	// Nothing else uses the name meanwhile (a build or exec of the image
+	// being replaced, another import); holding the lock, the temporaries
+	// a killed import of this name left are safe to remove.
+	lock, err := lockImage(cfg, name, true)
+	if err != nil {
 		return err
 	}
-	// One import of a name at a time; holding the lock, the temporaries a
-	// killed import of this name left are safe to remove.
-	lockPath := filepath.Join(store, "."+name+".lock")
-	lock := flock.New(lockPath)
-	if ok, err := lock.TryLock(); err != nil || !ok {
-		return fmt.Errorf("image %q is being imported by another process", name)
-	}
-	defer func() {
-		os.Remove(lockPath) // leave nothing behind, even after a failure
-		lock.Unlock()
-	}()
+	defer lock.unlock()
+	store := cfg.ImageStoreDir()
 	cleanStale(store, name)
 	tmp, err := os.MkdirTemp(store, "."+name+".import-")
 	if err != nil {

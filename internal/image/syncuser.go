@@ -116,9 +116,11 @@ func (f *idFile) rewrite(m map[uint32]uint32, field int, other map[uint32]uint32
 // whose owner or group changed ID (keeping setuid and setgid bits). It
 // returns what changes (or changed, with Write).
 func SyncUser(cfg *config.Config, name string, o SyncUserOptions) ([]string, error) {
-	if err := mustExist(cfg, name); err != nil {
+	lock, err := lockExisting(cfg, name, false)
+	if err != nil {
 		return nil, err
 	}
+	defer lock.unlock()
 	if o.HostPasswd == "" {
 		o.HostPasswd = "/etc/passwd"
 	}

@@ -119,9 +119,7 @@ func TestServe(t *testing.T) {
 	testenv.Need(t, "needs root", os.Geteuid() == 0)
 	_, err := exec.LookPath("ip")
 	testenv.Need(t, "needs ip (iproute2)", err == nil)
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("network namespace test skipped in -short mode")
-	}
+	testenv.Long(t, "network namespace test")
 	id := fmt.Sprintf("%d", os.Getpid())
 	srv, cli := "wwndp-s"+id, "wwndp-c"+id
 	t.Cleanup(func() {

@@ -255,14 +255,7 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 // whole system overlay tree (copied, static files included) archived with
 // GNU cpio and gzip. It returns the time and the bytes written.
 func referencePipeline(b *testing.B, sb *sandbox, sample int) (time.Duration, int64) {
-	for _, tool := range []string{"cpio", "gzip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				b.Fatalf("%s is not installed", tool)
-			}
-			b.Skipf("%s is not installed", tool)
-		}
-	}
+	needCpio(b)
 	work := filepath.Join(sb.dir, "reference")
 	var total time.Duration
 	var bytes int64

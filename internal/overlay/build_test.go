@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // buildDB is sampleDB with the default profile trimmed to the overlays the
@@ -59,16 +60,12 @@ func cpioListing(t *testing.T, parts []string) map[string]string {
 	return out
 }
 
-// needCpio skips a test without GNU cpio, except under CI where it fails.
-func needCpio(t *testing.T) {
+// needCpio: the tests compare with GNU cpio and gzip.
+func needCpio(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"cpio", "gzip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed (test/deps.sh installs it)", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		_, err := exec.LookPath(tool)
+		testenv.Need(t, tool+" is not installed (test/deps.sh installs it)", err == nil)
 	}
 }
 

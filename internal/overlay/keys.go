@@ -14,12 +14,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
+
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
 	"github.com/warewulf-ng/warewulf/internal/sshkey"
 )
 
-// HostKey is one ssh host key of a node, in the files sshd reads.
 // HostKey is one ssh host key pair of a node.
 type HostKey = sshkey.Pair
 
@@ -30,49 +32,70 @@ type HostKey = sshkey.Pair
 func HostKeysFile(cfg *config.Config) string { return filepath.Join(cfg.KeyDir(), "ssh_host_keys") }
 
 // keyStore makes each node's host keys once and keeps them, so a node
-// keeps its identity across builds. It is safe for concurrent use.
+// keeps its identity across builds. It is safe for concurrent use, and
+// several stores (of several processes: wwctl, warewulfd) may share the
+// file: a save merges into what the file holds then, under a lock, and a
+// key already in the file is never replaced.
 type keyStore struct {
-	file string
-	mu   sync.Mutex
-	keys map[string]*HostKey // "node type"
-	stat fileStat
-	new  bool  // keys made since the last save
-	made int   // keys made by this store, for Stats
-	all  int64 // allSum's cache; 0: to compute
+	file    string
+	mu      sync.Mutex
+	keys    map[string]*HostKey // "node type"
+	stat    fileStat
+	pending map[string]*HostKey // keys made since the last save
+	made    int                 // keys made by this store, for Stats
+	all     int64               // allSum's cache; 0: to compute
 }
 
 type fileStat struct {
-	size, mtime int64
-	ino         uint64
+	size, mtime, ctime int64
+	ino                uint64
 }
 
 func statOf(p string) (fileStat, bool) {
-	st, err := os.Stat(p)
-	if err != nil {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
 		return fileStat{}, false
 	}
-	fs := fileStat{size: st.Size(), mtime: st.ModTime().UnixNano()}
-	if sys, ok := st.Sys().(interface{ Ino() uint64 }); ok {
-		fs.ino = sys.Ino()
-	}
-	return fs, true
+	return fileStat{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}, true
 }
 
-// load reads the file if it changed since the last load.
+// load reads the file if it changed since the last load. Keys made here
+// and not saved yet stay, unless the file now has a key of that node and
+// type (another process saved first): the file's wins.
 func (k *keyStore) load() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	st, _ := statOf(k.file)
-	if k.keys != nil && st == k.stat && !k.new {
+	if k.keys != nil && st == k.stat {
 		return nil
 	}
-	if k.new {
-		return nil // unsaved keys of our own win until saved
-	}
-	keys := map[string]*HostKey{}
-	data, err := os.ReadFile(k.file)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	keys, err := readHostKeys(k.file)
+	if err != nil {
 		return err
+	}
+	k.merge(keys, st)
+	return nil
+}
+
+// merge makes the file's keys (read when it had stat st) plus the pending
+// ones it lacks the store's keys.
+func (k *keyStore) merge(file map[string]*HostKey, st fileStat) {
+	for id, hk := range k.pending {
+		if file[id] == nil {
+			file[id] = hk
+		} else {
+			delete(k.pending, id)
+		}
+	}
+	k.keys, k.stat, k.all = file, st, 0
+}
+
+// readHostKeys parses the key file; a missing file holds no keys.
+func readHostKeys(file string) (map[string]*HostKey, error) {
+	keys := map[string]*HostKey{}
+	data, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
@@ -82,17 +105,26 @@ func (k *keyStore) load() error {
 			continue
 		}
 		if len(f) != 4 {
-			return fmt.Errorf("%s:%d: want NODE TYPE PRIVATE PUBLIC", k.file, line)
+			return nil, fmt.Errorf("%s:%d: want NODE TYPE PRIVATE PUBLIC", file, line)
 		}
 		priv, err1 := base64.StdEncoding.DecodeString(f[2])
 		pub, err2 := base64.StdEncoding.DecodeString(f[3])
 		if err1 != nil || err2 != nil {
-			return fmt.Errorf("%s:%d: bad base64", k.file, line)
+			return nil, fmt.Errorf("%s:%d: bad base64", file, line)
 		}
 		keys[f[0]+" "+f[1]] = &HostKey{Type: f[1], Private: string(priv), Public: string(pub)}
 	}
-	k.keys, k.stat, k.all = keys, st, 0
-	return nil
+	return keys, nil
+}
+
+// add records a key made here; the caller holds k.mu.
+func (k *keyStore) add(id string, hk *HostKey) {
+	if k.pending == nil {
+		k.pending = map[string]*HostKey{}
+	}
+	k.keys[id], k.pending[id] = hk, hk
+	k.all = 0
+	k.made++
 }
 
 // get returns node's key of keyType, making it if there is none.
@@ -115,9 +147,7 @@ func (k *keyStore) get(nodeName, keyType string) (*HostKey, error) {
 	if old := k.keys[nodeName+" "+keyType]; old != nil {
 		return old, nil
 	}
-	k.keys[nodeName+" "+keyType] = hk
-	k.new, k.all = true, 0
-	k.made++
+	k.add(nodeName+" "+keyType, hk)
 	return hk, nil
 }
 
@@ -162,9 +192,7 @@ func (k *keyStore) fill(names []string, keyType string, workers int) error {
 	defer k.mu.Unlock()
 	for i, n := range missing {
 		if k.keys[n+" "+keyType] == nil {
-			k.keys[n+" "+keyType] = made[i]
-			k.new, k.all = true, 0
-			k.made++
+			k.add(n+" "+keyType, made[i])
 		}
 	}
 	return nil
@@ -204,12 +232,34 @@ func (k *keyStore) sum(nodeName, keyType string) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
-// save writes the file if keys were made.
+// save adds the keys made since the last save to the file. Under the
+// file's lock it reads the file again and writes it with the keys it holds
+// now plus ours, so keys another process saved meanwhile are kept; where
+// it saved a key of the same node and type first, its key stays and ours
+// is dropped (the templates that used ours see the change at the next
+// build, as for any other key change).
 func (k *keyStore) save() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if !k.new {
+	if len(k.pending) == 0 {
 		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(k.file), 0o700); err != nil {
+		return err
+	}
+	lock := flock.New(k.file + ".lock")
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("locking %s: %w", k.file, err)
+	}
+	defer lock.Unlock()
+	// Stores only ever add keys, so a file of the size, inode and times we
+	// last saw holds what we read then: no need to parse it again.
+	if st, ok := statOf(k.file); !ok || st != k.stat {
+		file, err := readHostKeys(k.file)
+		if err != nil {
+			return err
+		}
+		k.merge(file, st)
 	}
 	names := make([]string, 0, len(k.keys))
 	for n := range k.keys {
@@ -221,13 +271,10 @@ func (k *keyStore) save() error {
 		hk := k.keys[n]
 		fmt.Fprintf(&b, "%s %s %s\n", n, base64.StdEncoding.EncodeToString([]byte(hk.Private)), base64.StdEncoding.EncodeToString([]byte(hk.Public)))
 	}
-	if err := os.MkdirAll(filepath.Dir(k.file), 0o700); err != nil {
-		return err
-	}
 	if err := safefile.WriteFile(k.file, b.Bytes(), 0o600); err != nil {
 		return err
 	}
-	k.new = false
+	k.pending = nil
 	k.stat, _ = statOf(k.file)
 	return nil
 }

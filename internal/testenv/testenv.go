@@ -27,6 +27,15 @@ func Need(t testing.TB, why string, ok bool) {
 	t.Skip(why)
 }
 
+// Long skips a slow test under -short, except under CI, which runs
+// everything.
+func Long(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip(why + "; -short skips it")
+	}
+}
+
 // Run runs a command and fails the test with its output if it fails.
 func Run(t testing.TB, args ...string) {
 	t.Helper()

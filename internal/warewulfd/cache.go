@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/archive"
 )
 
 // cacheTTL bounds how long a lookup of built files is reused. The image and
@@ -25,6 +27,7 @@ const (
 // content is one response body: files sent one after the other.
 type content struct {
 	paths []string
+	comp  archive.Compression // how the body is compressed (None: not an archive)
 	// Set when the body was small enough to keep in memory; large bodies
 	// are opened per request and sent with sendfile.
 	data   []byte
@@ -78,13 +81,9 @@ func (c *artifactCache) get(key string) ([]*content, bool) {
 	return e.c, true
 }
 
-// put remembers paths under key as contents, reading each whole into
-// memory when it is small and the budget allows.
-func (c *artifactCache) put(key string, paths ...[]string) []*content {
-	out := make([]*content, len(paths))
-	for i, p := range paths {
-		out[i] = &content{paths: p}
-	}
+// put remembers contents under key, reading each whole into memory when
+// it is small and the budget allows.
+func (c *artifactCache) put(key string, out ...*content) []*content {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

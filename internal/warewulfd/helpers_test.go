@@ -20,6 +20,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/node"
@@ -58,11 +59,12 @@ func needCmd(t testing.TB, name string) string {
 type fileProvider struct {
 	builds     atomic.Int32
 	buildDelay time.Duration
+	comp       archive.Compression
 }
 
 func (p *fileProvider) Image(cfg *config.Config, name, kver string) (*image.Artifacts, error) {
 	dir := cfg.ImageProvisionDir(name)
-	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img")}
+	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img"), Compression: p.comp}
 	if _, err := os.Stat(a.Image); err != nil {
 		return nil, errors.New("image " + name + " is not built")
 	}
@@ -125,6 +127,7 @@ type envOptions struct {
 	quiet     bool // log to io.Discard (benchmarks)
 	// sizes of the image's kernel, image and kmods (defaults 300K, 2M, 100K)
 	kernelSize, imageSize, kmodsSize int
+	comp                             archive.Compression // the image's (default gz)
 	// confAddr listens where warewulf.conf says (127.0.0.1 on a free
 	// port) rather than on Options.HTTPAddr, so a reload can move it.
 	confAddr bool
@@ -202,7 +205,10 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	if o.quiet {
 		log.SetOutput(io.Discard)
 	}
-	prov := &fileProvider{}
+	prov := &fileProvider{comp: archive.Gzip}
+	if o.comp != archive.None {
+		prov.comp = o.comp
+	}
 	opts := Options{ConfigFile: file, Provider: prov, HTTPAddr: "127.0.0.1:0", TFTPAddr: "127.0.0.1:0", PollInterval: 100 * time.Millisecond, Log: log, NoDHCP: !o.services}
 	if o.confAddr {
 		opts.HTTPAddr = ""

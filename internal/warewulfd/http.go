@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
@@ -33,6 +34,7 @@ type request struct {
 	node   *nodeEntry
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
+	note   string // for the log line of a request served with a caveat
 }
 
 // ServeHTTP implements http.Handler.
@@ -64,8 +66,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.stage, q.mac = stage, mac
-	if c := r.URL.Query().Get("compress"); c != "" && c != "gz" && c != "zstd" {
-		q.fail(http.StatusBadRequest, fmt.Sprintf("compress=%q is not gz or zstd", c))
+	want := archive.Compression(r.URL.Query().Get("compress"))
+	if want != archive.None && want != archive.Gzip && want != archive.Zstd {
+		q.fail(http.StatusBadRequest, fmt.Sprintf("compress=%q is not gz or zstd", want))
 		return
 	}
 	st := s.st.Load()
@@ -100,6 +103,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
+	}
+	if want != archive.None && body.comp != archive.None && want != body.comp {
+		// The kernel and wwclient read gzip and zstd alike, so the node
+		// still boots; the log says its template asks for the wrong one.
+		q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
 	}
 	s.serveContent(q, body)
 }
@@ -179,6 +187,10 @@ func (s *Server) serveIpxe(st *state, q *request) {
 			d.KernelVersion = n.Kernel.Version
 		}
 		d.Runtime = !st.cfg.Warewulf.Secure
+		d.Compression = string(archive.Gzip)
+		if img, err := s.imageFiles(st, n, StageImage); err == nil && img.comp != archive.None {
+			d.Compression = string(img.comp)
+		}
 		tmpl, cacheFor = n.IpxeTemplate, n
 	}
 	script, err := s.ipxe.render(st.cfg.IpxeTemplateDir(), tmpl, cacheFor, d)
@@ -220,13 +232,14 @@ func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) (*content, err
 		if err != nil {
 			return nil, err
 		}
-		paths := [][]string{{a.Kernel}, {a.Image}, {a.Kmods}}
-		for _, p := range paths {
-			if p[0] != "" && !within(p[0], st.cfg.ProvisionDir(), st.cfg.ImageStoreDir()) {
-				return nil, fmt.Errorf("%s is outside the provision tree", p[0])
+		for _, p := range []string{a.Kernel, a.Image, a.Kmods} {
+			if p != "" && !within(p, st.cfg.ProvisionDir(), st.cfg.ImageStoreDir()) {
+				return nil, fmt.Errorf("%s is outside the provision tree", p)
 			}
 		}
-		cs = s.cache.put(key, paths...)
+		cs = s.cache.put(key, &content{paths: []string{a.Kernel}},
+			&content{paths: []string{a.Image}, comp: a.Compression},
+			&content{paths: []string{a.Kmods}, comp: a.Compression})
 	}
 	c := cs[stage-StageKernel]
 	if c.paths[0] == "" {
@@ -270,7 +283,7 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 			return nil, fmt.Errorf("%s is outside the provision tree", f)
 		}
 	}
-	return s.cache.put(key, files)[0], nil
+	return s.cache.put(key, &content{paths: files, comp: archive.Gzip})[0], nil
 }
 
 // serveContent sends a body with Range, ETag and Last-Modified: from
@@ -293,6 +306,9 @@ func (s *Server) serveContent(q *request, c *content) {
 	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
 	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
 	h.Set("ETag", etag)
+	if size >= bigTransfer && q.r.Method != http.MethodHead {
+		defer s.sndbufs.lend(q.r.Context())()
+	}
 	if len(files) == 1 {
 		http.ServeContent(q.w, q.r, "", mod, files[0])
 		return
@@ -353,6 +369,8 @@ func (s *Server) finish(q *request) {
 		e.Info("failed: " + q.why)
 	case q.why != "":
 		e.Info("not booted: " + q.why)
+	case q.note != "":
+		e.Warn("served: " + q.note)
 	default:
 		e.Info("served")
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
@@ -127,6 +128,36 @@ func TestStageBytes(t *testing.T) {
 	}
 	// The per-request log line names node, stage, bytes, duration and status.
 	e.awaitLog(t, "node=n1", "stage=image", fmt.Sprintf("bytes=%d", len(want["image"])), "duration=", "status=200")
+}
+
+// A node's script asks for the compression its image is built with; a
+// script that asks for another still gets the built file (the kernel reads
+// either), and the log line says so.
+func TestCompress(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), comp: archive.Zstd})
+	resp, script := e.get("/ipxe/52:54:00:00:00:01")
+	if resp.StatusCode != 200 || !bytes.Contains(script, []byte("/image/52:54:00:00:00:01?compress=zstd ")) ||
+		!bytes.Contains(script, []byte("/kmods/52:54:00:00:00:01?compress=zstd ")) || !bytes.Contains(script, []byte("/system/52:54:00:00:00:01?compress=gz ")) {
+		t.Fatalf("%s\n%s", resp.Status, script)
+	}
+	img := e.imageFile("image.img")
+	for _, q := range []string{"?compress=zstd", "", "?compress=gz"} {
+		resp, body := e.get("/image/52:54:00:00:00:01" + q)
+		if resp.StatusCode != 200 || !bytes.Equal(body, img) {
+			t.Fatalf("%s: %s, %d bytes", q, resp.Status, len(body))
+		}
+	}
+	e.awaitLog(t, "level=warning", "stage=image", "served: compress=gz asked, sent zstd as built")
+	if strings.Count(e.logs.String(), "compress=") != 1 {
+		t.Errorf("only the mismatched request should warn:\n%s", e.logs)
+	}
+	// The kernel is no archive: compress= does not apply to it.
+	if resp, _ := e.get("/kernel/52:54:00:00:00:01?compress=gz"); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if st := e.srv.statusReport(); st.Nodes[0].Stage != "kernel" {
+		t.Errorf("a request served with a caveat still counts: %+v", st.Nodes[0])
+	}
 }
 
 func TestRangeAndETag(t *testing.T) {

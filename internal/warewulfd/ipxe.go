@@ -26,6 +26,7 @@ type IpxeData struct {
 	KernelVersion string
 	ImageName     string
 	Runtime       bool   // load the runtime overlay too (server not in secure mode)
+	Compression   string // how the image and kmods are built: gz or zstd
 	Message       string // unknown.ipxe: why this node cannot boot now
 	Retry         int    // unknown.ipxe: seconds to wait before asking again
 }
@@ -44,6 +45,7 @@ type renderKey struct {
 	node *nodeEntry
 	tmpl *template.Template
 	base string
+	comp string // a rebuild may change the image's compression
 }
 
 // maxRendered bounds the rendered scripts kept (the base URL comes from
@@ -114,7 +116,7 @@ func (c *templateCache) render(dir, name string, e *nodeEntry, d *IpxeData) ([]b
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey{e, t, d.BaseURL}
+	key := renderKey{e, t, d.BaseURL, d.Compression}
 	if e != nil {
 		c.mu.Lock()
 		out, ok := c.out[key]

@@ -254,6 +254,7 @@ func newVethNet(t *testing.T) *vethNet {
 	testenv.Need(t, "needs root", os.Geteuid() == 0)
 	_, err := exec.LookPath("ip")
 	testenv.Need(t, "needs ip (iproute2)", err == nil)
+	testenv.Long(t, "network namespace test")
 	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
 	n := &vethNet{srv: "wwrl-s" + id, cli: "wwrl-c" + id}
 	t.Cleanup(func() {

@@ -66,6 +66,7 @@ type Server struct {
 	status  statusBook
 	metrics metrics
 	ipxe    templateCache
+	sndbufs sendBuffers
 
 	discoverMu sync.Mutex
 
@@ -112,6 +113,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
+	s.loadStatus()
 	return s, nil
 }
 
@@ -219,9 +221,12 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(errLog, "http: ", 0),
+		ConnContext:       withConn,
 	}
 	s.runCtx, s.errc = ctx, make(chan error, 1)
 	errc := s.errc
+	stopStatus := s.startStatusSaver()
+	defer stopStatus() // after the shutdown below: requests in flight are recorded
 	s.serveHTTP(s.httpLn)
 	s.log.Infof("warewulfd: http on %s", s.httpLn.Addr())
 	if s.tftpConn != nil {

@@ -82,6 +82,26 @@ func TestDaemonLifecycle(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.PidFile()); !os.IsNotExist(err) {
+		t.Errorf("pidfile left behind: %v", err)
+	}
+	if _, err := svc.Status(); err != ErrNotRunning {
+		t.Errorf("status after stop: %v", err)
+	}
+	// SIGTERM saved the node status; the next daemon reports it.
+	if m, err := readStatusFile(cfg.StatusFile()); err != nil || m["n1"].Stage != "ipxe" {
+		t.Errorf("status file after SIGTERM: %v %+v", err, m)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = FetchStatus(context.Background(), StatusURL(cfg))
+	if err != nil || len(r.Nodes) != 3 || r.Nodes[0].Node != "n1" || r.Nodes[0].Stage != "ipxe" {
+		t.Errorf("status after a restart: %v %+v", err, r)
+	}
 	// SIGHUP after a port change: warewulfd moves to the new port.
 	newPort := freePort(t)
 	cfg2 := *cfg
@@ -104,12 +124,6 @@ func TestDaemonLifecycle(t *testing.T) {
 	expectRefused(t, "127.0.0.1:"+itoa(port))
 	if err := svc.Stop(); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(cfg.PidFile()); !os.IsNotExist(err) {
-		t.Errorf("pidfile left behind: %v", err)
-	}
-	if _, err := svc.Status(); err != ErrNotRunning {
-		t.Errorf("status after stop: %v", err)
 	}
 	log, _ := os.ReadFile(cfg.DaemonLog())
 	if !bytes.Contains(log, []byte("shutting down")) || !bytes.Contains(log, []byte("node=n1")) {

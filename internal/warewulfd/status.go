@@ -24,7 +24,8 @@ type StatusReport struct {
 }
 
 // NodeStatus is one node's last successful request. Stage is empty for a
-// node not seen since warewulfd started.
+// node never seen (warewulfd keeps what it saw across restarts in
+// config.StatusFile).
 type NodeStatus struct {
 	Node  string    `json:"node"`
 	Stage string    `json:"stage,omitempty"`
@@ -32,9 +33,17 @@ type NodeStatus struct {
 	IP    string    `json:"ip,omitempty"`
 }
 
+// statusBook is the last request of each node. gen counts changes, so the
+// saver (statusfile.go) writes the book only when it moved since the last
+// save it made.
 type statusBook struct {
-	mu sync.Mutex
-	m  map[string]NodeStatus
+	mu  sync.Mutex
+	m   map[string]NodeStatus
+	gen uint64
+
+	saveMu  sync.Mutex // one save at a time; guards saved and failing
+	saved   uint64     // gen at the last successful save
+	failing bool       // the last save failed (and was logged)
 }
 
 func (b *statusBook) record(name string, stage Stage, ip string, t time.Time) {
@@ -43,6 +52,7 @@ func (b *statusBook) record(name string, stage Stage, ip string, t time.Time) {
 		b.m = map[string]NodeStatus{}
 	}
 	b.m[name] = NodeStatus{Node: name, Stage: stage.String(), Time: t, IP: ip}
+	b.gen++
 	b.mu.Unlock()
 }
 

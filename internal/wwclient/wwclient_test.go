@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/warewulf-ng/warewulf/internal/archive"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 type file struct {
@@ -267,12 +268,7 @@ func TestFailedFetchKeepsFiles(t *testing.T) {
 // TestPrivilegedDialer: requests leave from a port below 1024, and a busy
 // port is skipped.
 func TestPrivilegedDialer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("binding privileged ports needs root, and CI runs as root")
-		}
-		t.Skip("needs root to bind a privileged port")
-	}
+	testenv.Need(t, "binding a privileged port needs root (CI runs as root)", os.Geteuid() == 0)
 	var ports []int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, p, _ := net.SplitHostPort(r.RemoteAddr)

@@ -19,17 +19,20 @@ import (
 func newNodeStatusCmd() *cobra.Command {
 	var output string
 	var watch bool
-	var interval time.Duration
+	var interval, stale time.Duration
 	cmd := &cobra.Command{
 		Use:     "status [NODE PATTERN...]",
 		Short:   "Show each node's last provisioning stage, as warewulfd saw it",
-		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status -o json",
+		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status --stale 5m\n  wwctl node status -o json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q is not table or json", output)
 			}
 			if interval < 100*time.Millisecond {
 				return fmt.Errorf("--interval %s is below 100ms", interval)
+			}
+			if stale < 0 || (stale == 0 && cmd.Flags().Changed("stale")) {
+				return fmt.Errorf("--stale %s is not a positive duration", stale)
 			}
 			names, err := node.ExpandNames(args)
 			if err != nil {
@@ -51,6 +54,10 @@ func newNodeStatusCmd() *cobra.Command {
 					return err
 				}
 				r.Nodes = filterNodes(r.Nodes, names)
+				total := len(r.Nodes)
+				if stale > 0 {
+					r.Nodes = staleNodes(r, stale)
+				}
 				out := cmd.OutOrStdout()
 				if watch && output == "table" {
 					fmt.Fprint(out, "\033[H\033[2J") // clear the terminal
@@ -63,6 +70,9 @@ func newNodeStatusCmd() *cobra.Command {
 					}
 				} else {
 					printStatus(out, r)
+					if stale > 0 {
+						fmt.Fprintf(out, "%d of %d nodes not heard from for more than %s\n", len(r.Nodes), total, stale)
+					}
 				}
 				if !watch {
 					return nil
@@ -78,6 +88,7 @@ func newNodeStatusCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval with --watch")
+	cmd.Flags().DurationVar(&stale, "stale", 0, "only nodes not heard from for longer than this (or never), e.g. 5m")
 	return cmd
 }
 
@@ -89,10 +100,22 @@ func filterNodes(all []warewulfd.NodeStatus, names []string) []warewulfd.NodeSta
 	for _, n := range names {
 		want[n] = true
 	}
-	var out []warewulfd.NodeStatus
+	out := []warewulfd.NodeStatus{} // an empty list in JSON, not null
 	for _, s := range all {
 		if want[s.Node] {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// staleNodes keeps the nodes whose last request is older than d, or that
+// were never seen, by the server's clock.
+func staleNodes(r *warewulfd.StatusReport, d time.Duration) []warewulfd.NodeStatus {
+	out := []warewulfd.NodeStatus{}
+	for _, n := range r.Nodes {
+		if n.Stage == "" || r.Time.Sub(n.Time) > d {
+			out = append(out, n)
 		}
 	}
 	return out

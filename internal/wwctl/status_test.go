@@ -65,6 +65,31 @@ func TestNodeStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Nodes) != 2 || got.Nodes[0].Stage != "runtime" {
 		t.Errorf("json: %v\n%s", err, out)
 	}
+	// --stale: nodes silent for longer than the duration, or never seen.
+	out, err = run("--stale", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "n1 ") || !strings.Contains(out, "n2 ") || !strings.Contains(out, "n3 ") ||
+		!strings.HasSuffix(out, "\n2 of 3 nodes not heard from for more than 1h0m0s\n") {
+		t.Errorf("--stale 1h:\n%s", out)
+	}
+	out, err = run("--stale", "1m", "-o", "json", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Nodes) != 1 || got.Nodes[0].Node != "n1" {
+		t.Errorf("--stale 1m n1: %v\n%s", err, out)
+	}
+	out, err = run("--stale", "5h", "-o", "json", "n1")
+	if err != nil || !strings.Contains(out, `"nodes": []`) {
+		t.Errorf("--stale 5h n1: %v\n%s", err, out)
+	}
+	for _, bad := range []string{"0s", "-5m", "soon"} {
+		if _, err := run("--stale", bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("--stale %s: %v", bad, err)
+		}
+	}
 	if _, err := run("-o", "yaml"); err == nil || !strings.Contains(err.Error(), `"yaml"`) {
 		t.Errorf("bad --output: %v", err)
 	}

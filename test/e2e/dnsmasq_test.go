@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // TestBootDnsmasq: a site that runs dnsmasq instead of the built-in DHCP
@@ -16,12 +17,8 @@ import (
 // off), and a BIOS node boots through it.
 func TestBootDnsmasq(t *testing.T) {
 	e := getEnv(t)
-	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dnsmasq is not installed (test/deps.sh installs it)")
-		}
-		t.Skip("dnsmasq is not installed")
-	}
+	_, err := os.Stat("/usr/sbin/dnsmasq")
+	testenv.Need(t, "dnsmasq is not installed (test/deps.sh installs it)", err == nil)
 	conf := filepath.Join(e.dir, "warewulf-dnsmasq.conf")
 	data, err := os.ReadFile(e.conf)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // artifacts holds console logs and the daemon's log of this run.
@@ -66,18 +67,8 @@ func requireVM(t *testing.T) {
 			missing = append(missing, f)
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		if len(missing) > 0 {
-			t.Fatalf("VM boot tests need %s (test/deps.sh installs them; CI runs as root)", strings.Join(missing, ", "))
-		}
-		return
-	}
-	if len(missing) > 0 {
-		t.Skipf("VM boot tests need %s", strings.Join(missing, ", "))
-	}
-	if testing.Short() {
-		t.Skip("VM boot tests are slow; -short skips them")
-	}
+	testenv.Need(t, "VM boot tests need "+strings.Join(missing, ", ")+" (test/deps.sh installs them; CI runs as root)", len(missing) == 0)
+	testenv.Long(t, "VM boot test")
 }
 
 // testNode is a node of the test cluster.
