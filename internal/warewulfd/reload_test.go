@@ -98,9 +98,11 @@ func TestReloadMovesHTTP(t *testing.T) {
 	newPort := freePort(t)
 	newAddr := "127.0.0.1:" + itoa(newPort)
 	e.setConfig(func(c *config.Config) { c.Warewulf.Port = newPort })
+	start := time.Now()
 	if err := e.srv.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("reload with an HTTP move: %v", time.Since(start))
 	e.awaitLog(t, "http moved from "+oldAddr+" to "+newAddr)
 	if got := e.srv.HTTPAddr().String(); got != newAddr {
 		t.Fatalf("listening on %s, want %s", got, newAddr)
@@ -334,9 +336,11 @@ func TestReloadRestartsDHCP(t *testing.T) {
 	}
 
 	e.setConfig(func(c *config.Config) { c.DHCP.RangeStart, c.DHCP.RangeEnd = "10.98.0.150", "10.98.0.160" })
+	start := time.Now()
 	if err := e.srv.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("reload with a DHCP restart: %v", time.Since(start))
 	e.awaitLog(t, "dhcp restarted (dhcp: range end, dhcp: range start changed)")
 	if ip := n.udhcpc(t); ip != "10.98.0.150" {
 		t.Fatalf("lease after the range changed: %s, want 10.98.0.150", ip)
