@@ -189,6 +189,16 @@ func TestReloadHTTPPortTaken(t *testing.T) {
 		t.Fatalf("new port: %s", body)
 	}
 	expectRefused(t, oldAddr)
+
+	// The wildcard address on the same port conflicts with the socket it
+	// would replace: the error says to restart.
+	e.setConfig(func(c *config.Config) { c.Warewulf.ListenAddress = "" })
+	if err := e.srv.Reload(); err == nil || !strings.Contains(err.Error(), "restart warewulfd") {
+		t.Fatalf("Reload onto the wildcard address on the same port: %v", err)
+	}
+	if body := httpGet(t, "http://"+taken+"/ipxe/52:54:00:00:00:09"); !strings.Contains(body, "booting n9") {
+		t.Fatalf("after the refused move: %s", body)
+	}
 }
 
 // gateWriter holds the first write until open is closed.
