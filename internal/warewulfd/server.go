@@ -35,7 +35,8 @@ type Options struct {
 	// Provider finds built files; default Built{}.
 	Provider Provider
 	// HTTPAddr and TFTPAddr override the listen addresses derived from
-	// warewulf.conf (listen address, port; TFTP on port 69).
+	// warewulf.conf (listen address, port; TFTP on port 69), and a reload
+	// then leaves them where they are (TFTP still follows tftp: enabled).
 	HTTPAddr, TFTPAddr string
 	// PollInterval is how often nodes.conf and warewulf.conf are checked
 	// for changes; default 1s.
