@@ -137,6 +137,9 @@ type envOptions struct {
 	// off), inside the network namespace netns.
 	services bool
 	netns    string
+	// tftpPort: TFTP listens where warewulf.conf says, on this port
+	// rather than 69 (with confAddr), instead of on Options.TFTPAddr.
+	tftpPort int
 }
 
 func writeFile(t testing.TB, path string, data []byte) {
@@ -213,9 +216,15 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	if o.confAddr {
 		opts.HTTPAddr = ""
 	}
+	if o.tftpPort != 0 {
+		opts.TFTPAddr = ""
+	}
 	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.tftpPort != 0 {
+		srv.tftpPort = itoa(o.tftpPort)
 	}
 	if o.netns != "" {
 		srv.netns = func(fn func() error) error { return testenv.InNetns(o.netns, fn) }

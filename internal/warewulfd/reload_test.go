@@ -462,3 +462,39 @@ func waitLinkLocal(t *testing.T, ns, dev string) {
 		}
 	}
 }
+
+// A new listen address moves HTTP and TFTP together.
+func TestReloadMovesListenAddress(t *testing.T) {
+	want, err := os.ReadFile("/usr/lib/ipxe/undionly.kpxe")
+	testenv.Need(t, "needs /usr/lib/ipxe/undionly.kpxe (Debian ipxe)", err == nil)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tftpPort := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), confAddr: true, tftp: true, tftpPort: tftpPort})
+	oldHTTP, oldTFTP := e.srv.HTTPAddr().String(), e.srv.TFTPAddr().String()
+	if oldTFTP != "127.0.0.1:"+itoa(tftpPort) {
+		t.Fatalf("tftp on %s, want port %d of the listen address", oldTFTP, tftpPort)
+	}
+
+	e.setConfig(func(c *config.Config) { c.Warewulf.ListenAddress = "127.0.0.2" })
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	newHTTP, newTFTP := strings.Replace(oldHTTP, "127.0.0.1", "127.0.0.2", 1), strings.Replace(oldTFTP, "127.0.0.1", "127.0.0.2", 1)
+	e.awaitLog(t, "http moved from "+oldHTTP+" to "+newHTTP)
+	e.awaitLog(t, "tftp moved from "+oldTFTP+" to "+newTFTP)
+	if body := httpGet(t, "http://"+newHTTP+"/ipxe/52:54:00:00:00:01"); !strings.Contains(body, "booting n1") {
+		t.Fatalf("http on the new address: %s", body)
+	}
+	expectRefused(t, oldHTTP)
+	var got bytes.Buffer
+	if err := tftpGet(newTFTP, "undionly.kpxe", 1468, &got, 2*time.Second); err != nil || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("tftp on the new address: %v, %d of %d bytes", err, got.Len(), len(want))
+	}
+	if err := tftpGet(oldTFTP, "undionly.kpxe", 0, io.Discard, 300*time.Millisecond); err == nil {
+		t.Fatal("tftp still answers on the old address")
+	}
+}

@@ -91,6 +91,8 @@ type Server struct {
 	// netns, when set (tests), runs the DHCP and NDP services' setup in a
 	// network namespace.
 	netns func(func() error) error
+	// tftpPort replaces port 69 (tests: a reload that moves TFTP).
+	tftpPort string
 }
 
 // New loads warewulf.conf and nodes.conf; it fails if either is broken.
@@ -172,7 +174,11 @@ func (s *Server) tftpListenAddr(cfg *config.Config) string {
 	case s.opts.TFTPAddr != "":
 		return s.opts.TFTPAddr
 	}
-	return net.JoinHostPort(cfg.Warewulf.ListenAddress, "69")
+	port := "69"
+	if s.tftpPort != "" {
+		port = s.tftpPort
+	}
+	return net.JoinHostPort(cfg.Warewulf.ListenAddress, port)
 }
 
 func listenTCP(addr string) (net.Listener, error) {
