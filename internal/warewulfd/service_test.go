@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // The real binary, run the way `wwctl server` runs it without systemd:
 // pidfile, SIGHUP reload, SIGTERM stop.
 func TestDaemonLifecycle(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("builds warewulfd")
-	}
+	testenv.Long(t, "builds warewulfd")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "warewulfd")
 	build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper", "-o", bin, "../../cmd/warewulfd")
