@@ -3,6 +3,7 @@ package warewulfd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -248,7 +249,7 @@ func BenchmarkImageDownload(b *testing.B) {
 			total := max(16, c)
 			rounds := 5
 			if c == 1 {
-				rounds = 9
+				rounds = 15
 			}
 			var ngRates, wwRates, ratios []float64
 			for range b.N {
@@ -415,6 +416,13 @@ func bootNode(host, mac, ip string, sizes []int64, runtimeSize int64) (int64, er
 	}
 	conn.Close()
 	d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip), Port: 1000}
+	// The last storm's connections from this port may still be in
+	// TIME_WAIT (towards another server port): reuse the address.
+	d.Control = func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1) })
+		return errors.Join(err, serr)
+	}
 	conn, err = d.Dial("tcp", host)
 	if err != nil {
 		return total, fmt.Errorf("runtime: %w", err)
