@@ -28,8 +28,9 @@ import (
 )
 
 // startNginx serves root on loopback with sendfile, as a site would serve
-// static files, and stops it by PID when the benchmark ends.
-func startNginx(b *testing.B, root string) string {
+// static files, and stops it by PID when the benchmark ends. It returns
+// the base URL and the master's PID.
+func startNginx(b *testing.B, root string) (string, int) {
 	nginx := needCmd(b, "nginx")
 	dir := b.TempDir()
 	port := freePort(b)
@@ -79,7 +80,7 @@ http {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return base
+	return base, cmd.Process.Pid
 }
 
 // download fetches url total times with c concurrent clients (keep-alive)
@@ -133,8 +134,9 @@ const wwdBuildTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude
 
 // startWarewulfd builds ./cmd/warewulfd and runs it as its own process with
 // warewulf.conf at conf (it must listen on loopback), waits until it
-// answers on port, and stops it by PID when the benchmark ends.
-func startWarewulfd(b *testing.B, conf string, port int) string {
+// answers on port, and stops it by PID when the benchmark ends. It returns
+// the base URL and the PID.
+func startWarewulfd(b *testing.B, conf string, port int) (string, int) {
 	goCmd := needCmd(b, "go")
 	bin := filepath.Join(b.TempDir(), "warewulfd")
 	out, err := exec.Command(goCmd, "build", "-tags", wwdBuildTags, "-trimpath", "-o", bin,
@@ -169,7 +171,7 @@ func startWarewulfd(b *testing.B, conf string, port int) string {
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return "http://" + addr
+			return "http://" + addr, cmd.Process.Pid
 		}
 		select {
 		case <-exited:
@@ -225,10 +227,11 @@ func builtImageSandbox(b *testing.B, size int) (string, *config.Config, int, str
 
 // BenchmarkImageDownload: the real warewulfd binary (its own process, a
 // sandbox config, a really built image) against nginx serving the same
-// built image file on loopback. They take turns, round by round, the
-// first to go alternating; each reports its median round, and the ratio is
-// the median of the rounds' ratios (the machine is shared: a disturbed
-// round moves one ratio, not the result).
+// built image file on loopback, with 1, 16 and 64 connections of wrk. They
+// take turns, round by round, the one to go first alternating; each
+// reports its median round, and the ratio is the median of the rounds'
+// ratios. Each also reports the CPU seconds its process(es) spent per GB
+// sent.
 func BenchmarkImageDownload(b *testing.B) {
 	conf, cfg, port, imageFile := builtImageSandbox(b, 64<<20)
 	st, err := os.Stat(imageFile)
@@ -240,37 +243,89 @@ func BenchmarkImageDownload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ng := startNginx(b, cfg.ProvisionDir()) + "/" + filepath.ToSlash(rel)
-	ww := startWarewulfd(b, conf, port) + "/image/52:54:00:00:00:01"
-	download(b, ng, 1, 2, size) // warm the page cache and both servers
-	download(b, ww, 1, 2, size)
+	ngBase, ngPid := startNginx(b, cfg.ProvisionDir())
+	wwBase, wwPid := startWarewulfd(b, conf, port)
+	ng := &server{url: ngBase + "/" + filepath.ToSlash(rel), pid: ngPid}
+	ww := &server{url: wwBase + "/image/52:54:00:00:00:01", pid: wwPid}
+	// Both send the built file byte for byte (wrk only counts bytes);
+	// this also warms the page cache and both servers.
+	download(b, ng.url, 1, 2, size)
+	download(b, ww.url, 1, 2, size)
 	for _, c := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
-			total := max(16, c)
 			rounds := 5
 			if c == 1 {
-				rounds = 15
+				rounds = 9
 			}
-			var ngRates, wwRates, ratios []float64
+			var ratios []float64
+			ng.reset()
+			ww.reset()
 			for range b.N {
 				for r := range rounds {
-					var n, w float64
-					if r%2 == 0 {
-						n = download(b, ng, c, total, size)
-						w = download(b, ww, c, total, size)
-					} else {
-						w = download(b, ww, c, total, size)
-						n = download(b, ng, c, total, size)
+					first, second := ng, ww
+					if r%2 == 1 {
+						first, second = ww, ng
 					}
-					ngRates, wwRates, ratios = append(ngRates, n), append(wwRates, w), append(ratios, w/n)
+					first.round(b, c, size)
+					second.round(b, c, size)
+					ratios = append(ratios, ww.rates[len(ww.rates)-1]/ng.rates[len(ng.rates)-1])
 				}
 			}
-			b.ReportMetric(median(wwRates)/1e6, "warewulfd-MB/s")
-			b.ReportMetric(median(ngRates)/1e6, "nginx-MB/s")
+			b.ReportMetric(median(ww.rates)/1e6, "warewulfd-MB/s")
+			b.ReportMetric(median(ng.rates)/1e6, "nginx-MB/s")
 			b.ReportMetric(median(ratios), "ratio-vs-nginx")
+			b.ReportMetric(ww.cpuPerGB(), "warewulfd-cpu-s/GB")
+			b.ReportMetric(ng.cpuPerGB(), "nginx-cpu-s/GB")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// server is one side of BenchmarkImageDownload and what it measured.
+type server struct {
+	url       string
+	pid       int
+	rates     []float64 // bytes per second, one per round
+	cpu, sent float64   // CPU seconds and bytes over the rounds
+}
+
+func (s *server) reset() { s.rates, s.cpu, s.sent = nil, 0, 0 }
+
+// round runs wrk with c connections against the server for two seconds.
+func (s *server) round(b *testing.B, c int, size int64) {
+	cpu0 := procCPU(b, s.pid)
+	res := runWrk(b, s.url, min(c, 2), c, 2*time.Second)
+	s.cpu += procCPU(b, s.pid) - cpu0
+	// wrk counts the bytes it read (headers, whole bodies and the
+	// unfinished last ones) and prints them rounded to 0.01 of a unit.
+	if res.requests == 0 || res.bytes/float64(res.requests) < 0.99*float64(size) {
+		b.Fatalf("%s: %d requests, %.0f bytes: short responses", s.url, res.requests, res.bytes)
+	}
+	s.sent += res.bytes
+	s.rates = append(s.rates, res.bytes/res.seconds)
+}
+
+func (s *server) cpuPerGB() float64 { return s.cpu / (s.sent / 1e9) }
+
+// procCPU is the user and system CPU seconds of process pid and its
+// children (nginx's workers).
+func procCPU(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	total := (utime + stime) / 100 // USER_HZ
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, c := range strings.Fields(string(children)) {
+		if n, err := strconv.Atoi(c); err == nil {
+			total += procCPU(b, n)
+		}
+	}
+	return total
 }
 
 func median(v []float64) float64 {
@@ -279,14 +334,23 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var (
+	wrkRate  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkTotal = regexp.MustCompile(`([0-9]+) requests in ([0-9.]+)(us|ms|s|m), ([0-9.]+)(B|KB|MB|GB|TB) read`)
+)
 
-// wrk runs the wrk load generator (64 connections, 2 threads) against url
-// and returns requests per second; any non-2xx answer or socket error
-// fails the benchmark.
-func wrk(b *testing.B, url string, d time.Duration) float64 {
+type wrkResult struct {
+	requests int
+	seconds  float64 // how long wrk ran
+	bytes    float64 // read, headers included
+	rate     float64 // requests per second
+}
+
+// runWrk runs the wrk load generator (threads, conns) against url for d;
+// any non-2xx answer or socket error fails the benchmark.
+func runWrk(b *testing.B, url string, threads, conns int, d time.Duration) wrkResult {
 	bin := needCmd(b, "wrk")
-	out, err := exec.Command(bin, "-t", "2", "-c", "64", "-d", d.String(), url).CombinedOutput()
+	out, err := exec.Command(bin, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--timeout", "30s", url).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk: %v\n%s", err, out)
 	}
@@ -294,12 +358,18 @@ func wrk(b *testing.B, url string, d time.Duration) float64 {
 	if strings.Contains(s, "Non-2xx") || strings.Contains(s, "Socket errors") {
 		b.Fatalf("wrk saw errors:\n%s", s)
 	}
-	m := wrkRate.FindStringSubmatch(s)
-	if m == nil {
+	m, t := wrkRate.FindStringSubmatch(s), wrkTotal.FindStringSubmatch(s)
+	if m == nil || t == nil {
 		b.Fatalf("wrk output:\n%s", s)
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
+	var r wrkResult
+	r.rate, _ = strconv.ParseFloat(m[1], 64)
+	r.requests, _ = strconv.Atoi(t[1])
+	r.seconds, _ = strconv.ParseFloat(t[2], 64)
+	r.seconds *= map[string]float64{"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60}[t[3]]
+	r.bytes, _ = strconv.ParseFloat(t[4], 64)
+	r.bytes *= map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[t[5]]
+	return r
 }
 
 // BenchmarkRequestsPerSecond: iPXE scripts and runtime overlays with 64
@@ -312,7 +382,8 @@ func BenchmarkRequestsPerSecond(b *testing.B) {
 	e := newEnv(b, envOptions{nodesConf: nodesConf(""), quiet: true})
 	rt := e.nodeOverlay("n1", overlay.Runtime, 2048)
 	writeFile(b, filepath.Join(e.cfg.ProvisionDir(), "runtime.img"), rt)
-	ngSmall := startNginx(b, e.cfg.ProvisionDir()) + "/runtime.img"
+	ngBase, _ := startNginx(b, e.cfg.ProvisionDir())
+	ngSmall := ngBase + "/runtime.img"
 	const d = 4 * time.Second
 	for _, c := range []struct{ name, url string }{
 		{"ipxe", e.base + "/ipxe/52:54:00:00:00:01"},
@@ -322,7 +393,7 @@ func BenchmarkRequestsPerSecond(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var rate float64
 			for range b.N {
-				rate = wrk(b, c.url, d)
+				rate = runWrk(b, c.url, 2, 64, d).rate
 			}
 			b.ReportMetric(rate, "req/s")
 			b.ReportMetric(0, "ns/op")
