@@ -52,25 +52,18 @@ func (b *sendBuffers) lend(ctx context.Context) (giveBack func()) {
 	if !ok {
 		return none
 	}
-	if b.lent.Add(1) > bigSendBuffers {
-		b.lent.Add(-1)
-		return none
-	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
+		return none
+	}
+	if b.lent.Add(1) > bigSendBuffers {
 		b.lent.Add(-1)
 		return none
 	}
 	old, grown := 0, false
 	rc.Control(func(fd uintptr) {
-		if old, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err != nil {
-			return
-		}
-		// SO_SNDBUFFORCE passes net.core.wmem_max (root: warewulfd
-		// serves ports 67 and 69). Without it SO_SNDBUF is capped there,
-		// and a cap below the autotuned size would shrink the buffer.
-		grown = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bigSendBuffer) == nil ||
-			wmemMax() >= bigSendBuffer && unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, bigSendBuffer) == nil
+		old, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+		grown = err == nil && setSendBuffer(int(fd), bigSendBuffer)
 	})
 	if !grown {
 		b.lent.Add(-1)
@@ -78,11 +71,16 @@ func (b *sendBuffers) lend(ctx context.Context) (giveBack func()) {
 	}
 	return func() {
 		// The kernel reports the doubled size; set what yields it back.
-		rc.Control(func(fd uintptr) {
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, old/2) != nil {
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, old/2)
-			}
-		})
+		rc.Control(func(fd uintptr) { setSendBuffer(int(fd), old/2) })
 		b.lent.Add(-1)
 	}
+}
+
+// setSendBuffer sets a socket's send buffer to n (the kernel doubles it).
+// SO_SNDBUFFORCE passes net.core.wmem_max (root: warewulfd serves ports 67
+// and 69); without it SO_SNDBUF is capped there, and a cap below the
+// autotuned size would shrink the buffer, so it is left alone.
+func setSendBuffer(fd, n int) bool {
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) == nil ||
+		wmemMax() >= n && unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n) == nil
 }
