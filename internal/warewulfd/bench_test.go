@@ -2,6 +2,7 @@ package warewulfd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,12 +26,51 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
+	"golang.org/x/sys/unix"
 )
 
+// benchCPUs splits the CPUs this process may use between the servers a
+// benchmark compares (the first half) and its load generator (the rest):
+// a node downloading over the network does not take the server's cycles,
+// and on loopback a client sharing the server's cores moves a single
+// stream's throughput by ±15% from run to run. With one CPU both are nil:
+// everything shares it.
+func benchCPUs(b *testing.B) (servers, client []int) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		b.Fatal(err)
+	}
+	var cpus []int
+	for i := range 1024 {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	if len(cpus) < 2 {
+		return nil, nil
+	}
+	return cpus[:len(cpus)/2], cpus[len(cpus)/2:]
+}
+
+// onCPUs is a command that runs only on cpus (all of them when nil); its
+// threads and children inherit the set.
+func onCPUs(cpus []int, name string, args ...string) *exec.Cmd {
+	if cpus == nil {
+		return exec.Command(name, args...)
+	}
+	list := make([]string, len(cpus))
+	for i, c := range cpus {
+		list[i] = strconv.Itoa(c)
+	}
+	// taskset execs the command: the PID stays the server's.
+	return exec.Command("taskset", append([]string{"-c", strings.Join(list, ","), name}, args...)...)
+}
+
 // startNginx serves root on loopback with sendfile, as a site would serve
-// static files, and stops it by PID when the benchmark ends. It returns
-// the base URL and the master's PID.
-func startNginx(b *testing.B, root string) (string, int) {
+// static files, and stops it by PID when the benchmark ends. It runs on
+// cpus (nil: all), one worker per CPU, and returns the base URL and the
+// master's PID.
+func startNginx(b *testing.B, root string, cpus []int) (string, int) {
 	nginx := needCmd(b, "nginx")
 	dir := b.TempDir()
 	port := freePort(b)
@@ -57,9 +97,9 @@ http {
     root %s;
   }
 }
-`, user, runtime.NumCPU(), dir, dir, dir, dir, port, root)
+`, user, cmp.Or(len(cpus), runtime.NumCPU()), dir, dir, dir, dir, port, root)
 	writeFile(b, filepath.Join(dir, "nginx.conf"), []byte(conf))
-	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
+	cmd := onCPUs(cpus, nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -134,9 +174,9 @@ const wwdBuildTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude
 
 // startWarewulfd builds ./cmd/warewulfd and runs it as its own process with
 // warewulf.conf at conf (it must listen on loopback), waits until it
-// answers on port, and stops it by PID when the benchmark ends. It returns
-// the base URL and the PID.
-func startWarewulfd(b *testing.B, conf string, port int) (string, int) {
+// answers on port, and stops it by PID when the benchmark ends. It runs on
+// cpus (nil: all) and returns the base URL and the PID.
+func startWarewulfd(b *testing.B, conf string, port int, cpus []int) (string, int) {
 	goCmd := needCmd(b, "go")
 	bin := filepath.Join(b.TempDir(), "warewulfd")
 	out, err := exec.Command(goCmd, "build", "-tags", wwdBuildTags, "-trimpath", "-o", bin,
@@ -150,7 +190,7 @@ func startWarewulfd(b *testing.B, conf string, port int) (string, int) {
 		b.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command(bin, "--config", conf)
+	cmd := onCPUs(cpus, bin, "--config", conf)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with a killed test binary
 	if err := cmd.Start(); err != nil {
@@ -243,10 +283,11 @@ func BenchmarkImageDownload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ngBase, ngPid := startNginx(b, cfg.ProvisionDir())
-	wwBase, wwPid := startWarewulfd(b, conf, port)
-	ng := &server{url: ngBase + "/" + filepath.ToSlash(rel), pid: ngPid}
-	ww := &server{url: wwBase + "/image/52:54:00:00:00:01", pid: wwPid}
+	serverCPUs, clientCPUs := benchCPUs(b)
+	ngBase, ngPid := startNginx(b, cfg.ProvisionDir(), serverCPUs)
+	wwBase, wwPid := startWarewulfd(b, conf, port, serverCPUs)
+	ng := &server{url: ngBase + "/" + filepath.ToSlash(rel), pid: ngPid, client: clientCPUs}
+	ww := &server{url: wwBase + "/image/52:54:00:00:00:01", pid: wwPid, client: clientCPUs}
 	// Both send the built file byte for byte (wrk only counts bytes);
 	// this also warms the page cache and both servers.
 	download(b, ng.url, 1, 2, size)
@@ -285,6 +326,7 @@ func BenchmarkImageDownload(b *testing.B) {
 type server struct {
 	url       string
 	pid       int
+	client    []int     // the CPUs wrk runs on
 	rates     []float64 // bytes per second, one per round
 	cpu, sent float64   // CPU seconds and bytes over the rounds
 }
@@ -294,7 +336,7 @@ func (s *server) reset() { s.rates, s.cpu, s.sent = nil, 0, 0 }
 // round runs wrk with c connections against the server for two seconds.
 func (s *server) round(b *testing.B, c int, size int64) {
 	cpu0 := procCPU(b, s.pid)
-	res := runWrk(b, s.url, min(c, 2), c, 2*time.Second)
+	res := runWrk(b, s.url, min(c, 2), c, 2*time.Second, s.client)
 	s.cpu += procCPU(b, s.pid) - cpu0
 	// wrk counts the bytes it read (headers, whole bodies and the
 	// unfinished last ones) and prints them rounded to 0.01 of a unit.
@@ -346,11 +388,12 @@ type wrkResult struct {
 	rate     float64 // requests per second
 }
 
-// runWrk runs the wrk load generator (threads, conns) against url for d;
-// any non-2xx answer or socket error fails the benchmark.
-func runWrk(b *testing.B, url string, threads, conns int, d time.Duration) wrkResult {
+// runWrk runs the wrk load generator (threads, conns) against url for d,
+// on cpus (nil: all); any non-2xx answer or socket error fails the
+// benchmark.
+func runWrk(b *testing.B, url string, threads, conns int, d time.Duration, cpus []int) wrkResult {
 	bin := needCmd(b, "wrk")
-	out, err := exec.Command(bin, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--timeout", "30s", url).CombinedOutput()
+	out, err := onCPUs(cpus, bin, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", d.String(), "--timeout", "30s", url).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk: %v\n%s", err, out)
 	}
@@ -382,7 +425,7 @@ func BenchmarkRequestsPerSecond(b *testing.B) {
 	e := newEnv(b, envOptions{nodesConf: nodesConf(""), quiet: true})
 	rt := e.nodeOverlay("n1", overlay.Runtime, 2048)
 	writeFile(b, filepath.Join(e.cfg.ProvisionDir(), "runtime.img"), rt)
-	ngBase, _ := startNginx(b, e.cfg.ProvisionDir())
+	ngBase, _ := startNginx(b, e.cfg.ProvisionDir(), nil)
 	ngSmall := ngBase + "/runtime.img"
 	const d = 4 * time.Second
 	for _, c := range []struct{ name, url string }{
@@ -393,7 +436,7 @@ func BenchmarkRequestsPerSecond(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var rate float64
 			for range b.N {
-				rate = runWrk(b, c.url, 2, 64, d).rate
+				rate = runWrk(b, c.url, 2, 64, d, nil).rate
 			}
 			b.ReportMetric(rate, "req/s")
 			b.ReportMetric(0, "ns/op")
