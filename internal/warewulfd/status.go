@@ -3,6 +3,7 @@ package warewulfd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
 // StatusPath is the JSON status endpoint.
@@ -58,11 +60,18 @@ func (b *statusBook) record(name string, stage Stage, ip string, t time.Time) {
 
 func (s *Server) statusReport() *StatusReport {
 	st := s.st.Load()
-	r := &StatusReport{Time: time.Now().UTC(), Nodes: make([]NodeStatus, 0, len(st.nodes))}
 	s.status.mu.Lock()
 	defer s.status.mu.Unlock()
-	for _, name := range st.db.NodeNames() {
-		ns, ok := s.status.m[name]
+	return reportOf(st.db, s.status.m)
+}
+
+// reportOf is the report, at the present time, of every node in db (in
+// name order) with what seen holds of it.
+func reportOf(db *node.DB, seen map[string]NodeStatus) *StatusReport {
+	names := db.NodeNames()
+	r := &StatusReport{Time: time.Now().UTC(), Nodes: make([]NodeStatus, 0, len(names))}
+	for _, name := range names {
+		ns, ok := seen[name]
 		if !ok {
 			ns = NodeStatus{Node: name}
 		}
@@ -88,6 +97,10 @@ func StatusURL(cfg *config.Config) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Warewulf.Port)) + StatusPath
 }
 
+// ErrNotAnswering is FetchStatus's error when nothing answers at the URL
+// (warewulfd stopped, or listening elsewhere).
+var ErrNotAnswering = errors.New("warewulfd is not answering")
+
 // FetchStatus asks a running warewulfd for its status report.
 func FetchStatus(ctx context.Context, url string) (*StatusReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -98,7 +111,7 @@ func FetchStatus(ctx context.Context, url string) (*StatusReport, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("warewulfd is not answering at %s: %w", url, err)
+		return nil, fmt.Errorf("%w at %s: %w", ErrNotAnswering, url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
 )
 
@@ -58,6 +60,23 @@ func (s *Server) loadStatus() {
 	if len(m) > 0 {
 		s.log.Infof("warewulfd: restored the status of %d nodes from %s", len(m), path)
 	}
+}
+
+// SavedStatus is the report a stopped warewulfd left in cfg.StatusFile, for
+// the nodes in db, with the file's modification time (when it was saved).
+// The report's Time is now: how long ago a node was seen goes on counting
+// while the daemon is down. A missing file is an fs.ErrNotExist error.
+func SavedStatus(cfg *config.Config, db *node.DB) (*StatusReport, time.Time, error) {
+	path := cfg.StatusFile()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	m, err := readStatusFile(path)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return reportOf(db, m), fi.ModTime(), nil
 }
 
 func readStatusFile(path string) (map[string]NodeStatus, error) {

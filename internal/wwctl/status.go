@@ -1,9 +1,12 @@
 package wwctl
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/warewulfd"
 )
@@ -46,7 +50,7 @@ func newNodeStatusCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			for {
-				r, err := warewulfd.FetchStatus(ctx, url)
+				r, saved, err := nodeStatus(ctx, cfg, url)
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil
@@ -74,6 +78,9 @@ func newNodeStatusCmd() *cobra.Command {
 						fmt.Fprintf(out, "%d of %d nodes not heard from for more than %s\n", len(r.Nodes), total, stale)
 					}
 				}
+				if saved != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), saved)
+				}
 				if !watch {
 					return nil
 				}
@@ -90,6 +97,27 @@ func newNodeStatusCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval with --watch")
 	cmd.Flags().DurationVar(&stale, "stale", 0, "only nodes not heard from for longer than this (or never), e.g. 5m")
 	return cmd
+}
+
+// nodeStatus asks the running warewulfd for its status report. When none
+// answers it reads what warewulfd last saved, and says so in note.
+func nodeStatus(ctx context.Context, cfg *config.Config, url string) (r *warewulfd.StatusReport, note string, err error) {
+	r, err = warewulfd.FetchStatus(ctx, url)
+	if !errors.Is(err, warewulfd.ErrNotAnswering) {
+		return r, "", err
+	}
+	db, dbErr := node.Load(cfg.NodesConf())
+	if dbErr != nil {
+		return nil, "", fmt.Errorf("%w; nor can its status file be read: %w", err, dbErr)
+	}
+	r, saved, fileErr := warewulfd.SavedStatus(cfg, db)
+	if errors.Is(fileErr, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%w; and it has saved no node status (no %s)", err, cfg.StatusFile())
+	}
+	if fileErr != nil {
+		return nil, "", fmt.Errorf("%w; nor can its status file be read: %w", err, fileErr)
+	}
+	return r, fmt.Sprintf("warewulfd is not answering at %s: this is what it saved to %s %s ago", url, cfg.StatusFile(), ago(time.Since(saved))), nil
 }
 
 func filterNodes(all []warewulfd.NodeStatus, names []string) []warewulfd.NodeStatus {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,9 +96,84 @@ func TestNodeStatus(t *testing.T) {
 		t.Errorf("bad --output: %v", err)
 	}
 	srv.Close()
-	if _, err := run(); err == nil || !strings.Contains(err.Error(), "not answering") {
-		t.Errorf("server down: %v", err)
+	if _, err := run(); err == nil || !strings.Contains(err.Error(), "not answering") || !strings.Contains(err.Error(), "saved no node status") {
+		t.Errorf("server down, no status file: %v", err)
 	}
+}
+
+// With warewulfd stopped, `wwctl node status` shows what it last saved,
+// and says so on stderr.
+func TestNodeStatusSaved(t *testing.T) {
+	file, err := config.WriteSandbox(t.TempDir(), config.SandboxOptions{Port: closedPort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{cfg.NodesConf(), cfg.StatusFile()} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(cfg.NodesConf(), []byte("nodes:\n  n1: {}\n  n2: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := time.Now().UTC().Add(-10 * time.Minute).Format(time.RFC3339)
+	status := `{"version": 1, "nodes": [{"node": "n1", "stage": "runtime", "time": "` + seen + `", "ip": "10.0.0.1"}, {"node": "gone", "stage": "image", "time": "` + seen + `", "ip": "10.0.0.9"}]}`
+	if err := os.WriteFile(cfg.StatusFile(), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string, error) {
+		root := NewRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append([]string{"--config", file, "node", "status"}, args...))
+		err := root.Execute()
+		return out.String(), errOut.String(), err
+	}
+	out, errOut, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"n1    runtime  10m00s ago  10.0.0.1", "n2    -        never       -"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "gone") {
+		t.Errorf("a node not in nodes.conf is listed:\n%s", out)
+	}
+	if !strings.Contains(errOut, "not answering") || !strings.Contains(errOut, cfg.StatusFile()) {
+		t.Errorf("stderr does not say where the status came from: %q", errOut)
+	}
+	out, _, err = run("--stale", "5m", "-o", "json")
+	var got warewulfd.StatusReport
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || len(got.Nodes) != 2 {
+		t.Errorf("--stale 5m -o json: %v\n%s", err, out)
+	}
+	// A broken file is an error naming it, and stays as it was.
+	if err := os.WriteFile(cfg.StatusFile(), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(); err == nil || !strings.Contains(err.Error(), cfg.StatusFile()) {
+		t.Errorf("broken status file: %v", err)
+	}
+	if data, _ := os.ReadFile(cfg.StatusFile()); string(data) != "{" {
+		t.Errorf("status file changed: %q", data)
+	}
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestServerStatusNotRunning(t *testing.T) {
