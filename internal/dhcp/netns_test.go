@@ -36,21 +36,9 @@ func newTestNetPrefix(t testing.TB, prefix int) *testNet {
 	testenv.Need(t, "needs root", os.Geteuid() == 0)
 	testenv.Need(t, "needs ip (iproute2)", haveCmd("ip"))
 	testenv.Long(t, "network namespace test")
-	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	n := &testNet{srv: "wwdhcp-s" + id, cli: "wwdhcp-c" + id}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.srv).Run()
-		exec.Command("ip", "netns", "del", n.cli).Run()
-	})
-	testenv.Run(t, "ip", "netns", "add", n.srv)
-	testenv.Run(t, "ip", "netns", "add", n.cli)
-	testenv.Run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
-	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
-	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
+	n := &testNet{srv: testenv.Netns(t, "dhcp-s"), cli: testenv.Netns(t, "dhcp-c")}
+	testenv.Veth(t, n.srv, "wws", n.cli, "wwc")
 	testenv.Run(t, "ip", "-n", n.srv, "addr", "add", fmt.Sprintf("10.99.0.1/%d", prefix), "dev", "wws")
-	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws", "up")
-	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "lo", "up")
-	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "lo", "up")
 	return n
 }
 

@@ -120,14 +120,8 @@ func TestServe(t *testing.T) {
 	_, err := exec.LookPath("ip")
 	testenv.Need(t, "needs ip (iproute2)", err == nil)
 	testenv.Long(t, "network namespace test")
-	id := fmt.Sprintf("%d", os.Getpid())
-	srv, cli := "wwndp-s"+id, "wwndp-c"+id
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", srv).Run()
-		exec.Command("ip", "netns", "del", cli).Run()
-	})
+	srv, cli := testenv.Netns(t, "ndp-s"), testenv.Netns(t, "ndp-c")
 	for _, ns := range []string{srv, cli} {
-		testenv.Run(t, "ip", "netns", "add", ns)
 		// No duplicate address detection (link-local addresses usable at
 		// once) and no solicitations of the kernel's own in the way.
 		err := testenv.InNetns(ns, func() error {
@@ -139,13 +133,10 @@ func TestServe(t *testing.T) {
 			return nil
 		})
 		testenv.Need(t, fmt.Sprintf("needs IPv6 in a namespace: %v", err), err == nil)
-		testenv.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	// wws/wwc are served; wwx/wwy is a second link the responder ignores.
 	for _, pair := range [][2]string{{"wws", "wwc"}, {"wwx", "wwy"}} {
-		testenv.Run(t, "ip", "link", "add", pair[0]+id, "netns", srv, "type", "veth", "peer", "name", pair[1]+id, "netns", cli)
-		testenv.Run(t, "ip", "-n", srv, "link", "set", pair[0]+id, "name", pair[0], "up")
-		testenv.Run(t, "ip", "-n", cli, "link", "set", pair[1]+id, "name", pair[1], "up")
+		testenv.Veth(t, srv, pair[0], cli, pair[1])
 	}
 	// A veth end has no link-local address until both ends are up and the
 	// kernel has configured it; sending before then is "network unreachable".

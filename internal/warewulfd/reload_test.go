@@ -267,14 +267,8 @@ func newVethNet(t *testing.T) *vethNet {
 	_, err := exec.LookPath("ip")
 	testenv.Need(t, "needs ip (iproute2)", err == nil)
 	testenv.Long(t, "network namespace test")
-	id := fmt.Sprintf("%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	n := &vethNet{srv: "wwrl-s" + id, cli: "wwrl-c" + id}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.srv).Run()
-		exec.Command("ip", "netns", "del", n.cli).Run()
-	})
+	n := &vethNet{srv: testenv.Netns(t, "reload-s"), cli: testenv.Netns(t, "reload-c")}
 	for _, ns := range []string{n.srv, n.cli} {
-		testenv.Run(t, "ip", "netns", "add", ns)
 		// IPv6 link-local addresses usable at once (no duplicate address
 		// detection), and no router solicitations of the kernel's own.
 		testenv.InNetns(ns, func() error {
@@ -284,14 +278,9 @@ func newVethNet(t *testing.T) *vethNet {
 			return nil
 		})
 	}
-	testenv.Run(t, "ip", "link", "add", "wws"+id, "netns", n.srv, "type", "veth", "peer", "name", "wwc"+id, "netns", n.cli)
-	testenv.Run(t, "ip", "-n", n.srv, "link", "set", "wws"+id, "name", "wws")
-	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc"+id, "name", "wwc")
+	testenv.Veth(t, n.srv, "wws", n.cli, "wwc")
 	testenv.Run(t, "ip", "-n", n.cli, "link", "set", "wwc", "address", "52:54:00:98:00:01")
 	testenv.Run(t, "ip", "-n", n.srv, "addr", "add", "10.98.0.1/24", "dev", "wws")
-	for _, args := range [][]string{{n.srv, "wws"}, {n.srv, "lo"}, {n.cli, "wwc"}, {n.cli, "lo"}} {
-		testenv.Run(t, "ip", "-n", args[0], "link", "set", args[1], "up")
-	}
 	return n
 }
 
