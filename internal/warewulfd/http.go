@@ -40,8 +40,10 @@ type request struct {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		q := newRequest(w, r)
+		defer s.finish(q)
+		q.w.Header().Set("Allow", "GET, HEAD")
+		q.fail(http.StatusMethodNotAllowed, "method "+strconv.Quote(r.Method)+" is not GET or HEAD")
 		return
 	}
 	switch r.URL.Path {
@@ -56,8 +58,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveEFI(w, r, name)
 		return
 	}
-	q := &request{w: &recorder{ResponseWriter: w}, r: r, start: time.Now(), stage: stageCount}
-	q.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
+	q := newRequest(w, r)
 	defer s.finish(q)
 
 	stage, mac, err := ParsePath(r.URL.Path)
@@ -66,13 +67,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.stage, q.mac = stage, mac
+	st := s.st.Load()
+	q.node = st.byMAC[mac]
 	want := archive.Compression(r.URL.Query().Get("compress"))
 	if want != archive.None && want != archive.Gzip && want != archive.Zstd {
 		q.fail(http.StatusBadRequest, fmt.Sprintf("compress=%q is not gz or zstd", want))
 		return
 	}
-	st := s.st.Load()
-	q.node = st.byMAC[mac]
 	if q.node == nil && stage == StageIpxe {
 		if q.node, err = s.discover(mac); err != nil {
 			s.log.Errorf("warewulfd: discovery of %s: %v", mac, err)
@@ -110,6 +111,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
 	}
 	s.serveContent(q, body)
+}
+
+func newRequest(w http.ResponseWriter, r *http.Request) *request {
+	q := &request{w: &recorder{ResponseWriter: w}, r: r, start: time.Now(), stage: stageCount}
+	q.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
+	return q
 }
 
 // EFIPath serves the iPXE binaries over HTTP, for UEFI HTTP boot (the
@@ -356,6 +363,14 @@ func (s *Server) finish(q *request) {
 	}
 	if q.stage == stageCount {
 		f["path"] = q.r.URL.Path
+	}
+	if status >= 400 && q.why == "" {
+		// Refused by net/http's ServeContent: a range past the end (416)
+		// or a failed If-Match precondition (412).
+		q.why = strings.ToLower(http.StatusText(status))
+		if r := q.r.Header.Get("Range"); r != "" && status == http.StatusRequestedRangeNotSatisfiable {
+			q.why += ": " + strconv.Quote(r)
+		}
 	}
 	e := s.log.WithFields(f)
 	switch {

@@ -262,9 +262,15 @@ func TestBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST: %s", resp.Status)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %s, Allow %q", resp.Status, resp.Header.Get("Allow"))
 	}
+	e.awaitLog(t, `method \"POST\" is not GET or HEAD`, "status=405", `path="/ipxe/52:54:00:00:00:01"`)
+	// A range past the end: 416, and the log line says why.
+	if resp, _ := e.get("/image/52:54:00:00:00:01", "Range", "bytes=999999999-"); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("range past the end: %s", resp.Status)
+	}
+	e.awaitLog(t, "node=n1", "status=416", `requested range not satisfiable: \"bytes=999999999-\"`)
 	// Headers beyond the bound are refused.
 	req, _ := http.NewRequest("GET", e.base+"/ipxe/52:54:00:00:00:01", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
