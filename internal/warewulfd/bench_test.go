@@ -340,7 +340,9 @@ func (s *server) round(b *testing.B, c int, size int64) {
 	s.cpu += procCPU(b, s.pid) - cpu0
 	// wrk counts the bytes it read (headers, whole bodies and the
 	// unfinished last ones) and prints them rounded to 0.01 of a unit.
-	if res.requests == 0 || res.bytes/float64(res.requests) < 0.99*float64(size) {
+	// With many connections sharing a slow machine, none may finish its
+	// 64 MiB within the round: the bytes still count.
+	if res.bytes == 0 || res.bytes < 0.99*float64(res.requests)*float64(size) {
 		b.Fatalf("%s: %d requests, %.0f bytes: short responses", s.url, res.requests, res.bytes)
 	}
 	s.sent += res.bytes
