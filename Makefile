@@ -31,9 +31,10 @@ test: build lint fuzz ## every test, VM boots included (needs root and qemu for 
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
 
 FUZZTIME ?= 10s
-fuzz: ## run each fuzz target briefly (FUZZTIME, default 10s)
-	@for f in FuzzParseMAC FuzzParsePath FuzzCheckTFTPName; do \
-	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./internal/warewulfd/ || exit 1; \
+fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP) briefly (FUZZTIME, default 10s)
+	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
+	  dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation; do \
+	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 
 test-unit: ## the tests that need neither root nor qemu

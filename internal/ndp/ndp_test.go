@@ -270,3 +270,19 @@ func waitLinkLocal(t *testing.T, ns, dev string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// FuzzCheckSolicitation: any packet from the network is judged without a
+// panic, and one that passes has the shape the checks promise.
+func FuzzCheckSolicitation(f *testing.F) {
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0}, 255, []byte(net.ParseIP("fe80::1")))
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0x52, 0x54, 0, 0, 0, 1}, 255, []byte(net.ParseIP("fe80::1")))
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 255, []byte(net.IPv6unspecified))
+	f.Fuzz(func(t *testing.T, b []byte, hopLimit int, src []byte) {
+		if checkSolicitation(b, hopLimit, net.IP(src)) != nil {
+			return
+		}
+		if hopLimit != 255 || len(b) < 8 || b[0] != 133 || b[1] != 0 || len(src) != net.IPv6len {
+			t.Fatalf("accepted: hop limit %d, % x from % x", hopLimit, b, src)
+		}
+	})
+}
