@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -45,17 +47,23 @@ func (s *Server) tftpRead(name string, rf io.ReaderFrom) error {
 }
 
 // openBootFile opens an iPXE binary in the iPXE source directory (for TFTP
-// and /efi/). os.Root keeps symbolic links from leading outside it.
+// and /efi/). Names cannot climb out of it (CheckTFTPName), and os.Root
+// keeps symbolic links inside it, unless only its owner can have put them
+// there: Debian's ipxe.efi is a link to /boot/ipxe.efi.
 func (s *Server) openBootFile(name string) (*os.File, error) {
 	if err := CheckTFTPName(name); err != nil {
 		return nil, err
 	}
-	root, err := os.OpenRoot(s.Config().IpxeSourceDir())
+	dir := s.Config().IpxeSourceDir()
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
 	f, err := root.Open(name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && ownerOnly(dir, name) {
+		f, err = os.Open(filepath.Join(dir, name))
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%q not found", name)
@@ -67,6 +75,28 @@ func (s *Server) openBootFile(name string) (*os.File, error) {
 		return nil, fmt.Errorf("%q is not a file", name)
 	}
 	return f, nil
+}
+
+// ownerOnly reports whether the directories that name passes through
+// inside dir can be changed only by their owners, each root or the user
+// warewulfd runs as, so that a link in them is theirs. A link to a
+// directory ends the walk: what lies beyond is where its owner pointed it.
+func ownerOnly(dir, name string) bool {
+	parts := strings.Split(name, "/")
+	for i := range parts {
+		fi, err := os.Lstat(filepath.Join(dir, filepath.Join(parts[:i]...)))
+		if err != nil {
+			return false
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return true
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || (st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {

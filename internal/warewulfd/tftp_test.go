@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
 func tftpEnv(t *testing.T) (*testEnv, []byte) {
@@ -57,6 +59,12 @@ func TestTFTPGoClient(t *testing.T) {
 		got, err := goTFTP(t, e, "undionly.kpxe", bs)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("blksize %d: %v, %d bytes (want %d)", bs, err, len(got), len(want))
+		}
+	}
+	// Debian's ipxe.efi, a link to /boot/ipxe.efi.
+	if efi, err := os.ReadFile("/usr/lib/ipxe/ipxe.efi"); err == nil {
+		if got, err := goTFTP(t, e, "ipxe.efi", 1468); err != nil || !bytes.Equal(got, efi) {
+			t.Errorf("ipxe.efi: %v, %d bytes (want %d)", err, len(got), len(efi))
 		}
 	}
 	if _, err := os.Stat("/usr/lib/ipxe/arm64-efi/snponly.efi"); err == nil {
@@ -127,5 +135,52 @@ func TestEFIOverHTTP(t *testing.T) {
 		if resp, _ := e.get(bad); resp.StatusCode != 404 {
 			t.Errorf("%s: %s", bad, resp.Status)
 		}
+	}
+}
+
+// Debian's ipxe package ships ipxe.efi as a link to /boot/ipxe.efi: a link
+// in the iPXE directory, put there by its owner, is followed wherever it
+// points. In a directory others may write to, links are not followed.
+func TestTFTPSymlinkedBinary(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "boot")
+	want := randomBytes(t, 300<<10)
+	writeFile(t, filepath.Join(outside, "ipxe.efi"), want)
+	src := filepath.Join(t.TempDir(), "ipxe")
+	writeFile(t, filepath.Join(src, "undionly.kpxe"), []byte("inside"))
+	if err := os.Symlink(filepath.Join(outside, "ipxe.efi"), filepath.Join(src, "ipxe.efi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "x86")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(src, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true,
+		edit: func(c *config.Config) { c.Paths.IpxeSource = src }})
+	for _, name := range []string{"ipxe.efi", "x86/ipxe.efi"} {
+		if got, err := goTFTP(t, e, name, 1468); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %v, %d bytes (want %d)", name, err, len(got), len(want))
+		}
+		if resp, body := e.get("/efi/" + name); resp.StatusCode != 200 || !bytes.Equal(body, want) {
+			t.Errorf("/efi/%s: %s, %d bytes", name, resp.Status, len(body))
+		}
+	}
+	for _, bad := range []string{"etc", "x86", "x86/../../etc/passwd"} {
+		if got, err := goTFTP(t, e, bad, 0); err == nil {
+			t.Errorf("%q: served %d bytes", bad, len(got))
+		}
+	}
+
+	// Group- or world-writable: anyone with write access could plant a
+	// link to a secret, so only what is really inside is served.
+	if err := os.Chmod(src, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := goTFTP(t, e, "ipxe.efi", 0); err == nil {
+		t.Errorf("ipxe.efi from a world-writable directory: served %d bytes", len(got))
+	}
+	if got, err := goTFTP(t, e, "undionly.kpxe", 0); err != nil || string(got) != "inside" {
+		t.Errorf("undionly.kpxe from a world-writable directory: %v, %q", err, got)
 	}
 }
