@@ -7,7 +7,7 @@ pkgs=(
   ipxe qemu-system-x86 ovmf                                   # VM boots
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
-  nginx-light wrk                                             # benchmarks
+  nginx-light wrk tftpd-hpa                                   # benchmarks
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -18,8 +18,8 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The distribution registry and nginx are started by the tests that need
+# The distribution registry, nginx and tftpd-hpa are started by the tests that need
 # them, on loopback; keep the packaged services from holding their ports.
-for svc in docker-registry nginx dnsmasq isc-dhcp-server; do
+for svc in docker-registry nginx dnsmasq isc-dhcp-server tftpd-hpa; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done

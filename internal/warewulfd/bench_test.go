@@ -174,9 +174,9 @@ const wwdBuildTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude
 
 // startWarewulfd builds ./cmd/warewulfd and runs it as its own process with
 // warewulf.conf at conf (it must listen on loopback), waits until it
-// answers on port, and stops it by PID when the benchmark ends. It runs on
-// cpus (nil: all) and returns the base URL and the PID.
-func startWarewulfd(b *testing.B, conf string, port int, cpus []int) (string, int) {
+// answers HTTP on addr (host:port), and stops it by PID when the benchmark
+// ends. It runs on cpus (nil: all) and returns the base URL and the PID.
+func startWarewulfd(b *testing.B, conf, addr string, cpus []int) (string, int) {
 	goCmd := needCmd(b, "go")
 	bin := filepath.Join(b.TempDir(), "warewulfd")
 	out, err := exec.Command(goCmd, "build", "-tags", wwdBuildTags, "-trimpath", "-o", bin,
@@ -207,7 +207,6 @@ func startWarewulfd(b *testing.B, conf string, port int, cpus []int) (string, in
 			<-exited
 		}
 	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -285,7 +284,7 @@ func BenchmarkImageDownload(b *testing.B) {
 	}
 	serverCPUs, clientCPUs := benchCPUs(b)
 	ngBase, ngPid := startNginx(b, cfg.ProvisionDir(), serverCPUs)
-	wwBase, wwPid := startWarewulfd(b, conf, port, serverCPUs)
+	wwBase, wwPid := startWarewulfd(b, conf, "127.0.0.1:"+strconv.Itoa(port), serverCPUs)
 	ng := &server{url: ngBase + "/" + filepath.ToSlash(rel), pid: ngPid, client: clientCPUs}
 	ww := &server{url: wwBase + "/image/52:54:00:00:00:01", pid: wwPid, client: clientCPUs}
 	// Both send the built file byte for byte (wrk only counts bytes);
@@ -352,7 +351,7 @@ func (s *server) round(b *testing.B, c int, size int64) {
 func (s *server) cpuPerGB() float64 { return s.cpu / (s.sent / 1e9) }
 
 // procCPU is the user and system CPU seconds of process pid and its
-// children (nginx's workers).
+// children, running (nginx's workers) or ended.
 func procCPU(b *testing.B, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -360,9 +359,13 @@ func procCPU(b *testing.B, pid int) float64 {
 	}
 	// The fields after the command name, which is in parentheses.
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	total := (utime + stime) / 100 // USER_HZ
+	// utime, stime, and those of children waited for (tftpd-hpa forks
+	// one per transfer).
+	var total float64
+	for _, i := range []int{11, 12, 13, 14} {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		total += v / 100 // USER_HZ
+	}
 	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	for _, c := range strings.Fields(string(children)) {
 		if n, err := strconv.Atoi(c); err == nil {
