@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -32,7 +33,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "warewulfd: unexpected argument %q\n", fs.Arg(0))
 		os.Exit(2)
 	}
-	logrus.SetOutput(os.Stderr)
+	logs := warewulfd.NewLogWriter(os.Stderr, 100*time.Millisecond)
+	logrus.SetOutput(logs)
 	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	switch {
 	case *debug:
@@ -45,8 +47,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := warewulfd.Main(ctx, config.Path(*cfgFlag), *pidfile); err != nil {
+	err := warewulfd.Main(ctx, config.Path(*cfgFlag), *pidfile)
+	if err != nil {
 		logrus.Error(err)
+	}
+	logs.Close()
+	if err != nil {
 		os.Exit(1)
 	}
 }
