@@ -225,15 +225,13 @@ func startWarewulfd(b *testing.B, conf, addr string, cpus []int) (string, int) {
 	}
 }
 
-// builtImageSandbox writes a sandbox warewulf.conf (HTTP on loopback, no
-// DHCP or TFTP), a rootfs of a fake kernel and size incompressible bytes
-// built into image "img" (zstd: the quickest build of random data), and
-// node n1 (52:54:00:00:00:01) booting it. It returns the configuration
-// file, the config, the HTTP port and the built image file.
-func builtImageSandbox(b *testing.B, size int) (string, *config.Config, int, string) {
+// benchSandbox writes a sandbox warewulf.conf with HTTP on ip (a loopback
+// address) and a free port, no DHCP or TFTP, changed by edit (when set).
+// It returns the file, the config and the port.
+func benchSandbox(b *testing.B, ip string, edit func(*config.Config)) (string, *config.Config, int) {
 	dir := b.TempDir()
 	port := freePort(b)
-	file, err := config.WriteSandbox(dir, config.SandboxOptions{Ipaddr: "127.0.0.1", Netmask: "255.0.0.0", Port: port})
+	file, err := config.WriteSandbox(dir, config.SandboxOptions{Ipaddr: ip, Netmask: "255.0.0.0", Port: port})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -241,15 +239,32 @@ func builtImageSandbox(b *testing.B, size int) (string, *config.Config, int, str
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Warewulf.ListenAddress = "127.0.0.1"
-	cfg.Warewulf.ImageCompression = "zstd"
+	cfg.Warewulf.ListenAddress = ip
 	cfg.DHCP.Enabled = false
 	cfg.TFTP.Enabled = false
+	if edit != nil {
+		edit(cfg)
+	}
 	data, err := cfg.Marshal()
 	if err != nil {
 		b.Fatal(err)
 	}
 	writeFile(b, file, data)
+	return file, cfg, port
+}
+
+// builtImageSandbox writes a benchSandbox on 127.0.0.1, a rootfs of a fake
+// kernel and size incompressible bytes built into image "img" (zstd: the
+// quickest build of random data), and node n1 (52:54:00:00:00:01) booting
+// it. It returns the configuration file, the config, the HTTP port and the
+// built image file.
+func builtImageSandbox(b *testing.B, size int, edit func(*config.Config)) (string, *config.Config, int, string) {
+	file, cfg, port := benchSandbox(b, "127.0.0.1", func(c *config.Config) {
+		c.Warewulf.ImageCompression = "zstd"
+		if edit != nil {
+			edit(c)
+		}
+	})
 	writeFile(b, cfg.NodesConf(), []byte("nodes:\n  n1:\n    image name: img\n    network devices:\n      default:\n        hwaddr: 52:54:00:00:00:01\n        ipaddr: 127.0.0.11\n"))
 	rootfs := cfg.ImageRootfs("img")
 	writeFile(b, filepath.Join(rootfs, "boot", "vmlinuz-6.1.0-test"), randomBytes(b, 4<<20))
@@ -272,7 +287,7 @@ func builtImageSandbox(b *testing.B, size int) (string, *config.Config, int, str
 // ratios. Each also reports the CPU seconds its process(es) spent per GB
 // sent.
 func BenchmarkImageDownload(b *testing.B) {
-	conf, cfg, port, imageFile := builtImageSandbox(b, 64<<20)
+	conf, cfg, port, imageFile := builtImageSandbox(b, 64<<20, nil)
 	st, err := os.Stat(imageFile)
 	if err != nil {
 		b.Fatal(err)
@@ -428,18 +443,14 @@ func runWrk(b *testing.B, url string, threads, conns int, d time.Duration, cpus 
 // Secure mode is off: wrk cannot pick its source port; the secure checks
 // are a few comparisons (the boot storm runs them).
 func BenchmarkRequestsPerSecond(b *testing.B) {
-	conf, cfg, port, _ := builtImageSandbox(b, 1<<20)
-	cfg.Warewulf.Secure = false
 	repo, err := filepath.Abs("../..") // the shipped overlays
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Paths.Datadir = repo
-	data, err := cfg.Marshal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	writeFile(b, conf, data)
+	conf, cfg, port, _ := builtImageSandbox(b, 1<<20, func(c *config.Config) {
+		c.Warewulf.Secure = false
+		c.Paths.Datadir = repo
+	})
 	writeFile(b, cfg.NodesConf(), []byte(`nodeprofiles:
   default:
     kernel: {args: [quiet, crashkernel=no]}

@@ -47,24 +47,10 @@ func BenchmarkTFTP(b *testing.B) {
 	}
 	serverCPUs, clientCPUs := benchCPUs(b)
 
-	dir := b.TempDir()
-	port := freePort(b)
-	conf, err := config.WriteSandbox(dir, config.SandboxOptions{Ipaddr: tftpBenchWarewulfd, Netmask: "255.0.0.0", Port: port})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.Warewulf.ListenAddress = tftpBenchWarewulfd
-	cfg.Paths.IpxeSource = src
-	cfg.DHCP.Enabled, cfg.TFTP.Enabled = false, true
-	data, err := cfg.Marshal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	writeFile(b, conf, data)
+	conf, _, port := benchSandbox(b, tftpBenchWarewulfd, func(c *config.Config) {
+		c.Paths.IpxeSource = src
+		c.TFTP.Enabled = true
+	})
 	_, wwPid := startWarewulfd(b, conf, net.JoinHostPort(tftpBenchWarewulfd, strconv.Itoa(port)), serverCPUs)
 	hpaPid := startTftpdHpa(b, hpa, src, serverCPUs)
 	pinThisProcess(b, clientCPUs)
