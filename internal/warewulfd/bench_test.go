@@ -366,7 +366,7 @@ func (s *server) round(b *testing.B, c int, size int64) {
 func (s *server) cpuPerGB() float64 { return s.cpu / (s.sent / 1e9) }
 
 // procCPU is the user and system CPU seconds of process pid and its
-// children, running (nginx's workers) or ended.
+// children (nginx's workers).
 func procCPU(b *testing.B, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -374,13 +374,9 @@ func procCPU(b *testing.B, pid int) float64 {
 	}
 	// The fields after the command name, which is in parentheses.
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	// utime, stime, and those of children waited for (tftpd-hpa forks
-	// one per transfer).
-	var total float64
-	for _, i := range []int{11, 12, 13, 14} {
-		v, _ := strconv.ParseFloat(f[i], 64)
-		total += v / 100 // USER_HZ
-	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	total := (utime + stime) / 100 // USER_HZ
 	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	for _, c := range strings.Fields(string(children)) {
 		if n, err := strconv.Atoi(c); err == nil {

@@ -18,6 +18,7 @@ type LogWriter struct {
 	closed bool // after Close every line goes straight out
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once
 }
 
 // logBuffer holds the lines of one interval of a busy server.
@@ -67,11 +68,7 @@ func (l *LogWriter) Flush() error {
 // Close stops the flusher and writes what is left; later writes go
 // straight out.
 func (l *LogWriter) Close() error {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
+	l.once.Do(func() { close(l.stop) })
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -51,13 +51,13 @@ func BenchmarkTFTP(b *testing.B) {
 		c.Paths.IpxeSource = src
 		c.TFTP.Enabled = true
 	})
-	_, wwPid := startWarewulfd(b, conf, net.JoinHostPort(tftpBenchWarewulfd, strconv.Itoa(port)), serverCPUs)
-	hpaPid := startTftpdHpa(b, hpa, src, serverCPUs)
+	startWarewulfd(b, conf, net.JoinHostPort(tftpBenchWarewulfd, strconv.Itoa(port)), serverCPUs)
+	startTftpdHpa(b, hpa, src, serverCPUs)
 	pinThisProcess(b, clientCPUs)
 
 	servers := []*tftpServer{
-		{name: "warewulfd", addr: tftpBenchWarewulfd + ":69", pid: wwPid, cpus: serverCPUs},
-		{name: "tftpd-hpa", addr: tftpBenchHpa + ":69", pid: hpaPid, cpus: serverCPUs},
+		{name: "warewulfd", addr: tftpBenchWarewulfd + ":69", cpus: serverCPUs},
+		{name: "tftpd-hpa", addr: tftpBenchHpa + ":69", cpus: serverCPUs},
 	}
 	// Both send every file byte for byte.
 	for _, s := range servers {
@@ -115,7 +115,7 @@ func tftpdHpa(b *testing.B) string {
 // startTftpdHpa runs tftpd-hpa in the foreground on tftpBenchHpa:69,
 // serving dir (chrooted, as Debian configures it), on cpus; it forks a
 // child per transfer. It is stopped by PID when the benchmark ends.
-func startTftpdHpa(b *testing.B, bin, dir string, cpus []int) int {
+func startTftpdHpa(b *testing.B, bin, dir string, cpus []int) {
 	cmd := onCPUs(cpus, bin, "--listen", "--foreground", "--secure", "--user", "nobody",
 		"--address", tftpBenchHpa+":69", "--blocksize", strconv.Itoa(tftpBlockSize), dir)
 	cmd.Stderr = os.Stderr
@@ -129,7 +129,7 @@ func startTftpdHpa(b *testing.B, bin, dir string, cpus []int) int {
 	})
 	for i := 0; ; i++ {
 		if err := tftpGet(tftpBenchHpa+":69", "undionly.kpxe", 0, &bytes.Buffer{}, 100*time.Millisecond); err == nil {
-			return cmd.Process.Pid
+			return
 		}
 		if i == 50 {
 			b.Fatal("tftpd-hpa does not answer")
@@ -165,7 +165,6 @@ func pinThisProcess(b *testing.B, cpus []int) {
 // tftpServer is one side of BenchmarkTFTP and what it measured.
 type tftpServer struct {
 	name, addr string
-	pid        int
 	// cpus the servers run on: their busy time is the CPU cost, counted
 	// so because tftpd-hpa's children are not waited for, and their time
 	// shows in no process's count.
