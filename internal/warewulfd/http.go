@@ -1,7 +1,6 @@
 package warewulfd
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,11 +80,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st = s.st.Load()
 	}
 	if stage == StageIpxe {
+		if q.node != nil {
+			if code, why := checkAssetKey(q.node, r); code != 0 {
+				q.fail(code, why)
+				return
+			}
+		}
 		s.serveIpxe(st, q)
 		return
 	}
 	if q.node == nil {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
+		return
+	}
+	if code, why := checkAssetKey(q.node, r); code != 0 {
+		q.fail(code, why)
 		return
 	}
 	var body *content
@@ -149,30 +158,6 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why = "served"
 	rec.Header().Set("Content-Type", "application/efi")
 	http.ServeContent(rec, r, "", fi.ModTime(), f)
-}
-
-// checkRuntime applies the secure-mode rules for runtime overlays, which
-// carry secrets; it returns why a request is refused, or "".
-func checkRuntime(st *state, q *request) string {
-	if !st.cfg.Warewulf.Secure {
-		return ""
-	}
-	if !q.remote.IsValid() {
-		return "unknown source address"
-	}
-	if p := q.remote.Port(); p >= 1024 {
-		return "source port " + strconv.Itoa(int(p)) + " is not privileged (secure mode wants < 1024)"
-	}
-	if !q.node.hasAddr(q.remote.Addr()) {
-		return "source address " + q.remote.Addr().Unmap().String() + " is not one of the node's addresses"
-	}
-	if key := q.node.AssetKey; key != "" {
-		got := q.r.URL.Query().Get("assetkey")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
-			return "asset key does not match"
-		}
-	}
-	return ""
 }
 
 func (s *Server) serveIpxe(st *state, q *request) {
@@ -374,7 +359,7 @@ func (s *Server) finish(q *request) {
 	}
 	e := s.log.WithFields(f)
 	switch {
-	case status == http.StatusForbidden:
+	case status == http.StatusForbidden, status == http.StatusUnauthorized:
 		e.Warn("refused: " + q.why)
 	case status >= 500:
 		e.Error("failed: " + q.why)
