@@ -63,8 +63,19 @@ type WarewulfConf struct {
 	// that configures nothing, so iPXE need not wait for a router; unset
 	// means true (see AnswersRouterSolicitations).
 	AnswerRouterSolicitations *bool `yaml:"answer router solicitations,omitempty"`
+	// SecureFilesP is `secure files`: whether /files/ wants a privileged
+	// source port; unset follows `secure` (see SecureFiles).
+	SecureFilesP *bool `yaml:"secure files,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
+}
+
+// SecureFiles reports `secure files`, which defaults to `secure`.
+func (w WarewulfConf) SecureFiles() bool {
+	if w.SecureFilesP != nil {
+		return *w.SecureFilesP
+	}
+	return w.Secure
 }
 
 // AnswersRouterSolicitations reports `answer router solicitations`, true
@@ -150,6 +161,7 @@ type PathsConf struct {
 	WWChrootdir    string         `yaml:"wwchrootdir,omitempty"`
 	WWProvisiondir string         `yaml:"wwprovisiondir,omitempty"`
 	WWClientdir    string         `yaml:"wwclientdir,omitempty"`
+	WWFilesdir     string         `yaml:"wwfilesdir,omitempty"` // what /files/ serves
 	Bindir         string         `yaml:"bindir,omitempty"`
 	Systemddir     string         `yaml:"systemddir,omitempty"`
 	Extra          map[string]any `yaml:",inline"`
@@ -222,6 +234,7 @@ func (c *Config) applyDefaults() {
 	def(&p.WWChrootdir, filepath.Join(p.Localstatedir, "chroots"))
 	def(&p.WWProvisiondir, filepath.Join(p.Localstatedir, "provision"))
 	def(&p.WWClientdir, "/warewulf")
+	def(&p.WWFilesdir, filepath.Join(p.Localstatedir, "files"))
 	def(&p.Bindir, "/usr/bin")
 	def(&p.Systemddir, "/usr/lib/systemd/system")
 }

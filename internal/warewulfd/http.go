@@ -57,10 +57,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveEFI(w, r, name)
 		return
 	}
+	if name, ok := strings.CutPrefix(r.URL.Path, FilesPath); ok {
+		s.serveFiles(w, r, name)
+		return
+	}
 	q := newRequest(w, r)
 	defer s.finish(q)
 
-	stage, mac, err := ParsePath(r.URL.Path)
+	stage, mac, err := identify(r, q.remote)
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
