@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ type Config struct {
 	SSH         SSHConf      `yaml:"ssh"`
 	ImageMounts []MountConf  `yaml:"image mounts,omitempty"`
 	Paths       PathsConf    `yaml:"paths"`
+	API         APIConf      `yaml:"api,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
 
@@ -82,6 +84,35 @@ func (w WarewulfConf) SecureFiles() bool {
 // unless set to false.
 func (w WarewulfConf) AnswersRouterSolicitations() bool {
 	return w.AnswerRouterSolicitations == nil || *w.AnswerRouterSolicitations
+}
+
+// APIConf is the `api:` section: warewulfd's REST API under /api/.
+type APIConf struct {
+	Enabled bool `yaml:"enabled,omitempty"`
+	// TLS serves the API only on warewulfd's TLS port.
+	TLS bool `yaml:"tls,omitempty"`
+	// AllowedSubnets are the networks a request may come from (default:
+	// loopback, 127.0.0.0/8 and ::1/128).
+	AllowedSubnets []string `yaml:"allowed subnets,omitempty"`
+
+	Extra map[string]any `yaml:",inline"`
+}
+
+// Subnets parses `allowed subnets`, loopback when there are none.
+func (a APIConf) Subnets() ([]netip.Prefix, error) {
+	list := a.AllowedSubnets
+	if len(list) == 0 {
+		list = []string{"127.0.0.0/8", "::1/128"}
+	}
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("api: allowed subnets: %q is not a network (ADDRESS/BITS)", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // DHCPConf is the `dhcp:` section.
@@ -357,6 +388,9 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(e.Path) {
 			return fmt.Errorf("nfs: export paths: %q is not an absolute path", e.Path)
 		}
+	}
+	if _, err := c.API.Subnets(); err != nil {
+		return err
 	}
 	for _, t := range c.SSH.KeyTypes {
 		switch t {

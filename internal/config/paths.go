@@ -112,3 +112,6 @@ func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir()
 
 // FilesDir is what warewulfd serves under /files/ (`wwfilesdir`).
 func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }
+
+// AuthFile holds the REST API's users and their bcrypt password hashes.
+func (c *Config) AuthFile() string { return filepath.Join(c.SysconfDir(), "auth.conf") }

@@ -38,6 +38,10 @@ type request struct {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isAPI(r.URL.Path) {
+		s.api.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		q := newRequest(w, r)
 		defer s.finish(q)
