@@ -264,7 +264,7 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 		return cs[0], nil
 	}
 	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
-	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.db) {
+	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.gen) {
 		// Missing, or not yet checked against this nodes.conf: BuildNode
 		// rebuilds only if the node's inputs changed.
 		_, err, _ = s.builds.Do(key, func() (any, error) {
@@ -272,7 +272,7 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 			if err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind); err != nil {
 				return nil, err
 			}
-			s.checked.Store(key, st.db)
+			s.checked.Store(key, st.gen)
 			return nil, nil
 		})
 		if err == nil {

@@ -60,9 +60,9 @@ type Server struct {
 	st     atomic.Pointer[state]
 	cache  artifactCache
 	builds singleflight.Group
-	// checked maps "kind\x00node" to the *node.DB its overlay was last
-	// brought up to date against, so a changed nodes.conf rebuilds each
-	// node's overlay once, on its next request.
+	// checked maps "kind\x00node" to the state (its gen) whose nodes.conf
+	// the overlay was last brought up to date against, so a changed
+	// nodes.conf rebuilds each node's overlay once, on its next request.
 	checked sync.Map
 	status  statusBook
 	metrics metrics

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 
@@ -22,7 +23,12 @@ type state struct {
 	byMAC map[string]*nodeEntry // lowercase colon MAC -> node
 	// discoverable lists nodes waiting for an unknown MAC, by name.
 	discoverable []string
+	// gen numbers the states a process loads, so that what remembers a
+	// state keeps a number, not the whole database.
+	gen uint64
 }
+
+var stateGen atomic.Uint64
 
 // nodeEntry is a merged node and what requests need of it, precomputed.
 type nodeEntry struct {
@@ -35,7 +41,7 @@ func newState(cfg *config.Config, db *node.DB) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: cfg, db: db, nodes: make(map[string]*nodeEntry, len(merged)), byMAC: make(map[string]*nodeEntry, len(merged))}
+	st := &state{gen: stateGen.Add(1), cfg: cfg, db: db, nodes: make(map[string]*nodeEntry, len(merged)), byMAC: make(map[string]*nodeEntry, len(merged))}
 	for _, n := range merged { // sorted by name: the first name wins a duplicate
 		e := &nodeEntry{Node: n}
 		st.nodes[n.Name] = e
