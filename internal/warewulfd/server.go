@@ -375,6 +375,9 @@ func (s *Server) Reload() error {
 	old := s.st.Load()
 	st, err := loadState(s.opts.ConfigFile, old.cfg)
 	s.stamps = s.watchedFiles(old) // do not retry a broken file until it changes again
+	if err == nil {
+		err = checkShrink(st.cfg.NodesConf(), old, st)
+	}
 	if err != nil {
 		s.log.Errorf("warewulfd: reload failed, still serving the last good configuration: %v", err)
 		return err

@@ -1,9 +1,12 @@
 package warewulfd
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"sync/atomic"
 
@@ -91,6 +94,42 @@ func (e *nodeEntry) hasAddr(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// checkShrink refuses a nodes.conf that no wwctl command writes, while
+// the daemon serves nodes: a missing file, one with no nodes at all, or
+// one without the newline every complete file ends with (cut short by a
+// truncating editor or a full disk: a cut can drop nodes, or a digit of an
+// address, and still parse). The CLI still reads a missing file as an
+// empty database.
+func checkShrink(path string, old, cur *state) error {
+	if len(old.nodes) == 0 {
+		return nil
+	}
+	keep := fmt.Sprintf("; still serving its %d nodes", len(old.nodes))
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is missing%s (restart warewulfd to serve none)", path, keep)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if len(cur.nodes) == 0 {
+		return fmt.Errorf("%s has no nodes (emptied or cut short?)%s (restart warewulfd to serve none)", path, keep)
+	}
+	last := make([]byte, 1)
+	fi, err := f.Stat()
+	if err == nil && fi.Size() > 0 {
+		_, err = f.ReadAt(last, fi.Size()-1)
+	}
+	if err != nil {
+		return err
+	}
+	if last[0] != '\n' {
+		return fmt.Errorf("%s looks cut short: it does not end with a newline, as a complete one does%s", path, keep)
+	}
+	return nil
 }
 
 // loadState reads warewulf.conf (when cfgFile is set) and nodes.conf.
