@@ -385,9 +385,15 @@ func (st *renderState) ownFuncs() template.FuncMap {
 		// relative name is beside the template, an absolute one from the
 		// overlay's root.
 		"file": func(p string) (string, error) {
+			if p == "" {
+				return "", errors.New("file: empty name")
+			}
 			name := p
 			if !path.IsAbs(name) {
-				name = path.Join(path.Dir("/"+st.tmpl.out), name)
+				name = path.Join(path.Dir(st.tmpl.out), name)
+				if name == ".." || strings.HasPrefix(name, "../") {
+					return "", fmt.Errorf("file %q: leaves the overlay", p)
+				}
 			}
 			clean, err := CleanPath(name)
 			if err != nil {
@@ -561,7 +567,7 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			return k.Public, nil
 		},
 		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
-		"prefix": prefixLen,
+		"prefix": func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
 		// mergeAccounts returns the lines of base (passwd, group or shadow)
 		// followed by those of extra whose name is not in base.
 		"mergeAccounts": mergeAccounts,
