@@ -214,17 +214,6 @@ func Default() *Config {
 }
 
 func (c *Config) applyDefaults() {
-	// ipaddr may carry its prefix (192.168.0.1/24), as upstream allows: the
-	// prefix gives netmask and network when they are not set.
-	if ip, n, err := net.ParseCIDR(c.Ipaddr); err == nil && ip.To4() != nil {
-		c.Ipaddr = ip.String()
-		if c.Netmask == "" {
-			c.Netmask = net.IP(n.Mask).String()
-		}
-		if c.Network == "" {
-			c.Network = n.IP.String()
-		}
-	}
 	if c.Ipaddr == "" {
 		c.Ipaddr = "192.168.200.1"
 	}
