@@ -38,7 +38,6 @@ func simTarget(t testing.TB, b *testenv.BMC, password string) Target {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-
 func TestPowerOverIPMI(t *testing.T) {
 	b := testenv.StartBMC(t, testenv.BMCOptions{Addr: "127.0.0.1", Port: freeUDPPort(t), User: "admin", Password: "s3cret"})
 	tg := simTarget(t, b, "s3cret")

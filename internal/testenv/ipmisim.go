@@ -220,16 +220,16 @@ func sensorEmu(num, sensorType, unit byte, name string, raw byte) string {
 	body := []byte{
 		0x20, 0x00, num, // owner, LUN, number
 		0x07, 0x01, // entity: system board, instance 1
-		0x41,       // initialization: scanning on, default scanning on
-		0x00,       // capabilities
-		sensorType, // sensor type
-		0x01,       // event/reading type: threshold
+		0x41,             // initialization: scanning on, default scanning on
+		0x00,             // capabilities
+		sensorType,       // sensor type
+		0x01,             // event/reading type: threshold
 		0, 0, 0, 0, 0, 0, // masks
 		0x00, unit, 0x00, // unsigned, base unit, no modifier
 		0x00,    // linear
 		m, 0x00, // M, tolerance
 		0x00, 0x00, 0x00, // B, accuracy
-		0x00,             // R and B exponents
+		0x00,          // R and B exponents
 		0x00, 0, 0, 0, // analog flags, nominal, normal max, normal min
 		0xff, 0x00, // sensor maximum, minimum
 		0, 0, 0, 0, 0, 0, // thresholds
