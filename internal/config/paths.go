@@ -37,6 +37,9 @@ func (c *Config) DataDir() string { return filepath.Join(c.abs(c.Paths.Datadir),
 // DistOverlayDir holds the overlays shipped with the project (read-only).
 func (c *Config) DistOverlayDir() string { return filepath.Join(c.DataDir(), "overlays") }
 
+// BMCTemplateDir holds the `ipmi template` files named without a path.
+func (c *Config) BMCTemplateDir() string { return filepath.Join(c.DataDir(), "bmc") }
+
 // SiteOverlayDir holds the site's own overlays; a site overlay shadows a
 // shipped one of the same name.
 func (c *Config) SiteOverlayDir() string { return c.abs(c.Paths.WWOverlaydir) }
