@@ -39,6 +39,7 @@ type Config struct {
 	SSH         SSHConf      `yaml:"ssh"`
 	ImageMounts []MountConf  `yaml:"image mounts,omitempty"`
 	Paths       PathsConf    `yaml:"paths"`
+	Pacing      PacingConf   `yaml:"pacing,omitempty"` // pacing.go
 
 	Extra map[string]any `yaml:",inline"`
 
@@ -352,7 +353,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("ssh: key types: %q is not rsa, dsa, ecdsa or ed25519", t)
 		}
 	}
-	return nil
+	return c.Pacing.validate()
 }
 
 func isMask(m net.IP) bool {

@@ -185,10 +185,13 @@ func (d *Download) check() error {
 		return nil
 	}
 	if sum := d.h.Sum(nil); string(sum) != string(d.digest) {
-		return fmt.Errorf("%s: digest mismatch: got sha-256 %x, server says %x", d.URL, sum, d.digest)
+		return fmt.Errorf("%s: %w: got sha-256 %x, server says %x", d.URL, ErrDigest, sum, d.digest)
 	}
 	return nil
 }
+
+// ErrDigest means the bytes read do not hash to the server's digest.
+var ErrDigest = errors.New("digest mismatch")
 
 // permanent is an answer that another attempt will not change.
 type permanent struct{ error }

@@ -218,9 +218,9 @@ func Fetch(ctx context.Context, client *http.Client, url, root string, logf func
 		st.Resumes += d.Resumes
 		st.Waits += d.Waits
 		st.Verified = d.Verified()
-		if errors.Is(err, ErrChanged) && attempt < 5 {
+		if (errors.Is(err, ErrChanged) || errors.Is(err, ErrDigest)) && attempt < 5 {
 			if logf != nil {
-				logf("%s changed on the server during the download; starting over", url)
+				logf("%s: %v; starting over", url, err)
 			}
 			continue
 		}

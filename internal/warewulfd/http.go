@@ -35,6 +35,9 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	// release gives back a paced transfer's slot (pacing.go); nil if none.
+	release func()
+	paced   *bucket // the bandwidth bucket the body goes through, if any
 }
 
 // ServeHTTP implements http.Handler.
@@ -90,8 +93,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var body *content
 	switch stage {
+	case StageStage1:
+		s.serveStage1(st, q)
+		return
 	case StageKernel, StageImage, StageKmods:
 		body, err = s.imageFiles(st, q.node, stage)
+	case StageInitramfs:
+		body, err = s.initramfsFiles(st, q.node)
 	case StageSystem:
 		body, err = s.overlayFiles(st, q.node, overlay.System)
 	case StageRuntime:
@@ -109,6 +117,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The kernel and wwclient read gzip and zstd alike, so the node
 		// still boots; the log says its template asks for the wrong one.
 		q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
+	}
+	if stage == StageImage || stage == StageKmods || stage == StageInitramfs {
+		if !s.paceAndDigest(st, q, body) {
+			return
+		}
+		defer q.release()
 	}
 	s.serveContent(q, body)
 }
@@ -316,8 +330,12 @@ func (s *Server) serveContent(q *request, c *content) {
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
 	}
+	var w http.ResponseWriter = q.w
+	if q.paced != nil {
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if len(files) == 1 {
-		http.ServeContent(q.w, q.r, "", mod, files[0])
+		http.ServeContent(w, q.r, "", mod, files[0])
 		return
 	}
 	m, err := newMultiFile(files)
@@ -325,7 +343,7 @@ func (s *Server) serveContent(q *request, c *content) {
 		q.fail(http.StatusInternalServerError, err.Error())
 		return
 	}
-	http.ServeContent(q.w, q.r, "", mod, m)
+	http.ServeContent(w, q.r, "", mod, m)
 }
 
 // fail answers with an error status and remembers why for the log line.
