@@ -180,7 +180,9 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	return c.ResponseWriter.Write(p)
 }
 
-func fastRetry(d *Download) { d.Retry = Retry{Base: time.Millisecond, Max: 5 * time.Millisecond, Stall: 5 * time.Second, MaxRetryAfter: 10 * time.Millisecond} }
+func fastRetry(d *Download) {
+	d.Retry = Retry{Base: time.Millisecond, Max: 5 * time.Millisecond, Stall: 5 * time.Second, MaxRetryAfter: 10 * time.Millisecond}
+}
 
 func TestDownloadResumesAndVerifies(t *testing.T) {
 	data, big := testArchive(t, archive.Zstd)
@@ -271,7 +273,7 @@ func TestParseCmdline(t *testing.T) {
 	}
 	for cmdline, want := range map[string]string{
 		"wwid=52:54:00:aa:00:01 wwstage1.base=http://x wwstage1.ip=10.0.0.500 wwstage1.netmask=255.0.0.0": `wwstage1.ip="10.0.0.500"`,
-		"wwid=52:54:00:aa:00:01 wwstage1.base=ftp://x wwstage1.ip=10.0.0.5 wwstage1.netmask=255.0.0.0":   `wwstage1.base="ftp://x"`,
+		"wwid=52:54:00:aa:00:01 wwstage1.base=ftp://x wwstage1.ip=10.0.0.5 wwstage1.netmask=255.0.0.0":    `wwstage1.base="ftp://x"`,
 		"wwid=52:54:00:aa:00:01": "lacks wwstage1.base, wwstage1.ip, wwstage1.netmask",
 	} {
 		if _, err := ParseCmdline(cmdline); err == nil || !strings.Contains(err.Error(), want) {
