@@ -50,6 +50,7 @@ type Config struct {
 	ContainerMounts []MountConf  `yaml:"container mounts,omitempty"`
 	Paths           PathsConf    `yaml:"paths"`
 	WWClient        WWClientConf `yaml:"wwclient,omitempty"`
+	Pacing          PacingConf   `yaml:"pacing,omitempty"` // pacing.go
 
 	Extra map[string]any `yaml:",inline"`
 
@@ -465,7 +466,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("ssh: key types: %q is not rsa, dsa, ecdsa or ed25519", t)
 		}
 	}
-	return nil
+	return c.Pacing.validate()
 }
 
 func isMask(m net.IP) bool {

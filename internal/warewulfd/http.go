@@ -35,6 +35,9 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	// release gives back a paced transfer's slot (pacing.go); nil if none.
+	release func()
+	paced   *bucket // the bandwidth bucket the body goes through, if any
 }
 
 // ServeHTTP implements http.Handler.
@@ -88,6 +91,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
 		return
 	}
+	if stage == StageStage1 {
+		s.serveStage1(st, q)
+		return
+	}
 	// A rebuild replaces files: one found by a lookup may be gone when it
 	// is opened. Then the lookup is done again, so a node gets the old
 	// bytes or the new ones, never a 404.
@@ -96,6 +103,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch stage {
 		case StageKernel, StageImage, StageKmods:
 			body, err = s.imageFiles(st, q.node, stage)
+		case StageInitramfs:
+			body, err = s.initramfsFiles(st, q.node)
 		case StageSystem:
 			body, err = s.overlayFiles(st, q, overlay.System)
 		case StageRuntime:
@@ -113,6 +122,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The kernel and wwclient read gzip and zstd alike, so the node
 			// still boots; the log says its template asks for the wrong one.
 			q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
+		}
+		if stage == StageImage || stage == StageKmods || stage == StageInitramfs {
+			// Admitted once; a retry after a rebuild only renews the digest.
+			admitted := q.release != nil
+			if !s.paceAndDigest(st, q, body) {
+				return
+			}
+			if !admitted {
+				defer q.release()
+			}
 		}
 		err = s.serveContent(q, body)
 		if err == nil {
@@ -339,8 +358,12 @@ func (s *Server) serveContent(q *request, c *content) error {
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
 	}
+	var w http.ResponseWriter = q.w
+	if q.paced != nil {
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if len(files) == 1 {
-		http.ServeContent(q.w, q.r, "", mod, files[0])
+		http.ServeContent(w, q.r, "", mod, files[0])
 		return nil
 	}
 	m, err := newMultiFile(files)
@@ -348,7 +371,7 @@ func (s *Server) serveContent(q *request, c *content) error {
 		q.fail(http.StatusInternalServerError, err.Error())
 		return nil
 	}
-	http.ServeContent(q.w, q.r, "", mod, m)
+	http.ServeContent(w, q.r, "", mod, m)
 	return nil
 }
 
