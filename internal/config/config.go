@@ -63,6 +63,9 @@ type WarewulfConf struct {
 	// that configures nothing, so iPXE need not wait for a router; unset
 	// means true (see AnswersRouterSolicitations).
 	AnswerRouterSolicitations *bool `yaml:"answer router solicitations,omitempty"`
+	// GrubBoot boots UEFI nodes through shim and GRUB instead of iPXE
+	// (upstream's `grubboot`), for Secure Boot.
+	GrubBoot bool `yaml:"grubboot,omitempty"`
 
 	Extra map[string]any `yaml:",inline"`
 }
