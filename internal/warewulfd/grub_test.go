@@ -86,15 +86,15 @@ func TestGrubConfig(t *testing.T) {
 		t.Fatalf("/grub/grub.cfg: %s\n%s", resp.Status, body)
 	}
 	for p, code := range map[string]int{
-		"/grub/52:54:00:00:00:01":                 http.StatusUnauthorized, // n1 has an asset key
-		"/grub/52:54:00:00:00:01?assetkey=wrong":  http.StatusUnauthorized,
-		"/grub/52:54:00:00:00:01?assetkey=KEY":    http.StatusOK,
-		"/grub/52:54:00:00:00:99":                 http.StatusNotFound,
-		"/grub/grub.cfg-C0A80001":                 http.StatusNotFound, // GRUB's search by IP address
-		"/grub/not-a-mac":                         http.StatusNotFound,
-		"/efiboot/grub.cfg":                       http.StatusNotFound, // 127.0.0.1 is no node's
+		"/grub/52:54:00:00:00:01":                  http.StatusUnauthorized, // n1 has an asset key
+		"/grub/52:54:00:00:00:01?assetkey=wrong":   http.StatusUnauthorized,
+		"/grub/52:54:00:00:00:01?assetkey=KEY":     http.StatusOK,
+		"/grub/52:54:00:00:00:99":                  http.StatusNotFound,
+		"/grub/grub.cfg-C0A80001":                  http.StatusNotFound, // GRUB's search by IP address
+		"/grub/not-a-mac":                          http.StatusNotFound,
+		"/efiboot/grub.cfg":                        http.StatusNotFound, // 127.0.0.1 is no node's
 		"/efiboot/grub.cfg?wwid=52:54:00:00:00:02": http.StatusOK,
-		"/efiboot/vmlinuz":                        http.StatusNotFound,
+		"/efiboot/vmlinuz":                         http.StatusNotFound,
 	} {
 		if resp, _ := e.get(p); resp.StatusCode != code {
 			t.Errorf("%s: %s, want %d", p, resp.Status, code)
