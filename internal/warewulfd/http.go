@@ -35,6 +35,7 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	file   string // the file sent, when the route does not say (shim, GRUB)
 	// release gives back a paced transfer's slot (pacing.go); nil if none.
 	release func()
 	paced   *bucket // the bandwidth bucket the body goes through, if any
@@ -49,6 +50,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusMethodNotAllowed, "method "+strconv.Quote(r.Method)+" is not GET or HEAD")
 		return
 	}
+	provisionAlias(r.URL)
 	switch r.URL.Path {
 	case StatusPath:
 		s.serveStatus(w)
@@ -59,6 +61,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if name, ok := strings.CutPrefix(r.URL.Path, EFIPath); ok {
 		s.serveEFI(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, EFIBootPath); ok {
+		s.serveEFIBoot(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, GrubPath); ok {
+		s.serveGrub(w, r, name)
 		return
 	}
 	q := newRequest(w, r)
@@ -410,6 +420,9 @@ func (s *Server) finish(q *request) {
 	}
 	if q.stage == stageCount {
 		f["path"] = q.r.URL.Path
+	}
+	if q.file != "" {
+		f["file"] = q.file
 	}
 	if status >= 400 && q.why == "" {
 		// Refused by net/http's ServeContent: a range past the end (416)
