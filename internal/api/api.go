@@ -134,7 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "Not Found", http.StatusNotFound)
 		return
 	}
-	nets, _ := cfg.API.Subnets() // validated when warewulf.conf was loaded
+	nets := subnets(cfg.API.AllowedSubnets)
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	allowed := false
 	for _, n := range nets {
@@ -189,6 +189,21 @@ func (s *statusWriter) code() int {
 		return http.StatusOK
 	}
 	return s.status
+}
+
+// subnets parses `allowed subnets` (checked when warewulf.conf loaded);
+// none means loopback only.
+func subnets(list []string) []netip.Prefix {
+	if len(list) == 0 {
+		list = []string{"127.0.0.0/8", "::1/128"}
+	}
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // truthy reads a boolean query parameter as upstream does: present and

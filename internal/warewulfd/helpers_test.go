@@ -140,8 +140,8 @@ type envOptions struct {
 	// tftpPort: TFTP listens where warewulf.conf says, on this port
 	// rather than 69 (with confAddr), instead of on Options.TFTPAddr.
 	tftpPort int
-	// built serves really built overlays (the Built provider, the
-	// shipped overlays, autobuild) instead of the files a test writes.
+	// built serves overlays the real builder makes (overlay.Parts,
+	// autobuild) from the shipped overlays, instead of fileProvider's.
 	built bool
 }
 
@@ -175,15 +175,11 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 		t.Fatal(err)
 	}
 	cfg.Warewulf.Secure = o.secure
-	cfg.TFTP.Enabled = o.tftp
 	if o.built {
-		repo, err := filepath.Abs("../..") // the shipped overlays
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Paths.Datadir = repo
+		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
 		cfg.Warewulf.AutobuildOverlays = true
 	}
+	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false
 	if o.confAddr {
 		cfg.Warewulf.ListenAddress, cfg.Warewulf.Port = "127.0.0.1", freePort(t)

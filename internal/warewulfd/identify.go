@@ -1,12 +1,10 @@
 package warewulfd
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 )
 
@@ -23,10 +21,6 @@ var stageAliases = map[string]string{
 	"overlay-system":  "system",
 	"overlay-runtime": "runtime",
 }
-
-// arpFile is the kernel's ARP table: a request that names no node comes
-// from the node whose MAC the table holds for the request's source address.
-var arpFile = "/proc/net/arp"
 
 // identify finds the stage and the node's MAC a provisioning request asks
 // for: from the path, else the wwid= query, else the ARP table.
@@ -48,8 +42,12 @@ func identify(r *http.Request, remote netip.AddrPort) (Stage, string, error) {
 			stage = Stage(s)
 		}
 	}
-	if stage == stageCount {
+	switch stage {
+	case stageCount:
 		return 0, "", fmt.Errorf("path %q: unknown stage %q", r.URL.Path, name)
+	case StageGrub, StageEFIBoot:
+		// Their own routes (grub.go) name the file in the path.
+		return 0, "", fmt.Errorf("path %q: %s wants /%s/...", r.URL.Path, name, name)
 	}
 	mac, err := requestMAC(hw, q.Get("wwid"), remote)
 	return stage, mac, err
@@ -68,29 +66,4 @@ func requestMAC(inPath, wwid string, remote netip.AddrPort) (string, error) {
 		return mac, nil
 	}
 	return "", errors.New("no hwaddr in the path, no wwid=, and no ARP entry for " + remote.Addr().Unmap().String())
-}
-
-// arpLookup returns the MAC of a complete ARP entry for ip, or "".
-func arpLookup(ip netip.Addr) string {
-	if !ip.IsValid() {
-		return ""
-	}
-	f, err := os.Open(arpFile)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	want := ip.Unmap().String()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// IP address, HW type, Flags, HW address, Mask, Device
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 4 || fs[0] != want || fs[2] == "0x0" {
-			continue
-		}
-		if mac, err := ParseMAC(fs[3]); err == nil && mac != "00:00:00:00:00:00" {
-			return mac
-		}
-	}
-	return ""
 }

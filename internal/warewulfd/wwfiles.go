@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, name string)
 		q.fail(http.StatusUnauthorized, "no node has hwaddr "+mac)
 		return
 	}
-	if st.cfg.Warewulf.SecureFiles() && q.remote.Port() >= 1024 {
+	if secureFiles(st.cfg) && q.remote.Port() >= 1024 {
 		q.fail(http.StatusForbidden, "source port "+strconv.Itoa(int(q.remote.Port()))+" is not privileged (secure files wants < 1024)")
 		return
 	}
@@ -152,6 +153,14 @@ func filesPath(dir, name string) (string, bool) {
 func inside(p, root string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// secureFiles is `secure files`, which defaults to `secure`.
+func secureFiles(cfg *config.Config) bool {
+	if cfg.Warewulf.SecureFiles != nil {
+		return *cfg.Warewulf.SecureFiles
+	}
+	return cfg.Warewulf.Secure
 }
 
 func regular(p string) bool {

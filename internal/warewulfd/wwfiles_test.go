@@ -15,10 +15,10 @@ import (
 // filesEnv: n1 (asset key k1) and the files directory with a plain file,
 // a template, a FIFO and links out of the directory.
 func filesEnv(t *testing.T, secureFiles *bool) *testEnv {
-	e := newEnv(t, envOptions{nodesConf: nodesConf("k1"), edit: func(c *config.Config) { c.Warewulf.SecureFilesP = secureFiles }})
+	e := newEnv(t, envOptions{nodesConf: nodesConf("k1"), edit: func(c *config.Config) { c.Warewulf.SecureFiles = secureFiles }})
 	dir := e.cfg.FilesDir()
 	writeFile(t, filepath.Join(dir, "hello.txt"), []byte("hello\n"))
-	writeFile(t, filepath.Join(dir, "sub", "who.ww"), []byte("node={{ .Node.Name }}\n"))
+	writeFile(t, filepath.Join(dir, "sub", "who.ww"), []byte("node={{ .Id }}\n"))
 	writeFile(t, filepath.Join(filepath.Dir(dir), "outside.txt"), []byte("outside\n"))
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
 		t.Fatal(err)
