@@ -215,12 +215,15 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 
 func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
+	upstreamVars(st, q, d)
 	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
 	switch n := q.node; {
 	case n == nil:
 		d.Message = "this node (" + q.mac + ") is not in nodes.conf"
 		q.why = "unknown hwaddr"
-	case n.ImageName == "":
+	case n.ImageName == "" && (n.IpxeTemplate == "" || n.IpxeTemplate == "default"):
+		// The shipped default template needs an image; a template of the
+		// node's own decides itself, as upstream's do.
 		d.Node, d.Name = n.Node, n.Name
 		d.Message = "node " + n.Name + " has no image"
 		q.why = "no image"

@@ -29,6 +29,17 @@ type IpxeData struct {
 	Compression   string // how the image and kmods are built: gz or zstd
 	Message       string // unknown.ipxe: why this node cannot boot now
 	Retry         int    // unknown.ipxe: seconds to wait before asking again
+
+	// Upstream's template variables, so a site's iPXE templates work
+	// unchanged.
+	Id, Hostname, Fqdn, Cluster string // the node's name, its cluster
+	Ipxe, Root                  string // the node's template and root
+	Ipaddr, Ipaddr6, Port       string // the controller
+	Authority                   string // ipaddr:port, [ipaddr6]:port to an IPv6 client
+	TLS                         bool
+	WaitTime                    string
+	Tags                        map[string]string
+	NetDevs                     map[string]*node.NetDev
 }
 
 // templateCache keeps parsed iPXE templates; each file is stat'ed at most
@@ -116,7 +127,7 @@ func (c *templateCache) render(dir, name string, e *nodeEntry, d *IpxeData) ([]b
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey{e, t, d.BaseURL, d.Compression}
+	key := renderKey{e, t, d.BaseURL + " " + d.Authority, d.Compression}
 	if e != nil {
 		c.mu.Lock()
 		out, ok := c.out[key]
