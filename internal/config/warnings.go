@@ -15,7 +15,6 @@ func (c *Config) unused() []string {
 			out = append(out, fmt.Sprintf("warewulf.conf: %s: read but not acted on by this version", key))
 		}
 	}
-	notActed("warewulf: tls", c.Warewulf.TLS)
 	notActed("wwclient: port", c.WWClient.Port != 0)
 	notActed("dhcp: range6 start", c.DHCP.Range6Start != "")
 	notActed("dhcp: range6 end", c.DHCP.Range6End != "")

@@ -234,7 +234,7 @@ func (s *Server) serveIpxe(st *state, q *request) {
 		if n.Kernel != nil {
 			d.KernelVersion = n.Kernel.Version
 		}
-		d.Runtime = !st.cfg.Warewulf.Secure
+		d.Runtime = !st.cfg.Warewulf.Secure && !st.cfg.Warewulf.TLS // iPXE cannot do the checks
 		d.Compression = string(archive.Gzip)
 		if img, err := s.imageFiles(st, n, StageImage); err == nil && img.comp != archive.None {
 			d.Compression = string(img.comp)

@@ -94,6 +94,7 @@ func newConfigureCmd() *cobra.Command {
 			},
 		})
 	}
+	cmd.AddCommand(newConfigureTLSCmd())
 	return cmd
 }
 
