@@ -84,6 +84,7 @@ var cluster = []testNode{
 	{"n5", "52:54:00:99:00:15", prefix + "15", "busybox"},
 	{"n6", "52:54:00:99:00:16", prefix + "16", "debian"},
 	{"n7", "52:54:00:99:00:17", prefix + "17", "busybox"},
+	{"n8", "52:54:00:99:00:18", prefix + "18", "busybox"}, // has an asset key (assetTag)
 }
 
 func clusterNode(name string) testNode {
@@ -253,6 +254,9 @@ func (e *env) writeNodes(t *testing.T) {
 			}
 			if n.name == "n2" {
 				c.Root = "tmpfs" // wwinit's copy into a tmpfs and switch_root
+			}
+			if n.name == "n8" {
+				c.AssetKey = assetTag // its VM's SMBIOS chassis asset tag
 			}
 			db.Nodes[n.name] = c
 		}

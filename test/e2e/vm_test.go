@@ -33,7 +33,8 @@ const (
 type vmOpts struct {
 	uefi   bool
 	memory string
-	echo   bool // show the console on stdout (the demo)
+	echo   bool   // show the console on stdout (the demo)
+	asset  string // the SMBIOS chassis asset tag (the node's asset key)
 }
 
 // bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
@@ -67,6 +68,9 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		nic += ",romfile="
+	}
+	if o.asset != "" {
+		argv = append(argv, "-smbios", "type=3,asset="+o.asset)
 	}
 	argv = append(argv, "-device", nic)
 	var echo *os.File

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// assetTag is n8's asset key, which its VM carries as its SMBIOS chassis
+// asset tag (qemu -smbios type=3,asset=...).
+const assetTag = "e2e-tag-8"
+
+// TestBootAssetTag: n8 has an asset key. Its VM, with that asset tag in
+// its firmware, boots: iPXE sends ${asset} on every request, wwclient
+// reads the tag from /sys and gets the runtime overlay. The same MAC with
+// a wrong tag gets 403 at its first request, and the log says why. From
+// another address of the network, with n8's MAC, no route gives anything
+// of n8, and n1's public system overlay (no asset key) holds no secret.
+func TestBootAssetTag(t *testing.T) {
+	e := getEnv(t)
+	n := clusterNode("n8")
+	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{asset: assetTag})
+	v.waitFor(t, reRuntime, busyboxBoot)
+	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
+		e.daemonSaid(t, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=n8 stage=`+stage+` status=200`)
+	}
+	v.p.stop()
+
+	t.Run("WrongTag", func(t *testing.T) {
+		from := e.wwd.out.len()
+		w := bootVM(t, e.ns, n.name+"-wrong", n.mac, vmOpts{asset: "not-the-tag"})
+		re := regexp.MustCompile(`level=warning msg="refused: asset key does not match the node's".*hwaddr="` + n.mac + `".*node=n8 stage=ipxe status=403`)
+		if _, _, ok := e.wwd.out.waitFor(re, from, busyboxBoot, nil); !ok {
+			t.Fatalf("no refusal of n8's MAC with a wrong tag in warewulfd's log:\n%s", e.wwd.out.tail(20))
+		}
+		w.p.stop()
+		if strings.Contains(e.wwd.out.tail(2000), assetTag) {
+			t.Error("warewulfd logged the asset key")
+		}
+	})
+
+	t.Run("Stranger", func(t *testing.T) {
+		stranger := prefix + "201"
+		run(t, nil, e.ns.exec("ip", "addr", "add", stranger+"/24", "dev", e.ns.bridge)...)
+		defer runErr(nil, e.ns.exec("ip", "addr", "del", stranger+"/24", "dev", e.ns.bridge)...)
+		base := "http://" + controllerIP + ":" + itoa(e.cfg.Warewulf.Port)
+		dir := t.TempDir()
+		for _, route := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "stage1", "initramfs"} {
+			for _, q := range []string{"", "?assetkey=guess"} {
+				out := filepath.Join(dir, route)
+				os.Remove(out)
+				msg, err := runErr(nil, e.ns.exec("curl", "-sS", "--interface", stranger, "-o", out, "-w", "%{http_code}",
+					base+"/"+route+"/"+n.mac+q)...)
+				if err != nil || (msg != "401" && msg != "403") {
+					t.Errorf("/%s/%s%s from %s: %q %v, want 401 or 403", route, n.mac, q, stranger, msg, err)
+				}
+				if data, _ := os.ReadFile(out); len(data) > 100 {
+					t.Errorf("/%s/%s%s: %d bytes to a stranger", route, n.mac, q, len(data))
+				}
+			}
+		}
+		// n1 has no asset key: its system overlay is public, and holds no
+		// private key.
+		n1 := clusterNode("n1")
+		out := filepath.Join(dir, "n1-system")
+		run(t, nil, e.ns.exec("curl", "-sSf", "--interface", stranger, "-o", out, base+"/system/"+n1.mac)...)
+		data, _ := os.ReadFile(out)
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(plain, []byte("PRIVATE KEY")) || bytes.Contains(plain, []byte("etc/shadow\x00")) {
+			t.Error("n1's system overlay holds a private key or shadow")
+		}
+		if !bytes.Contains(plain, []byte("ssh_host_ed25519_key.pub")) && !bytes.Contains(plain, []byte("warewulf/config")) {
+			t.Errorf("n1's system overlay looks empty (%d bytes)", len(plain))
+		}
+	})
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
