@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
 // assetTag is n8's asset key, which its VM carries as its SMBIOS chassis
@@ -89,3 +92,46 @@ func TestBootAssetTag(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestBootRuntimeOverTLS: a controller with `tls: true` (a second
+// warewulfd on the same sandbox with its own provision tree, in a
+// namespace of its own) and the keys of `wwctl configure tls`. A BIOS node
+// boots; iPXE stays on HTTP, and wwclient fetches the runtime overlay over
+// HTTPS, trusting the CA its system overlay brought: warewulfd serves the
+// runtime overlay over HTTPS only, so its 200 is the proof.
+func TestBootRuntimeOverTLS(t *testing.T) {
+	e := getEnv(t)
+	conf := filepath.Join(e.dir, "warewulf-tls.conf")
+	data, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, conf, string(data), 0o644)
+	e.configure(t, conf, func(c *config.Config) {
+		c.Warewulf.TLS = true
+		c.Paths.WWProvisiondir = filepath.Join(e.dir, "provision-tls")
+	})
+	vars := []string{config.EnvVar + "=" + conf}
+	run(t, vars, e.tool("wwctl"), "configure", "tls")
+	run(t, vars, e.tool("wwctl"), "image", "build", "busybox")
+	n := clusterNode("n4")
+	run(t, vars, e.tool("wwctl"), "overlay", "build", n.name)
+
+	ns := newNetns(t, "tls")
+	t.Cleanup(ns.del)
+	wwd := e.startWarewulfd(t, ns, vars, "warewulfd-tls")
+	t.Cleanup(wwd.stop)
+	if _, _, ok := wwd.out.waitFor(regexp.MustCompile(`warewulfd: https on .*:9874`), 0, 5*time.Second, nil); !ok {
+		t.Fatalf("no HTTPS listener:\n%s", wwd.out.tail(20))
+	}
+	v := bootVM(t, ns, n.name+"-tls", n.mac, vmOpts{})
+	v.waitFor(t, reRuntime, busyboxBoot)
+	re := regexp.MustCompile(`hwaddr="` + n.mac + `" ip=` + regexp.QuoteMeta(n.ip) + ` node=n4 stage=runtime status=200`)
+	if _, _, ok := wwd.out.waitFor(re, 0, 5*time.Second, nil); !ok {
+		t.Fatalf("no runtime overlay served to n4 over HTTPS:\n%s", wwd.out.tail(20))
+	}
+	// The iPXE script left the runtime overlay out (iPXE cannot check the CA).
+	if _, _, ok := wwd.out.waitFor(regexp.MustCompile(`refused: tls is on`), 0, time.Millisecond, nil); ok {
+		t.Errorf("a plain-HTTP runtime request reached warewulfd:\n%s", wwd.out.tail(20))
+	}
+}
