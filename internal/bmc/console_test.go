@@ -1,0 +1,118 @@
+package bmc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/testenv"
+)
+
+func TestEscapeReader(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"ls\r~.rest", "ls\r"},
+		{"~.", ""},
+		{"a~.b\n~~x\n~.", "a~.b\n~x\n"},
+		{"\n~q\n&.", "\n~q\n&."},
+	} {
+		got, _ := io.ReadAll(&escapeReader{r: bufioReader(c.in), esc: '~', lineStart: true})
+		if string(got) != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+	got, _ := io.ReadAll(&escapeReader{r: bufioReader("x\n&.y"), esc: '&', lineStart: true})
+	if string(got) != "x\n" {
+		t.Errorf("escape &: %q", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the console writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsoleOverSOL: ipmi_sim's serial over LAN goes to a TCP port the
+// test holds as the node's serial line. What the node prints reaches the
+// console; a keystroke reaches the node; ~. ends the session.
+func TestConsoleOverSOL(t *testing.T) {
+	serial, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serial.Close()
+	b := testenv.StartBMC(t, testenv.BMCOptions{Addr: "127.0.0.1", Port: freeUDPPort(t), User: "admin", Password: "s3cret",
+		SOL: fmt.Sprintf("tcp:%s", serial.Addr())})
+	tg := simTarget(t, b, "s3cret")
+	line := make(chan net.Conn, 1)
+	go func() {
+		c, err := serial.Accept()
+		if err == nil {
+			line <- c
+		}
+	}()
+	var conn net.Conn
+	select {
+	case conn = <-line:
+	case <-time.After(15 * time.Second):
+		t.Fatal("ipmi_sim did not connect to the serial line")
+	}
+	defer conn.Close()
+
+	inR, inW := io.Pipe()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Console(context.Background(), tg, inR, out) }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; console so far: %q", what, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("no banner", func() bool { return strings.Contains(out.String(), "[console of n1") })
+	if _, err := conn.Write([]byte("node login: ")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the node's output did not reach the console", func() bool { return strings.Contains(out.String(), "node login: ") })
+	inW.Write([]byte("r"))
+	got := make([]byte, 1)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, got); err != nil || got[0] != 'r' {
+		t.Fatalf("keystroke at the node: %q %v", got, err)
+	}
+	inW.Write([]byte("\r~."))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("~. did not end the console")
+	}
+}
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
