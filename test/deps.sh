@@ -8,6 +8,7 @@ pkgs=(
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk tftpd-hpa                                   # benchmarks
+  openipmi ipmitool tmux dropbear-bin                         # BMCs (ipmi_sim), console, ssh on test nodes
 )
 missing=()
 for p in "${pkgs[@]}"; do

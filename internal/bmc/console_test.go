@@ -116,3 +116,29 @@ func TestConsoleOverSOL(t *testing.T) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// TestKeyPumpAcrossSessions: a key typed after one SOL session ended goes
+// to the next session, not to the reader the old one left behind.
+func TestKeyPumpAcrossSessions(t *testing.T) {
+	inR, inW := io.Pipe()
+	p := newKeyPump(inR)
+	stop1 := make(chan struct{})
+	old := make(chan error, 1)
+	go func() {
+		_, err := keyView{p, stop1}.Read(make([]byte, 1))
+		old <- err
+	}()
+	close(stop1)
+	if err := <-old; err != io.EOF {
+		t.Fatalf("the ended session's reader: %v, want EOF", err)
+	}
+	go inW.Write([]byte("k"))
+	b := make([]byte, 1)
+	if n, err := (keyView{p, make(chan struct{})}).Read(b); n != 1 || b[0] != 'k' || err != nil {
+		t.Fatalf("the next session read %q %v", b[:n], err)
+	}
+	inW.Close()
+	if _, err := (keyView{p, make(chan struct{})}).Read(b); err == nil || !p.done.Load() {
+		t.Fatalf("after the input ended: %v, done %v", err, p.done.Load())
+	}
+}
