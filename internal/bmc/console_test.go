@@ -78,6 +78,9 @@ func TestConsoleOverSOL(t *testing.T) {
 	}
 	defer conn.Close()
 
+	old := ipmiRetries
+	ipmiRetries = 1
+	defer func() { ipmiRetries = old }()
 	inR, inW := io.Pipe()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
@@ -103,6 +106,19 @@ func TestConsoleOverSOL(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(conn, got); err != nil || got[0] != 'r' {
 		t.Fatalf("keystroke at the node: %q %v", got, err)
+	}
+	// The BMC goes quiet longer than an exchange's retries (2 s here): the
+	// console says so, reconnects, and goes on.
+	b.Pause(4 * time.Second)
+	waitFor("no reconnect", func() bool { return strings.Contains(out.String(), "reconnecting]") })
+	time.Sleep(3 * time.Second)
+	if _, err := conn.Write([]byte("after the outage")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("no output after the reconnect", func() bool { return strings.Contains(out.String(), "after the outage") })
+	inW.Write([]byte("s"))
+	if _, err := io.ReadFull(conn, got); err != nil || got[0] != 's' {
+		t.Fatalf("keystroke after the reconnect: %q %v", got, err)
 	}
 	inW.Write([]byte("\r~."))
 	select {

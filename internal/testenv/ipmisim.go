@@ -272,3 +272,11 @@ func sensorEmu(num, sensorType, unit byte, name string, raw byte) string {
 	fmt.Fprintf(&s, "\nsensor_add 0x20 0 %d 0x%02x 0x01\nsensor_set_value 0x20 0 %d %d 0\n", num, sensorType, num, raw)
 	return s.String()
 }
+
+// Pause stops ipmi_sim (SIGSTOP) for d, as a BMC that stops answering for
+// a while.
+func (b *BMC) Pause(d time.Duration) {
+	_ = b.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(d)
+	_ = b.cmd.Process.Signal(syscall.SIGCONT)
+}
