@@ -79,6 +79,19 @@ func TestPowerCommands(t *testing.T) {
 		t.Errorf("sensors:\n%s", out)
 	}
 
+	// A site template runs as upstream runs it: its command, through sh.
+	tmpl := filepath.Join(t.TempDir(), "site.tmpl")
+	if err := os.WriteFile(tmpl, []byte(`{{ if eq .Cmd "PowerStatus" }}echo {{ .Ipaddr }} says on{{ else }}exit 7{{ end }}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ok("node", "add", "n5", "--ipmiaddr", "192.0.2.9", "--ipmitemplate", tmpl)
+	if out := s.ok("power", "status", "n5"); out != "n5: 192.0.2.9 says on\n" {
+		t.Errorf("site template status: %q", out)
+	}
+	if _, errs, code := s.run("power", "on", "n5"); code == 0 || !strings.Contains(errs, "n5: ipmi template") || !strings.Contains(errs, "exit status 7") {
+		t.Errorf("failing site template: exit %d %s", code, errs)
+	}
+
 	for _, bad := range [][]string{
 		{"power", "status", "n1", "--fanout", "0"},
 		{"power", "status", "n1", "-o", "yaml"},
