@@ -447,6 +447,9 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("WWTEST_FLOOD") != "" { // a child of TestConnectionFlood
+		os.Exit(floodChild())
+	}
 	os.Exit(m.Run())
 }
 
