@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -20,9 +21,10 @@ import (
 // asks again.
 const unknownRetry = 30
 
-// minRate is the slowest average transfer rate a client may have before
-// its response is cut (bytes per second, after a minute's grace).
-const minRate = 1 << 20
+// stallTimeout is how long a response may send nothing before it is cut
+// (a variable so tests need not wait for it). Only progress counts, not
+// rate: on a saturated link every node is slow, and none should fail.
+var stallTimeout = time.Minute
 
 // request is one provisioning request on its way through the handler.
 type request struct {
@@ -332,9 +334,9 @@ func (s *Server) serveContent(q *request, c *content) error {
 		return err
 	}
 	defer closeAll(files)
-	// A client slower than minRate on average is cut off.
-	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
-	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
+	tc, _ := q.r.Context().Value(connKey{}).(*net.TCPConn)
+	q.w.stallAfter(stallTimeout, tc)
+	defer q.w.lift()
 	h.Set("ETag", etag)
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
@@ -366,6 +368,14 @@ func (s *Server) finish(q *request) {
 		status = http.StatusOK
 	}
 	s.metrics.observe(q.stage, q.w.bytes, status)
+	if want := q.w.expected(q.r); q.w.bytes < want {
+		// Cut: the client went away, or sent nothing back for stallTimeout.
+		q.why = fmt.Sprintf("cut after %d of %d bytes", q.w.bytes, want)
+		if q.w.err != nil {
+			q.why += ": " + q.w.err.Error()
+		}
+		s.metrics.errors[min(q.stage, stageCount)].Add(1)
+	}
 	name := "-"
 	if q.node != nil {
 		name = q.node.Name
@@ -406,6 +416,8 @@ func (s *Server) finish(q *request) {
 		e.Warn("failed: " + q.why)
 	case status >= 400:
 		e.Info("failed: " + q.why)
+	case strings.HasPrefix(q.why, "cut after"):
+		e.Warn("failed: " + q.why)
 	case q.why != "":
 		e.Info("not booted: " + q.why)
 	case q.note != "":
