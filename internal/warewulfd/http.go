@@ -145,8 +145,8 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why := ""
 	defer func() {
 		s.metrics.observe(stageCount, rec.bytes, rec.status)
-		s.log.WithFields(logrus.Fields{"file": name, "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
-			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + why)
+		s.log.WithFields(logrus.Fields{"file": clip(name), "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
+			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + clip(why))
 	}()
 	f, err := s.openBootFile(name)
 	if err != nil {
@@ -354,6 +354,19 @@ func (s *Server) serveContent(q *request, c *content) error {
 	return nil
 }
 
+// logClip is as much of a client's path as a log line repeats: a refused
+// 20 KB name must not cost 20 KB of log per request.
+const logClip = 200
+
+// clip cuts s, which may come from a client, to logClip bytes and says
+// how long it was.
+func clip(s string) string {
+	if len(s) <= logClip {
+		return s
+	}
+	return strings.ToValidUTF8(s[:logClip], "") + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
 // fail answers with an error status and remembers why for the log line.
 func (q *request) fail(code int, why string) {
 	q.why = why
@@ -396,8 +409,9 @@ func (s *Server) finish(q *request) {
 		"duration": time.Since(q.start).Round(time.Microsecond).String(),
 	}
 	if q.stage == stageCount {
-		f["path"] = q.r.URL.Path
+		f["path"] = clip(q.r.URL.Path)
 	}
+	q.why = clip(q.why)
 	if status >= 400 && q.why == "" {
 		// Refused by net/http's ServeContent: a range past the end (416)
 		// or a failed If-Match precondition (412).

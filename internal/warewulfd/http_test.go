@@ -504,3 +504,21 @@ func TestReloadConfig(t *testing.T) {
 		t.Fatalf("runtime after a broken warewulf.conf: %s", resp.Status)
 	}
 }
+
+// A refused path is logged cut short: a client cannot make each log line
+// as long as its request.
+func TestRefusedPathLoggedShort(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	long := strings.Repeat("a", 15000)
+	for _, p := range []string{"/" + long, "/efi/" + long, "/ipxe/" + long, "/kernel/" + long} {
+		if resp, _ := e.get(p); resp.StatusCode != 404 {
+			t.Errorf("%s...: %s", p[:10], resp.Status)
+		}
+	}
+	e.awaitLog(t, "(15000 bytes)")
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if len(line) > 1200 {
+			t.Errorf("a log line of %d bytes: %.300s...", len(line), line)
+		}
+	}
+}
