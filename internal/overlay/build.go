@@ -333,10 +333,29 @@ func (b *Builder) Build(db *node.DB, names []string, kinds ...string) (Stats, er
 		return Stats{}, err
 	}
 	defer unlock()
+	b.sweepTemps()
 	made := b.keys.made
 	st, err := b.build(db, names, kinds)
 	st.HostKeys = b.keys.made - made
 	return st, err
+}
+
+// sweepTemps removes what builds killed mid-write left: temporaries of
+// packs, indexes and shared archives. Only builds write those, and the
+// caller holds the build lock, so none is being written. (Per-node
+// copies are written by Parts, without the lock, and are left alone.)
+func (b *Builder) sweepTemps() {
+	for _, dir := range []string{filepath.Join(b.cfg.ProvisionDir(), "overlays"), b.cfg.OverlaySharedDir()} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && e.Type().IsRegular() {
+				os.Remove(filepath.Join(dir, n))
+			}
+		}
+	}
 }
 
 // lock serializes builds of different processes (wwctl and warewulfd).
@@ -448,6 +467,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 	var wg sync.WaitGroup
 	var mu sync.Mutex     // guards idx.Nodes writes, st and replaced
 	var replaced []string // copies Parts made of archives now replaced
+	builtBefore := st.Built
 	for w := 0; w < b.opts.Workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -494,6 +514,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				if len(data) > 0 {
 					e.Pack, e.Off, e.Len = packName, pw.off, int64(len(data))
 					if _, err := pw.Write(data); err != nil {
+						st.Failed++
 						mu.Unlock()
 						errs.add(err)
 						continue
@@ -509,14 +530,19 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 		}()
 	}
 	wg.Wait()
-	if err := pw.commit(); err != nil {
-		return err
+	// Until the index is saved nothing built here counts: a full disk
+	// fails them all, and the summary must not say they were built.
+	err := pw.commit()
+	if err == nil {
+		err = b.keys.save()
 	}
-	if err := b.keys.save(); err != nil {
-		return err
+	if err == nil {
+		err = b.saveIndex(kind, idx)
 	}
-	if err := b.saveIndex(kind, idx); err != nil {
-		return err
+	if err != nil {
+		st.Failed += st.Built - builtBefore
+		st.Built = builtBefore
+		return fmt.Errorf("%s overlay images not saved, the previous ones stay: %w", kind, err)
 	}
 	// A reader holding the old copy sees it vanish and asks Parts again.
 	for _, p := range replaced {
