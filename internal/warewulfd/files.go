@@ -280,10 +280,10 @@ func (r *recorder) expected(req *http.Request) int64 {
 func (r *recorder) send(rf io.ReaderFrom, src io.Reader) (int64, error) {
 	var total int64
 	for {
+		r.deadline() // a paced transfer may have waited for its turn
 		n, err := rf.ReadFrom(src)
 		total += n
 		if r.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && (n > 0 || r.moved()) {
-			r.deadline()
 			continue
 		}
 		if err != nil {

@@ -179,11 +179,7 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	}
 	cfg.Warewulf.Secure = o.secure
 	if o.built {
-		repo, err := filepath.Abs("../..") // the shipped overlays
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Paths.Datadir = repo
+		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
 	}
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false

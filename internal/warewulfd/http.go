@@ -37,6 +37,10 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	file   string // the file sent, when the route does not say (shim, GRUB)
+	// release gives back a paced transfer's slot (pacing.go); nil if none.
+	release func()
+	paced   *bucket // the bandwidth bucket the body goes through, if any
 }
 
 // ServeHTTP implements http.Handler.
@@ -48,6 +52,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusMethodNotAllowed, "method "+strconv.Quote(r.Method)+" is not GET or HEAD")
 		return
 	}
+	provisionAlias(r.URL)
 	switch r.URL.Path {
 	case StatusPath:
 		s.serveStatus(w)
@@ -58,6 +63,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if name, ok := strings.CutPrefix(r.URL.Path, EFIPath); ok {
 		s.serveEFI(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, EFIBootPath); ok {
+		s.serveEFIBoot(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, GrubPath); ok {
+		s.serveGrub(w, r, name)
 		return
 	}
 	q := newRequest(w, r)
@@ -90,6 +103,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
 		return
 	}
+	if stage == StageStage1 {
+		s.serveStage1(st, q)
+		return
+	}
 	// A rebuild replaces files: one found by a lookup may be gone when it
 	// is opened. Then the lookup is done again, so a node gets the old
 	// bytes or the new ones, never a 404.
@@ -98,6 +115,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch stage {
 		case StageKernel, StageImage, StageKmods:
 			body, err = s.imageFiles(st, q.node, stage)
+		case StageInitramfs:
+			body, err = s.initramfsFiles(st, q.node)
 		case StageSystem:
 			body, err = s.overlayFiles(st, q, overlay.System)
 		case StageRuntime:
@@ -115,6 +134,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The kernel and wwclient read gzip and zstd alike, so the node
 			// still boots; the log says its template asks for the wrong one.
 			q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
+		}
+		if stage == StageImage || stage == StageKmods || stage == StageInitramfs {
+			// Admitted once; a retry after a rebuild only renews the digest.
+			admitted := q.release != nil
+			if !s.paceAndDigest(st, q, body) {
+				return
+			}
+			if !admitted {
+				defer q.release()
+			}
 		}
 		err = s.serveContent(q, body)
 		if err == nil {
@@ -341,8 +370,12 @@ func (s *Server) serveContent(q *request, c *content) error {
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
 	}
+	var w http.ResponseWriter = q.w
+	if q.paced != nil {
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if len(files) == 1 {
-		http.ServeContent(q.w, q.r, "", mod, files[0])
+		http.ServeContent(w, q.r, "", mod, files[0])
 		return nil
 	}
 	m, err := newMultiFile(files)
@@ -350,7 +383,7 @@ func (s *Server) serveContent(q *request, c *content) error {
 		q.fail(http.StatusInternalServerError, err.Error())
 		return nil
 	}
-	http.ServeContent(q.w, q.r, "", mod, m)
+	http.ServeContent(w, q.r, "", mod, m)
 	return nil
 }
 
@@ -412,6 +445,9 @@ func (s *Server) finish(q *request) {
 		f["path"] = clip(q.r.URL.Path)
 	}
 	q.why = clip(q.why)
+	if q.file != "" {
+		f["file"] = clip(q.file)
+	}
 	if status >= 400 && q.why == "" {
 		// Refused by net/http's ServeContent: a range past the end (416)
 		// or a failed If-Match precondition (412).

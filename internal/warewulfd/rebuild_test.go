@@ -124,7 +124,7 @@ func TestAutobuildFailureKeepsOverlay(t *testing.T) {
 	}
 	e := newEnv(t, envOptions{built: true, nodesConf: conf("")})
 	writeFile(t, filepath.Join(e.cfg.SiteOverlayDir(), "boom", "rootfs", "etc", "boom.ww"),
-		[]byte("{{ if .Node.Tags.boom }}{{ fail \"boom\" }}{{ end }}ok\n"))
+		[]byte("{{ if .Tags.boom }}{{ .NoSuchField }}{{ end }}ok\n"))
 	resp, before := e.get("/system/52:54:00:00:00:01")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("before: %s\n%s", resp.Status, e.logs.String())

@@ -68,6 +68,12 @@ type Server struct {
 	metrics metrics
 	ipxe    templateCache
 	sndbufs sendBuffers
+	// The two-stage boot: its initramfs, the image digests stage 1
+	// checks, and the pacing of image downloads (stage1.go, digest.go,
+	// pacing.go).
+	stage1  stage1Image
+	digests digests
+	pacer   pacer
 
 	discoverMu sync.Mutex
 

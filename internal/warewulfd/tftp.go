@@ -137,6 +137,9 @@ func trusted(fi fs.FileInfo) bool {
 }
 
 func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	if ok, err := s.tftpGrub(name, rf); ok {
+		return err
+	}
 	f, err := s.openBootFile(name)
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ func TestSandboxNodesConfMode(t *testing.T) {
 	if out, err := wwctlRun(t, "genconfig", "sandbox", dir); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "etc", "nodes.conf"))
+	fi, err := os.Stat(filepath.Join(dir, "etc", "warewulf", "nodes.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
