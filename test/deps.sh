@@ -8,6 +8,7 @@ pkgs=(
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk tftpd-hpa                                   # benchmarks
+  curl python3 python3-yaml util-linux                        # the compat corpus runners
 )
 missing=()
 for p in "${pkgs[@]}"; do
