@@ -50,6 +50,9 @@ func decode(data []byte) (*DB, error) {
 			return nil, err
 		}
 	}
+	for _, n := range db.upgradeLegacy() {
+		warnOnce("%s", n)
+	}
 	return db, nil
 }
 
@@ -181,4 +184,25 @@ func scalarKey(s string) (string, error) {
 	}
 	out, err := yaml.Marshal(s)
 	return string(bytes.TrimSuffix(out, []byte("\n"))), err
+}
+
+// ParseRecords reads records keyed by name (what `node export` writes and
+// `node import` and `node edit` read), with legacy keys moved into place
+// and unknown keys warned about and dropped.
+func ParseRecords(data []byte, noun string) (map[string]*Conf, error) {
+	var got map[string]*Conf
+	if err := yaml.Unmarshal(data, &got); err != nil {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	var notes Notes
+	for _, name := range sortedKeys(got) {
+		if got[name] == nil {
+			got[name] = &Conf{}
+		}
+		got[name].upgradeLegacy(noun+" "+name, &notes)
+	}
+	for _, n := range notes {
+		warnOnce("%s", n)
+	}
+	return got, nil
 }

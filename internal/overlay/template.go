@@ -482,11 +482,11 @@ func (st *renderState) ownFuncs() template.FuncMap {
 		// primary names a node's primary network device.
 		"primary": func(n *node.Node) string { name, _ := n.Primary(); return name },
 		// flag reads an optional yes/no setting (onboot), def when unset.
-		"flag": func(b *bool, def bool) bool {
-			if b == nil {
+		"flag": func(b node.WWbool, def bool) bool {
+			if !b.IsSet() {
 				return def
 			}
-			return *b
+			return b.Bool()
 		},
 		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
 		"prefix": prefixLen,
