@@ -118,17 +118,17 @@ func TestV4FileReadsLegacyKeys(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	cases := map[string]string{
-		"bad mac":         "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:zz:00:01}}}}",
-		"bad ip":          "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.300}}}}",
-		"bad netmask":     "nodes: {n1: {network devices: {default: {netmask: 255.0.255.0}}}}",
-		"bad mtu":         "nodes: {n1: {network devices: {default: {mtu: jumbo}}}}",
-		"duplicate ip":    "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.1}}}, n2: {network devices: {x: {ipaddr: 10.0.0.1}}}}",
-		"duplicate mac":   "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}, n2: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}}",
-		"bad onboot":      "nodes: {n1: {network devices: {default: {onboot: maybe}}}}",
-		"bad name":        "nodes: {-n1: {}}",
-		"bad ipv6":        "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
-		"bad yaml":        "nodes: [",
-		"bad root":        "nodes: {n1: {root: somewhere}}",
+		"bad mac":       "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:zz:00:01}}}}",
+		"bad ip":        "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.300}}}}",
+		"bad netmask":   "nodes: {n1: {network devices: {default: {netmask: 255.0.255.0}}}}",
+		"bad mtu":       "nodes: {n1: {network devices: {default: {mtu: jumbo}}}}",
+		"duplicate ip":  "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.1}}}, n2: {network devices: {x: {ipaddr: 10.0.0.1}}}}",
+		"duplicate mac": "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}, n2: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}}",
+		"bad onboot":    "nodes: {n1: {network devices: {default: {onboot: maybe}}}}",
+		"bad name":      "nodes: {-n1: {}}",
+		"bad ipv6":      "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
+		"bad yaml":      "nodes: [",
+		"bad root":      "nodes: {n1: {root: somewhere}}",
 	}
 	for name, doc := range cases {
 		if _, err := Parse([]byte(doc)); err == nil {

@@ -395,7 +395,7 @@ func confirm(cmd *cobra.Command, question string) bool {
 }
 
 type listFlags struct {
-	output                               string
+	output                           string
 	all, long, yaml, json, net, ipmi bool
 }
 
