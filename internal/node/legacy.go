@@ -24,8 +24,20 @@ func (db *DB) upgradeLegacy() Notes {
 		recs map[string]*Conf
 	}{{"profile", db.Profiles}, {"node", db.Nodes}} {
 		for _, name := range sortedKeys(sec.recs) {
-			if c := sec.recs[name]; c != nil {
-				c.upgradeLegacy(sec.noun+" "+name, &notes)
+			c := sec.recs[name]
+			if c == nil {
+				continue
+			}
+			c.upgradeLegacy(sec.noun+" "+name, &notes)
+			if sec.noun == "profile" {
+				if c.Discoverable != "" {
+					notes.add("profile %s: \"discoverable\" is a node setting: ignored", name)
+					c.Discoverable = ""
+				}
+				if c.AssetKey != "" {
+					notes.add("profile %s: \"asset key\" is a node setting: ignored", name)
+					c.AssetKey = ""
+				}
 			}
 		}
 	}
@@ -131,11 +143,7 @@ func (c *Conf) upgradeLegacy(where string, notes *Notes) {
 			}
 		case "tagsdel":
 			notes.add("%s: \"tagsdel\" applied and dropped", where)
-			if l, ok := v.([]any); ok {
-				for _, t := range l {
-					delete(c.Tags, str(t))
-				}
-			}
+			tagsDel(c.Tags, v)
 		case "disabled":
 			notes.add("%s: \"disabled\" is obsolete: ignored", where)
 		default:
@@ -156,6 +164,11 @@ func (c *Conf) upgradeLegacy(where string, notes *Notes) {
 	}
 	if c.Ipmi != nil {
 		for _, k := range sortedKeys(c.Ipmi.Extra) {
+			if k == "tagsdel" {
+				notes.add("%s: ipmi: \"tagsdel\" applied and dropped", where)
+				tagsDel(c.Ipmi.Tags, c.Ipmi.Extra[k])
+				continue
+			}
 			notes.add("%s: ipmi: unknown key %q: ignored", where, k)
 		}
 		c.Ipmi.Extra = nil
@@ -186,6 +199,9 @@ func (c *Conf) upgradeLegacy(where string, notes *Notes) {
 				setIf(&d.Ipaddr6, v)
 			case "prefix":
 				notes.add("%s: network device %s: \"prefix\" is obsolete: ignored", where, dev)
+			case "tagsdel":
+				notes.add("%s: network device %s: \"tagsdel\" applied and dropped", where, dev)
+				tagsDel(d.Tags, d.Extra[k])
 			default:
 				notes.add("%s: network device %s: unknown key %q: ignored", where, dev, k)
 			}
@@ -232,4 +248,12 @@ func legacyArgs(v any) Args {
 		return out
 	}
 	return nil
+}
+
+func tagsDel(tags map[string]string, v any) {
+	if l, ok := v.([]any); ok {
+		for _, t := range l {
+			delete(tags, str(t))
+		}
+	}
 }

@@ -443,9 +443,13 @@ func BenchmarkRequestsPerSecond(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// datadir is the parent of warewulf/overlays, as upstream has it.
+	share := b.TempDir()
+	os.MkdirAll(filepath.Join(share, "warewulf"), 0o755)
+	os.Symlink(filepath.Join(repo, "overlays"), filepath.Join(share, "warewulf", "overlays"))
 	conf, cfg, port, _ := builtImageSandbox(b, 1<<20, func(c *config.Config) {
 		c.Warewulf.Secure = false
-		c.Paths.Datadir = repo
+		c.Paths.Datadir = share
 	})
 	writeFile(b, cfg.NodesConf(), []byte(`nodeprofiles:
   default:

@@ -49,6 +49,7 @@ func NewRoot() *cobra.Command {
 		newConfigureCmd(),
 		newGenconfigCmd(),
 		newVersionCmd(),
+		newUpgradeCmd(),
 	)
 	return root
 }
