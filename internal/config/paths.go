@@ -28,6 +28,10 @@ func (c *Config) NodesConf() string { return filepath.Join(c.SysconfDir(), "node
 // IpxeTemplateDir holds the iPXE script templates (NAME.ipxe).
 func (c *Config) IpxeTemplateDir() string { return filepath.Join(c.SysconfDir(), "ipxe") }
 
+// GrubTemplate is the template of every node's grub.cfg (upstream's
+// SYSCONFDIR/warewulf/grub/grub.cfg.ww).
+func (c *Config) GrubTemplate() string { return filepath.Join(c.SysconfDir(), "grub", "grub.cfg.ww") }
+
 // TemplateDir holds the templates of generated service configs (dhcp, hosts).
 func (c *Config) TemplateDir() string { return c.SysconfDir() }
 
@@ -36,6 +40,9 @@ func (c *Config) DataDir() string { return filepath.Join(c.abs(c.Paths.Datadir),
 
 // DistOverlayDir holds the overlays shipped with the project (read-only).
 func (c *Config) DistOverlayDir() string { return filepath.Join(c.DataDir(), "overlays") }
+
+// BMCTemplateDir holds the `ipmi template` files named without a path.
+func (c *Config) BMCTemplateDir() string { return filepath.Join(c.DataDir(), "bmc") }
 
 // SiteOverlayDir holds the site's own overlays; a site overlay shadows a
 // shipped one of the same name.

@@ -17,7 +17,6 @@ func (c *Config) unused() []string {
 	}
 	notActed("warewulf: tls", c.Warewulf.TLS)
 	notActed("warewulf: secure files", c.Warewulf.SecureFiles != nil)
-	notActed("warewulf: grubboot", c.Warewulf.GrubBoot)
 	notActed("api", c.API.Enabled)
 	notActed("wwclient: port", c.WWClient.Port != 0)
 	notActed("dhcp: range6 start", c.DHCP.Range6Start != "")

@@ -26,6 +26,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -439,17 +440,10 @@ func runWrk(b *testing.B, url string, threads, conns int, d time.Duration, cpus 
 // Secure mode is off: wrk cannot pick its source port; the secure checks
 // are a few comparisons (the boot storm runs them).
 func BenchmarkRequestsPerSecond(b *testing.B) {
-	repo, err := filepath.Abs("../..") // the shipped overlays
-	if err != nil {
-		b.Fatal(err)
-	}
-	// datadir is the parent of warewulf/overlays, as upstream has it.
-	share := b.TempDir()
-	os.MkdirAll(filepath.Join(share, "warewulf"), 0o755)
-	os.Symlink(filepath.Join(repo, "overlays"), filepath.Join(share, "warewulf", "overlays"))
+	datadir := testenv.RepoDatadir(b, "../..") // the shipped overlays
 	conf, cfg, port, _ := builtImageSandbox(b, 1<<20, func(c *config.Config) {
 		c.Warewulf.Secure = false
-		c.Paths.Datadir = share
+		c.Paths.Datadir = datadir
 	})
 	writeFile(b, cfg.NodesConf(), []byte(`nodeprofiles:
   default:
