@@ -97,10 +97,14 @@ func (db *DB) Validate() error {
 		}
 		for _, dev := range sortedKeys(n.NetDevs) {
 			d := n.NetDevs[dev]
+			own := c.NetDevs[dev]
+			if own == nil {
+				own = &NetDev{}
+			}
 			// An address a profile gives is shared by its nodes by design
 			// (upstream loads such a nodes.conf): only the nodes' own
 			// addresses must be unique.
-			if src := n.Source["network devices."+dev+".hwaddr"]; d.Hwaddr != "" && src != "node" {
+			if d.Hwaddr != "" && own.Hwaddr == "" {
 				sharedHW[d.Hwaddr] = append(sharedHW[d.Hwaddr], name)
 			} else if d.Hwaddr != "" {
 				if other, ok := macs[d.Hwaddr]; ok {
@@ -108,7 +112,7 @@ func (db *DB) Validate() error {
 				}
 				macs[d.Hwaddr] = "node " + name
 			}
-			if src := n.Source["network devices."+dev+".ipaddr"]; d.Ipaddr != "" && src != "node" {
+			if d.Ipaddr != "" && own.Ipaddr == "" {
 				continue
 			}
 			if d.Ipaddr != "" {
