@@ -43,16 +43,16 @@ type cliCase struct {
 }
 
 type cliField struct {
-	Node      string    `json:"node"`
-	Field     string    `json:"field"`
-	YAMLPath  []string  `json:"yaml_path"`
-	Value     *string   `json:"value"`
-	ValueJSON *string   `json:"value_json"`
-	Elements  []string  `json:"elements"`
-	OneOf     []string  `json:"one_of"`
-	Not       *string   `json:"not"`
-	Source    *string   `json:"source"`
-	IsJSON    bool      `json:"value_is_json"`
+	Node      string   `json:"node"`
+	Field     string   `json:"field"`
+	YAMLPath  []string `json:"yaml_path"`
+	Value     *string  `json:"value"`
+	ValueJSON *string  `json:"value_json"`
+	Elements  []string `json:"elements"`
+	OneOf     []string `json:"one_of"`
+	Not       *string  `json:"not"`
+	Source    *string  `json:"source"`
+	IsJSON    bool     `json:"value_is_json"`
 	raw       map[string]json.RawMessage
 }
 
