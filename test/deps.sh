@@ -9,6 +9,7 @@ pkgs=(
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk tftpd-hpa                                   # benchmarks
   curl python3 python3-yaml util-linux                        # the compat corpus runners
+  openipmi ipmitool tmux dropbear-bin                         # BMCs (ipmi_sim), console, ssh on test nodes
 )
 missing=()
 for p in "${pkgs[@]}"; do
