@@ -75,7 +75,7 @@ func boot() error {
 			logf("%v (going on: the controller may be on this network)", err)
 		}
 	}
-	logf("%s (%s) is %s/%s; fetching from %s", link.Name, p.MAC, p.IP, net.IPMask(p.Netmask), p.Base)
+	logf("%s (%s) is %s netmask %s; fetching from %s", link.Name, p.MAC, p.IP, p.Netmask, p.Base)
 
 	os.MkdirAll(NewRoot, 0o755)
 	if err := unix.Mount("tmpfs", NewRoot, "tmpfs", 0, "mode=0755,size="+p.TmpfsSize); err != nil {

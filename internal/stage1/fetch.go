@@ -65,7 +65,7 @@ type Retry struct {
 
 // DefaultRetry suits a boot: a node has nothing better to do than wait,
 // but a dead server should be reported within minutes.
-var DefaultRetry = Retry{Base: 500 * time.Millisecond, Max: 30 * time.Second, Stall: 10 * time.Minute, MaxRetryAfter: 5 * time.Minute, Idle: 5 * time.Second}
+var DefaultRetry = Retry{Base: 500 * time.Millisecond, Max: 30 * time.Second, Stall: 10 * time.Minute, MaxRetryAfter: 5 * time.Minute, Idle: 3 * time.Second}
 
 // Download is an HTTP GET that reads as one stream however many times the
 // connection breaks: after a cut it asks again for the rest (Range, with

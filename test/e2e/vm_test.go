@@ -13,6 +13,7 @@ import (
 // vm is a qemu node booting from the network on a tap of a netns.
 type vm struct {
 	name, mac string
+	tap       string // its tap device in the namespace
 	uefi      bool
 	p         *proc
 	powerOn   time.Time
@@ -33,6 +34,7 @@ const (
 type vmOpts struct {
 	uefi   bool
 	memory string
+	cpu    string // qemu -cpu (default qemu's)
 	echo   bool // show the console on stdout (the demo)
 }
 
@@ -53,6 +55,9 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
 		"-boot", "n",
+	}
+	if o.cpu != "" {
+		argv = append(argv, "-cpu", o.cpu)
 	}
 	if o.uefi {
 		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
@@ -79,7 +84,7 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{name: name, mac: mac, uefi: o.uefi, p: p, powerOn: powerOn}
+	v := &vm{name: name, mac: mac, tap: tap, uefi: o.uefi, p: p, powerOn: powerOn}
 	t.Cleanup(func() {
 		v.p.stop()
 		v.writeTimed(strings.TrimSuffix(logFile, ".log") + ".timed.log")
