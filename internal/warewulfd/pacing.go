@@ -190,8 +190,11 @@ func (w pacedWriter) ReadFrom(src io.Reader) (int64, error) {
 // paceAndDigest admits a big transfer under the pacing budget (false: it
 // was refused with 503 and Retry-After) and sets its digest header.
 func (s *Server) paceAndDigest(st *state, q *request, body *content) bool {
-	q.release = func() {}
-	if paced(q.stage) && q.r.Method != http.MethodHead {
+	admitted := q.release != nil
+	if !admitted {
+		q.release = func() {}
+	}
+	if !admitted && paced(q.stage) && q.r.Method != http.MethodHead {
 		s.pacer.sync(st.cfg.Pacing)
 		release, retry, ok := s.pacer.admit()
 		if !ok {

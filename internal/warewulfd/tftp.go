@@ -100,6 +100,9 @@ func ownerOnly(dir, name string) bool {
 }
 
 func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	if ok, err := s.tftpGrub(name, rf); ok {
+		return err
+	}
 	f, err := s.openBootFile(name)
 	if err != nil {
 		return err
