@@ -35,7 +35,7 @@ type vmOpts struct {
 	uefi   bool
 	memory string
 	cpu    string // qemu -cpu (default qemu's)
-	echo   bool // show the console on stdout (the demo)
+	echo   bool   // show the console on stdout (the demo)
 }
 
 // bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
