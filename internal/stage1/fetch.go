@@ -91,7 +91,7 @@ type Download struct {
 	progress time.Time
 	done     bool
 	tenth    int64        // the last tenth reported to Progress
-	lastRead atomic.Int64 // UnixNano of the last bytes, for the idle watchdog
+	waiting  atomic.Int64 // UnixNano since a Read has waited on the body (0: none is), for the watchdog
 	stopDog  chan struct{}
 
 	// Resumes counts the requests that continued a cut download;
@@ -146,12 +146,13 @@ func (d *Download) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		d.waiting.Store(time.Now().UnixNano())
 		n, err := d.body.Read(p)
+		d.waiting.Store(0)
 		if n > 0 {
 			d.h.Write(p[:n])
 			d.off += int64(n)
 			d.attempt, d.progress = 0, time.Now()
-			d.lastRead.Store(d.progress.UnixNano())
 			if d.Progress != nil && d.size > 0 {
 				if t := d.off * 10 / d.size; t > d.tenth {
 					d.tenth = t
@@ -206,15 +207,15 @@ func (d *Download) drop() {
 	}
 }
 
-// watch closes body when nothing arrived for Retry.Idle: the blocked Read
-// then fails and the download resumes on a new connection.
+// watch closes body when a Read has waited on it for Retry.Idle (a slow
+// consumer that does not call Read is not a silent server): the blocked
+// Read then fails and the download resumes on a new connection.
 func (d *Download) watch(body io.Closer) {
 	if d.Retry.Idle <= 0 {
 		return
 	}
 	stop := make(chan struct{})
 	d.stopDog = stop
-	d.lastRead.Store(time.Now().UnixNano())
 	go func() {
 		t := time.NewTicker(d.Retry.Idle / 4)
 		defer t.Stop()
@@ -223,7 +224,7 @@ func (d *Download) watch(body io.Closer) {
 			case <-stop:
 				return
 			case now := <-t.C:
-				if now.Sub(time.Unix(0, d.lastRead.Load())) > d.Retry.Idle {
+				if w := d.waiting.Load(); w != 0 && now.Sub(time.Unix(0, w)) > d.Retry.Idle {
 					body.Close()
 					return
 				}
