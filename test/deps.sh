@@ -7,7 +7,8 @@ pkgs=(
   ipxe qemu-system-x86 ovmf                                   # VM boots
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
-  nginx-light wrk tftpd-hpa                                   # benchmarks
+  nginx-light wrk tftpd-hpa curl                              # benchmarks
+  fdisk e2fsprogs util-linux                                  # disk overlays' tools, copied into a test image
 )
 missing=()
 for p in "${pkgs[@]}"; do
