@@ -35,6 +35,7 @@ type vmOpts struct {
 	uefi   bool
 	memory string
 	cpu    string // qemu -cpu (default qemu's)
+	disk   string // a raw disk image, attached as a virtio disk (/dev/vda)
 	echo   bool   // show the console on stdout (the demo)
 }
 
@@ -58,6 +59,9 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 	}
 	if o.cpu != "" {
 		argv = append(argv, "-cpu", o.cpu)
+	}
+	if o.disk != "" {
+		argv = append(argv, "-drive", "file="+o.disk+",if=virtio,format=raw")
 	}
 	if o.uefi {
 		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
