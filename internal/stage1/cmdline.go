@@ -19,6 +19,10 @@ type Params struct {
 	Compress  string // wwstage1.compress
 	Runtime   bool   // wwstage1.runtime=1: fetch the runtime overlay too (server not in secure mode)
 	TmpfsSize string // wwinit.tmpfs.size (upstream's name): size= of the root tmpfs
+	// Root is the node's `root`: a /dev/ path (/dev/disk/by-partlabel/NAME
+	// or a device) provisions the image onto that file system; anything
+	// else, a tmpfs.
+	Root string // wwstage1.root
 }
 
 // ParseCmdline reads Params from a kernel command line; a missing or bad
@@ -54,6 +58,11 @@ func ParseCmdline(cmdline string) (*Params, error) {
 			p.Runtime = v == "1" || v == "true" || v == "yes"
 		case "wwinit.tmpfs.size":
 			p.TmpfsSize = v
+		case "wwstage1.root":
+			if v != "" && v != "tmpfs" && v != "initramfs" && !strings.HasPrefix(v, "/dev/") {
+				err = fmt.Errorf("not tmpfs, initramfs or a /dev/ path")
+			}
+			p.Root = v
 		}
 		if err != nil {
 			return nil, fmt.Errorf("kernel command line: %s=%q: %v", k, v, err)

@@ -152,7 +152,23 @@ func TestBootDisks(t *testing.T) {
 			t.Errorf("second boot: %q: the disk was made again", re)
 		}
 	}
-	if out := v2.shell(t, "cat /scratch/proof", time.Minute); !strings.Contains(out, "kept-across-reboots") {
+	if out := v2.shell(t, "cat /scratch/proof; sync; umount /scratch /mnt/rootfs; swapoff -a", time.Minute); !strings.Contains(out, "kept-across-reboots") {
 		t.Errorf("second boot: /scratch/proof: %q", out)
+	}
+	v2.p.stop()
+
+	// Third boot: provision to disk. Stage 1 puts the image onto the rootfs
+	// partition the earlier boots made, and the node runs from it.
+	e.wwctl(t, "node", "set", name, "--ipxe", "twostage", "--root", "/dev/disk/by-partlabel/rootfs")
+	e.buildOverlays(t, name)
+	v3 := bootVM(t, e.ns, name+"-on-disk", mac, vmOpts{disk: disk})
+	v3.waitFor(t, regexp.MustCompile(`wwstage1: root on /dev/disk/by-partlabel/rootfs \(/dev/vda3, ext4\)`), 3*time.Minute)
+	v3.waitFor(t, reRuntime, 3*time.Minute)
+	out = v3.shell(t, "grep ' / ' /proc/mounts; cat /scratch/proof", time.Minute)
+	if !strings.Contains(out, "/dev/vda3 / ext4") {
+		t.Errorf("provision to disk: the root is not /dev/vda3:\n%s", out)
+	}
+	if !strings.Contains(out, "kept-across-reboots") {
+		t.Errorf("provision to disk: /scratch lost its file:\n%s", out)
 	}
 }
