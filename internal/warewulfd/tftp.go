@@ -122,6 +122,13 @@ func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
 // tftpHook writes one log line per finished transfer.
 type tftpHook struct{ s *Server }
 
+// tftpLogName is a file name for the log: without its query, which may
+// hold an asset key.
+func tftpLogName(name string) string {
+	name, _, _ = strings.Cut(name, "?")
+	return name
+}
+
 func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 	h.s.metrics.tftp.Add(1)
 	blksize := st.Opts["blksize"]
@@ -129,7 +136,7 @@ func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 		blksize = "512"
 	}
 	h.s.log.WithFields(map[string]any{
-		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
+		"file": tftpLogName(st.Filename), "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
 		"datagrams": st.DatagramsSent, "blksize": blksize,
 	}).Info("tftp: served")
 }
@@ -138,5 +145,5 @@ func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
 	if st.Filename == "" { // socket errors at shutdown
 		return
 	}
-	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
+	h.s.log.WithFields(map[string]any{"file": tftpLogName(st.Filename), "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
 }
