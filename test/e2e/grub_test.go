@@ -260,7 +260,7 @@ func TestBootHTTPBoot(t *testing.T) {
 	n := grubNode("sb4")
 	v := bootUEFI(t, ns, n, uefiOpts{httpBoot: true})
 	v.bootTimes(t, "uefi-httpboot-busybox", grubBoot)
-	e2eSaid(t, wwd, `efi: served.* file=snponly\.efi .*ip=`+regexp.QuoteMeta(n.ip))
+	e2eSaid(t, wwd, `efi: served.* file=snponly\.efi ip="?`+regexp.QuoteMeta(n.ip))
 	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
 		e2eSaid(t, wwd, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=`+n.name+` stage=`+stage+` status=200`)
 	}
