@@ -76,6 +76,9 @@ func (e *env) grubSetup(t *testing.T) {
 				c := &node.Conf{Profiles: node.List{"default"}, NetDevs: map[string]*node.NetDev{
 					"default": {Device: "eth0", Hwaddr: n.mac, Ipaddr: n.ip, Netmask: netmask},
 				}}
+				// The kernel's "secureboot:" line is informational: past
+				// the profile's "quiet".
+				c.Kernel = &node.Kernel{Args: node.Args{"loglevel=7"}}
 				if n.image != "busybox" {
 					c.ImageName = n.image
 				}
