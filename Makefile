@@ -13,14 +13,23 @@ BIN       := bin
 
 all: build
 
-build: wwctl warewulfd wwclient ## build the three binaries into ./bin
+build: wwctl warewulfd wwclient ## build the three binaries into ./bin (wwclient for every NODE_ARCHES too)
 
 wwctl warewulfd:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
 
-wwclient: ## static: it runs on nodes whatever their libc
+# Node architectures, as Go and as `uname -m` name them: the wwclient
+# overlay carries a wwclient for each, and its /warewulf/wwclient starts the
+# node's own.
+NODE_ARCHES := amd64:x86_64 arm64:aarch64
+
+wwclient: ## static: it runs on nodes whatever their libc; one per NODE_ARCHES
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
-	install -D -m 0755 $(BIN)/$@ overlays/wwclient/rootfs/warewulf/wwclient
+	@set -e; for a in $(NODE_ARCHES); do \
+	  echo "wwclient for $${a#*:}"; \
+	  CGO_ENABLED=0 GOARCH=$${a%%:*} $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$${a#*:}/wwclient ./cmd/wwclient; \
+	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
+	done
 
 check: deps test ## install the test dependencies (Debian, root), then run every test
 
@@ -59,12 +68,15 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || sed "s|/usr/share/warewulf|$(PREFIX)/share/warewulf|; s|/etc/warewulf|$(SYSCONFDIR)/warewulf|; s|/var/lib/warewulf|$(LOCALSTATEDIR)/warewulf|" etc/warewulf.conf > $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf || install -m 0640 etc/nodes.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf
 	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
+	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/grub
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/grub.cfg.ww || install -m 0644 etc/grub/grub.cfg.ww $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/
 	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp
 	install -m 0644 etc/dhcp/*.tmpl $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
-	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf
-	install -m 0755 $(BIN)/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/wwclient
+	for a in $(NODE_ARCHES); do \
+	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
+	done
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	test ! -e etc/warewulfd.service || install -m 0644 etc/warewulfd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -d $(DESTDIR)$(LOCALSTATEDIR)/warewulf/overlays $(DESTDIR)$(LOCALSTATEDIR)/warewulf/chroots $(DESTDIR)$(LOCALSTATEDIR)/warewulf/provision

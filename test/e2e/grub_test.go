@@ -202,7 +202,7 @@ func checkGrubChain(t *testing.T, wwd *proc, n testNode, shimFrom, grubFrom stri
 	// Debian's signed GRUB came by TFTP and has no http: the rest by TFTP
 	// too, the runtime overlay later from wwclient by HTTP.
 	for _, stage := range []string{"grub", "kernel", "image", "kmods", "system"} {
-		said(`tftp: served.* file="warewulf/` + stage + `/` + n.mac + `" peer=` + regexp.QuoteMeta(n.ip))
+		said(`tftp: served.* file="/?warewulf/` + stage + `/` + n.mac + `" peer=` + regexp.QuoteMeta(n.ip))
 	}
 	said(`hwaddr="` + n.mac + `" ip=` + regexp.QuoteMeta(n.ip) + ` node=` + n.name + ` stage=runtime status=200`)
 }
