@@ -42,7 +42,7 @@ test: build lint fuzz ## every test, VM boots included (needs root and qemu for 
 FUZZTIME ?= 10s
 fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP) briefly (FUZZTIME, default 10s)
 	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
-	  dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation; do \
+	  warewulfd:FuzzTFTPGrubName dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation; do \
 	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 

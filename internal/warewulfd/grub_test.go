@@ -251,3 +251,39 @@ func TestTFTPGrubProvision(t *testing.T) {
 		e.awaitLog(t, "tftp: served", `file="warewulf/kernel/`+mac+`"`)
 	}
 }
+
+// discard is a TFTP transfer that only counts what it is sent.
+type discard struct{ n int64 }
+
+func (d *discard) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(io.Discard, r)
+	d.n += n
+	return n, err
+}
+
+// FuzzTFTPGrubName: any TFTP file name (network input) either is not the
+// GRUB path's, or is served only under the names it serves, without panic.
+func FuzzTFTPGrubName(f *testing.F) {
+	for _, s := range []string{"warewulf/shim.efi", "/warewulf/grubx64.efi", "grub/grub.cfg", "warewulf/grub.cfg",
+		"warewulf/kernel/52:54:00:00:00:01?assetkey=x", "/warewulf/grub/52-54-00-00-00-01", "warewulf/../etc/passwd",
+		"warewulf/runtime/52:54:00:00:00:01?", "grub/grub.cfg-01-52-54-00-00-00-01", "warewulf//shim.efi", "?"} {
+		f.Add(s)
+	}
+	e := newEnv(f, envOptions{nodesConf: nodesConf(""), quiet: true})
+	f.Fuzz(func(t *testing.T, name string) {
+		var d discard
+		ok, err := e.srv.tftpGrub(name, &d)
+		if !ok || err != nil {
+			return
+		}
+		p, _, _ := strings.Cut(strings.TrimPrefix(name, "/"), "?")
+		dir, base := filepath.Split(p)
+		if _, _, isLoader := loaderOf(base); base == GrubCfgName && (dir == "grub/" || dir == TFTPGrubDir) || isLoader && dir == TFTPGrubDir {
+			return
+		}
+		if stage, _, err := ParsePath(strings.TrimPrefix(p, "warewulf")); err == nil && strings.HasPrefix(p, TFTPGrubDir) && stage != StageIpxe && stage != StageEFIBoot {
+			return
+		}
+		t.Fatalf("served %q (%d bytes)", name, d.n)
+	})
+}
