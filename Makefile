@@ -9,11 +9,11 @@ TAGS      := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdri
 GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '-s -w -X github.com/warewulf-ng/warewulf/internal/wwctl.Version=$(VERSION)'
 BIN       := bin
 
-.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench fuzz demo install clean help
+.PHONY: check deps all build wwctl warewulfd wwclient wwstage1 test test-unit test-e2e lint bench fuzz demo install clean help
 
 all: build
 
-build: wwctl warewulfd wwclient ## build the three binaries into ./bin (wwclient for every NODE_ARCHES too)
+build: wwctl warewulfd wwclient wwstage1 ## build the binaries into ./bin (the node-side ones for every NODE_ARCHES too)
 
 wwctl warewulfd:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
@@ -29,6 +29,13 @@ wwclient: ## static: it runs on nodes whatever their libc; one per NODE_ARCHES
 	  echo "wwclient for $${a#*:}"; \
 	  CGO_ENABLED=0 GOARCH=$${a%%:*} $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$${a#*:}/wwclient ./cmd/wwclient; \
 	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
+	done
+
+wwstage1: ## static: the two-stage boot's /init, which warewulfd packs into /stage1/<mac>; also bin/ARCH/ per NODE_ARCHES
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+	@set -e; for a in $(NODE_ARCHES); do \
+	  echo "wwstage1 for $${a#*:}"; \
+	  CGO_ENABLED=0 GOARCH=$${a%%:*} $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$${a#*:}/wwstage1 ./cmd/wwstage1; \
 	done
 
 check: deps test ## install the test dependencies (Debian, root), then run every test
@@ -77,6 +84,7 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	for a in $(NODE_ARCHES); do \
 	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
 	done
+	install -D -m 0755 $(BIN)/wwstage1 $(DESTDIR)$(PREFIX)/share/warewulf/stage1/wwstage1
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	test ! -e etc/warewulfd.service || install -m 0644 etc/warewulfd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -d $(DESTDIR)$(LOCALSTATEDIR)/warewulf/overlays $(DESTDIR)$(LOCALSTATEDIR)/warewulf/chroots $(DESTDIR)$(LOCALSTATEDIR)/warewulf/provision

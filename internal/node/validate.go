@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	log "github.com/sirupsen/logrus"
 	"net"
 	"regexp"
 	"strconv"
@@ -63,6 +64,14 @@ func (db *DB) Validate() error {
 	}
 	macs := map[string]string{}
 	ips := map[string]string{}
+	sharedHW := map[string][]string{}
+	defer func() {
+		for _, hw := range sortedKeys(sharedHW) {
+			if nodes := sharedHW[hw]; len(nodes) > 1 {
+				log.Warnf("nodes.conf: hwaddr %s comes from a profile and is shared by %d nodes: %s", hw, len(nodes), strings.Join(nodes, ", "))
+			}
+		}
+	}()
 	for _, name := range db.NodeNames() {
 		if err := ValidName(name); err != nil {
 			return fmt.Errorf("node %s", err)
@@ -86,11 +95,19 @@ func (db *DB) Validate() error {
 		}
 		for _, dev := range sortedKeys(n.NetDevs) {
 			d := n.NetDevs[dev]
-			if d.Hwaddr != "" {
+			// An address a profile gives is shared by its nodes by design
+			// (upstream loads such a nodes.conf): only the nodes' own
+			// addresses must be unique.
+			if src := n.Source["network devices."+dev+".hwaddr"]; d.Hwaddr != "" && src != "node" {
+				sharedHW[d.Hwaddr] = append(sharedHW[d.Hwaddr], name)
+			} else if d.Hwaddr != "" {
 				if other, ok := macs[d.Hwaddr]; ok {
 					return fmt.Errorf("node %s: network device %s: hwaddr %s is already used by %s", name, dev, d.Hwaddr, other)
 				}
 				macs[d.Hwaddr] = "node " + name
+			}
+			if src := n.Source["network devices."+dev+".ipaddr"]; d.Ipaddr != "" && src != "node" {
+				continue
 			}
 			if d.Ipaddr != "" {
 				if other, ok := ips[d.Ipaddr]; ok {

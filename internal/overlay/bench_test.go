@@ -65,7 +65,7 @@ func withClientBinary(b *testing.B, sb *sandbox, db *node.DB) string {
 	site := sb.cfg.SiteOverlayDir()
 	for _, name := range append(append(node.List{}, db.Profiles["default"].SystemOverlay...), db.Profiles["default"].RuntimeOverlay...) {
 		if _, err := Find(sb.cfg, name); err != nil {
-			writeFiles(b, filepath.Join(site, name, "rootfs"), map[string]string{"etc/" + name + ".conf.ww": "# stand-in for {{ .Node.Name }}\n"})
+			writeFiles(b, filepath.Join(site, name, "rootfs"), map[string]string{"etc/" + name + ".conf.ww": "# stand-in for {{ .Id }}\n"})
 		}
 	}
 	ov, err := Find(sb.cfg, "wwclient")

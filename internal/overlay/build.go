@@ -86,8 +86,9 @@ type clusterView struct {
 	byName   map[string]int
 	hashes   []string
 	allHash  string
-	ctl      Controller
+	ctl      Cluster
 	ctlHash  string
+	views    *viewCache
 	host     string
 	buildNow time.Time
 }
@@ -139,7 +140,8 @@ func (b *Builder) view(db *node.DB, fresh bool) (*clusterView, error) {
 	}
 	v.allHash = hashStrings(v.hashes...)
 	v.host, _ = os.Hostname()
-	v.ctl = newController(b.cfg, v.host)
+	v.ctl = newCluster(b.cfg, v.host)
+	v.views = &viewCache{}
 	v.ctlHash = hashJSON(v.ctl)
 	b.db, b.cluster = db, v
 	return v, nil
@@ -191,7 +193,8 @@ func (b *Builder) load(name string) (*loadedOverlay, error) {
 		}
 		t, err := parseTemplate(name, e, string(text))
 		if err != nil {
-			return nil, err
+			// Reported when it is rendered: its siblings still render.
+			t = &parsedTemplate{overlay: name, src: e.Path, out: strings.TrimSuffix(e.Path, TemplateSuffix), entry: e, err: err}
 		}
 		l.templates = append(l.templates, t)
 	}
@@ -393,7 +396,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 		}
 	}
 	sets := map[string]*overlaySet{}
-	base := Data{BuildHost: v.host, BuildTime: v.buildNow, Controller: v.ctl}
+	base := Data{Cluster: v.ctl.withTime(v.buildNow)}
 	errs := &errList{}
 	b.reads = newReadCache()
 	for _, kind := range kinds {
@@ -529,7 +532,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 // write: a build that changes nothing creates no file.
 // newRenderState makes a renderer that shares the build's read cache.
 func (b *Builder) newRenderState(v *clusterView, base Data) *renderState {
-	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, base)
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, v.views, base)
 	rs.reads = b.reads
 	return rs
 }

@@ -193,7 +193,7 @@ func TestBrokenTemplate(t *testing.T) {
 	beforeData := readAll(t, before)
 
 	site := filepath.Join(sb.cfg.SiteOverlayDir(), "hostname", "rootfs", "etc")
-	writeFiles(t, site, map[string]string{"hostname.ww": "{{ .Node.Name }}\n{{ .Node.NoSuchField }}\n"})
+	writeFiles(t, site, map[string]string{"hostname.ww": "{{ .Id }}\n{{ .NoSuchField }}\n"})
 	_, err := b.Build(db, nil)
 	var te *TemplateError
 	if err == nil || !errors.As(err, &te) {
@@ -213,7 +213,7 @@ func TestBrokenTemplate(t *testing.T) {
 		t.Fatal("the previous image was not kept")
 	}
 	// A parse error too.
-	writeFiles(t, site, map[string]string{"hostname.ww": "line one\n{{ .Node.Name \n"})
+	writeFiles(t, site, map[string]string{"hostname.ww": "line one\n{{ .Id \n"})
 	_, err = b.Build(db, []string{"n1"})
 	if err == nil || !strings.Contains(err.Error(), "overlay hostname, file etc/hostname.ww line 3, node n1: unclosed action started at etc/hostname.ww:2") {
 		t.Fatalf("parse error: %v", err)

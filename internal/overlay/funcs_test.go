@@ -18,9 +18,9 @@ func TestTemplateFunctions(t *testing.T) {
 	root := filepath.Join(sb.cfg.SiteOverlayDir(), "custom")
 	writeFiles(t, filepath.Join(root, "rootfs"), map[string]string{
 		"usr/bin/tool":       "#!/bin/sh\necho tool\n",
-		"etc/multi.ww":       `{{ skip }}{{ file "etc/a" }}A {{ .Node.Name }}{{ file "etc/b" }}{{ symlink "/etc/a" }}{{ file "etc/sub/c" }}{{ mode 0640 }}{{ owner 7 8 }}C`,
+		"etc/multi.ww":       `{{ skip }}{{ file "a" }}A {{ .Id }}{{ file "/etc/b" }}{{ softlink "/etc/a" }}{{ file "sub/c" }}{{ mode 0640 }}{{ owner 7 8 }}C`,
 		"etc/img.ww":         `{{ includeImage "/etc/hostname" }}|{{ includeImage "/etc/none" }}|{{ includeImage "/../../../../etc/hostname" }}`,
-		"etc/clusterwide.ww": `{{ len .Nodes }} nodes, {{ .Controller.Hostname }}`,
+		"etc/clusterwide.ww": `{{ len .AllNodes }} nodes, {{ .Fqdn }}`,
 		"etc/motd":           "plain\n",
 	})
 	os.Chmod(filepath.Join(root, "rootfs/usr/bin/tool"), 0o755)

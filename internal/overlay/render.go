@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
@@ -18,9 +19,24 @@ type Rendered struct {
 }
 
 // Render renders one template of an overlay for a node, as a build would,
-// without writing anything (`wwctl overlay show --render`).
+// without writing anything (`wwctl overlay show --render`). A node that is
+// not in nodes.conf is, as upstream has it, a node named after the
+// controller's host name (its cluster name too), so a template can be
+// tried on the controller itself. A template that called abort returns no
+// files and ErrAborted with the text it wrote before.
 func (b *Builder) Render(db *node.DB, overlayName, file, nodeName string) ([]Rendered, error) {
 	return b.renderOne(db, overlayName, file, nodeName, true)
+}
+
+// AbortedError is a template that called abort: it writes nothing. Text
+// is what it wrote before.
+type AbortedError struct {
+	Overlay, File string
+	Text          []byte
+}
+
+func (e *AbortedError) Error() string {
+	return fmt.Sprintf("overlay %s, file %s: the template called abort: it writes nothing", e.Overlay, e.File)
 }
 
 // RenderShared renders a template that reads no node in particular (such
@@ -50,11 +66,10 @@ func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, for
 	if err != nil {
 		return nil, err
 	}
-	var t *parsedTemplate
-	for _, pt := range l.templates {
-		if pt.src == rel {
-			t = pt
-		}
+	t := findTemplate(l, rel)
+	if t == nil && !strings.HasSuffix(rel, TemplateSuffix) {
+		// The output's name finds its template too.
+		t = findTemplate(l, rel+TemplateSuffix)
 	}
 	if t == nil {
 		if exists(filepath.Join(l.ov.Rootfs(), rel)) {
@@ -68,14 +83,15 @@ func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, for
 	}
 	var n *node.Node
 	if forNode {
-		i, ok := v.byName[nodeName]
-		if !ok {
-			return nil, fmt.Errorf("node %q does not exist", nodeName)
+		if i, ok := v.byName[nodeName]; ok {
+			n = v.nodes[i]
+		} else {
+			n = &node.Node{Name: v.host}
+			n.ClusterName = v.host
 		}
-		n = v.nodes[i]
 	}
-	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, Data{BuildHost: v.host, BuildTime: buildTime(), Controller: v.ctl})
-	outs, err := rs.render(t, n)
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, v.views, Data{Cluster: v.ctl.withTime(buildTime())})
+	outs, pre, err := rs.renderAll(t, n)
 	if errors.Is(err, errNeedsNode) {
 		err = fmt.Errorf("overlay %s, file %s reads the node it is rendered for: it has no form shared by all nodes", overlayName, rel)
 	}
@@ -85,9 +101,21 @@ func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, for
 	if err != nil {
 		return nil, err
 	}
+	if rs.aborted {
+		return nil, &AbortedError{Overlay: overlayName, File: rel, Text: pre}
+	}
 	res := make([]Rendered, len(outs))
 	for i, o := range outs {
 		res[i] = Rendered{Path: o.path, Mode: o.mode, UID: o.uid, GID: o.gid, Link: o.link, Data: o.data}
 	}
 	return res, nil
+}
+
+func findTemplate(l *loadedOverlay, rel string) *parsedTemplate {
+	for _, pt := range l.templates {
+		if pt.src == rel {
+			return pt
+		}
+	}
+	return nil
 }

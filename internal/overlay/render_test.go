@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
 // expect checks what a shipped overlay renders for node n1 of sampleDB.
@@ -20,8 +22,10 @@ var expect = map[string]map[string][]string{
 		"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"},
 		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
 	},
-	"networkd": {
-		"etc/systemd/network/20-warewulf-eth0.network": {"MACAddress=52:54:00:00:00:01", "Address=10.0.1.1/24", "Gateway=10.0.0.1", "MTUBytes=9000"},
+	"systemd.netname": {"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"}},
+	"udev.netname":    {"etc/udev/rules.d/70-persistent-net.rules": {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`}},
+	"systemd.networkd": {
+		"etc/systemd/network/20-warewulf-eth0.network": {"PermanentMACAddress=52:54:00:00:00:01", "Address=10.0.1.1/24", "Gateway=10.0.0.1", "MTUBytes=9000"},
 		"etc/systemd/network/20-warewulf-ib0.network":  {"Name=ib0", "Address=10.1.1.1/16", "Address=fd00::1/64"},
 	},
 	"NetworkManager": {
@@ -178,5 +182,55 @@ func TestHostKeysStable(t *testing.T) {
 	b = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
 	if first != render() {
 		t.Fatal("host keys changed in a new process")
+	}
+}
+
+// TestNetworkdBondVLAN: two NICs in a bond, a VLAN on the bond with the
+// address, a static route and DNS from the VLAN's tags.
+func TestNetworkdBondVLAN(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	onboot := true
+	db.Nodes["n1"].NetDevs = map[string]*node.NetDev{
+		"nic1":  {Device: "ens3", Hwaddr: "52:54:00:00:01:01", Tags: map[string]string{"master": "bond0"}},
+		"nic2":  {Device: "ens4", Hwaddr: "52:54:00:00:01:02", Tags: map[string]string{"master": "bond0"}},
+		"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, MTU: "9000", Tags: map[string]string{"mode": "802.3ad", "miimon": "50", "xmit_hash_policy": "layer3+4"}},
+		"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: "10.42.0.5", Netmask: "255.255.255.0", Gateway: "10.42.0.1",
+			Ipaddr6: "fd42::5", Prefixlen6: "64",
+			Tags: map[string]string{"vlan_id": "42", "parent_device": "bond0", "route1": "10.99.0.0/16,10.42.0.254", "DNS1": "10.42.0.53", "DNS2": "10.42.0.54", "DNSSEARCH": "a.example,b.example"}},
+	}
+	db.Nodes["n1"].PrimaryNetwork = "v42"
+	for _, p := range db.Profiles {
+		p.NetDevs = nil
+	}
+	want := map[string][]string{
+		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
+		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
+		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
+		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
+		"etc/systemd/network/10-warewulf-bond0.42.netdev":  {"Name=bond0.42\nKind=vlan\n", "[VLAN]\nId=42\n"},
+		"etc/systemd/network/20-warewulf-bond0.42.network": {"Name=bond0.42", "Address=10.42.0.5/24\nGateway=10.42.0.1\nAddress=fd42::5/64\n", "DNS=10.42.0.53\nDNS=10.42.0.54\nDomains=a.example b.example\n", "[Route]\nDestination=10.99.0.0/16\nGateway=10.42.0.254\n"},
+	}
+	outs, err := b.Render(db, "systemd.networkd", "etc/systemd/network/20-warewulf.network.ww", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range outs {
+		got[o.Path] = string(o.Data)
+	}
+	for p, subs := range want {
+		for _, sub := range subs {
+			if !strings.Contains(got[p], sub) {
+				t.Errorf("%s lacks %q:\n%s", p, sub, got[p])
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
+	}
+	if strings.Contains(got["etc/systemd/network/20-warewulf-bond0.network"], "DHCP") {
+		t.Error("the bond under the VLAN asks for DHCP")
 	}
 }

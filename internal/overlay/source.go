@@ -55,6 +55,14 @@ func ValidName(name string) error {
 
 // Find returns the overlay called name: the site copy if there is one, else
 // the shipped one.
+// Aliases are other names of shipped overlays: upstream's old names and
+// this project's own earlier ones. An overlay of that name, site or
+// shipped, comes first.
+var Aliases = map[string]string{
+	"debian.interfaces": "ifupdown",
+	"networkd":          "systemd.networkd",
+}
+
 func Find(cfg *config.Config, name string) (*Overlay, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
@@ -67,6 +75,9 @@ func Find(cfg *config.Config, name string) (*Overlay, error) {
 	}
 	if distOK {
 		return &Overlay{Name: name, Dir: dist}, nil
+	}
+	if target, ok := Aliases[name]; ok {
+		return Find(cfg, target)
 	}
 	return nil, fmt.Errorf("overlay %q does not exist (looked in %s and %s)", name, cfg.SiteOverlayDir(), cfg.DistOverlayDir())
 }

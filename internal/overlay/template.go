@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"text/template"
-	"time"
 
 	"github.com/Masterminds/sprig/v3"
 
@@ -25,80 +24,13 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
-// Controller is what templates know about the controller.
-type Controller struct {
-	Hostname       string // fqdn from warewulf.conf, else the build host's name
-	Ipaddr         string
-	Ipaddr6        string
-	Netmask        string
-	Network        string
-	Prefix         int // netmask as a prefix length
-	Port           int // warewulfd's HTTP port
-	Secure         bool
-	UpdateInterval int
-	NFS            []config.NFSExport // the exports, when nfs is enabled
-	SSHKeyTypes    []string
-	ClientDir      string // where wwclient lives on a node
-	// ClusterKey is the public half of the controller's key for logging in
-	// to nodes (KEYDIR/cluster.pub, made by `wwctl configure ssh`), or "".
-	ClusterKey string
-}
-
-func newController(cfg *config.Config, buildHost string) Controller {
-	c := Controller{
-		Hostname:       cfg.Fqdn,
-		Ipaddr:         cfg.Ipaddr,
-		Ipaddr6:        cfg.Ipaddr6,
-		Netmask:        cfg.Netmask,
-		Network:        cfg.Network,
-		Prefix:         prefixLen(cfg.Netmask),
-		Port:           cfg.Warewulf.Port,
-		Secure:         cfg.Warewulf.Secure,
-		UpdateInterval: cfg.Warewulf.UpdateInterval,
-		SSHKeyTypes:    cfg.SSH.KeyTypes,
-		ClientDir:      cfg.Paths.WWClientdir,
-	}
-	if c.Hostname == "" {
-		c.Hostname = buildHost
-	}
-	if data, err := os.ReadFile(filepath.Join(cfg.KeyDir(), "cluster.pub")); err == nil {
-		c.ClusterKey = string(data)
-	}
-	if cfg.NFS.Enabled {
-		c.NFS = cfg.NFS.ExportPaths
-	}
-	return c
-}
-
-// Data is the dot of every template. Everything that differs between nodes
-// is reached through Node (and the functions that read the node's image or
-// keys); a template that never calls it renders once for all nodes.
-type Data struct {
-	Overlay    string    // the overlay being rendered
-	File       string    // the template's path in the overlay
-	BuildHost  string    // the controller's host name
-	BuildTime  time.Time // $SOURCE_DATE_EPOCH, else the wall clock (not a cache input)
-	Controller Controller
-	st         *renderState
-}
-
 // errNeedsNode stops a cluster-wide render: the template reads the node.
 var errNeedsNode = errors.New("this template reads the node")
 
-// Node is the node's merged record: every field, tags, network devices,
-// ipmi, kernel.
-func (d *Data) Node() (*node.Node, error) {
-	if d.st.node == nil {
-		return nil, errNeedsNode
-	}
-	return d.st.node, nil
-}
+// errAbort stops a render where the template called abort: it writes nothing.
+var errAbort = errors.New("abort")
 
-// Nodes is every node's merged record, sorted by name.
-func (d *Data) Nodes() []*node.Node {
-	d.st.usedNodes = true
-	return d.st.nodes
-}
+func fmtAny(v any) string { return fmt.Sprint(v) }
 
 // output is one file a template produced.
 type output struct {
@@ -151,6 +83,7 @@ type parsedTemplate struct {
 	out     string // default output path, without .ww
 	entry   Entry
 	tmpl    *template.Template
+	err     error // it did not parse: reported when it is rendered
 }
 
 // stubFuncs gives the parser every function name; each render binds its own.
@@ -167,7 +100,7 @@ var stubFuncs = func() template.FuncMap {
 }()
 
 func parseTemplate(overlay string, e Entry, text string) (*parsedTemplate, error) {
-	t, err := template.New(e.Path).Funcs(stubFuncs).Option("missingkey=zero").Parse(text)
+	t, err := template.New(e.Path).Funcs(stubFuncs).Option("missingkey=default").Parse(text)
 	if err != nil {
 		return nil, templateError(overlay, e.Path, "", err)
 	}
@@ -251,8 +184,13 @@ type renderState struct {
 	reads    *readCache
 	node     *node.Node   // nil while rendering for all nodes
 	nodes    []*node.Node // all nodes
+	views    *viewCache
 	base     Data
 	clones   map[*parsedTemplate]*template.Template
+
+	// per node
+	nview *TNode
+	flat  map[string]*TNetDev
 
 	// per render
 	usedNodes bool
@@ -260,11 +198,46 @@ type renderState struct {
 	buf       bytes.Buffer
 	outs      []output
 	tmpl      *parsedTemplate
+	aborted   bool
 }
 
-func newRenderState(cfg *config.Config, hostRoot string, keys *keyStore, nodes []*node.Node, base Data) *renderState {
-	st := &renderState{hostRoot: hostRoot, cfg: cfg, keys: keys, nodes: nodes, base: base, clones: map[*parsedTemplate]*template.Template{}, reads: newReadCache()}
-	return st
+// viewCache holds the template views of every node, made once per build
+// the first time a template asks for .AllNodes.
+type viewCache struct {
+	once  sync.Once
+	views []*TNode
+}
+
+func newRenderState(cfg *config.Config, hostRoot string, keys *keyStore, nodes []*node.Node, views *viewCache, base Data) *renderState {
+	if views == nil {
+		views = &viewCache{}
+	}
+	return &renderState{hostRoot: hostRoot, cfg: cfg, keys: keys, nodes: nodes, views: views, base: base, clones: map[*parsedTemplate]*template.Template{}, reads: newReadCache()}
+}
+
+// view is the node's template view, made once per node.
+func (st *renderState) view() *TNode {
+	if st.nview == nil {
+		st.nview = viewOf(st.node)
+	}
+	return st.nview
+}
+
+func (st *renderState) flatNetDevs(n *TNode) map[string]*TNetDev {
+	if st.flat == nil {
+		st.flat = flatNetDevs(n.NetDevs)
+	}
+	return st.flat
+}
+
+func (st *renderState) allViews() []*TNode {
+	st.views.once.Do(func() {
+		st.views.views = make([]*TNode, len(st.nodes))
+		for i, n := range st.nodes {
+			st.views.views[i] = viewOf(n)
+		}
+	})
+	return st.views.views
 }
 
 func (st *renderState) clone(t *parsedTemplate) (*template.Template, error) {
@@ -281,28 +254,53 @@ func (st *renderState) clone(t *parsedTemplate) (*template.Template, error) {
 }
 
 // render runs t for n (nil: for all nodes) and returns its outputs.
-// errNeedsNode means t must be rendered per node.
+// errNeedsNode means t must be rendered per node. A template that called
+// abort renders nothing (no outputs, no error).
 func (st *renderState) render(t *parsedTemplate, n *node.Node) ([]output, error) {
+	outs, _, err := st.renderAll(t, n)
+	return outs, err
+}
+
+// renderAll is render that also returns, for a template that aborted, the
+// text it wrote before it did (for `overlay show`).
+func (st *renderState) renderAll(t *parsedTemplate, n *node.Node) ([]output, []byte, error) {
+	if t.err != nil {
+		return nil, nil, t.err
+	}
 	c, err := st.clone(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	st.node, st.tmpl = n, t
+	if st.node != n || n == nil {
+		st.nview, st.flat = nil, nil
+	}
+	st.node, st.tmpl, st.aborted = n, t, false
 	st.buf.Reset()
 	st.outs = append(st.outs[:0], output{path: t.out, mode: t.entry.Mode, uid: t.entry.UID, gid: t.entry.GID})
 	data := st.base
-	data.Overlay, data.File, data.st = t.overlay, t.src, st
+	data.Overlay, data.st = t.overlay, st
+	data.BuildSource = t.src
 	if err := c.Execute(&st.buf, &data); err != nil {
 		if errors.Is(err, errNeedsNode) {
-			return nil, errNeedsNode
+			return nil, nil, errNeedsNode
 		}
-		name := ""
-		if n != nil {
-			name = n.Name
+		if !errors.Is(err, errAbort) {
+			name := ""
+			if n != nil {
+				name = n.Name
+			}
+			return nil, nil, templateError(t.overlay, t.src, name, err)
 		}
-		return nil, templateError(t.overlay, t.src, name, err)
+		st.aborted = true
 	}
 	body := st.buf.Bytes()
+	if st.aborted {
+		end := len(body)
+		if len(st.outs) > 1 {
+			end = st.outs[1].start
+		}
+		return nil, append([]byte(nil), body[:end]...), nil
+	}
 	var res []output
 	for i, o := range st.outs {
 		end := len(body)
@@ -310,14 +308,15 @@ func (st *renderState) render(t *parsedTemplate, n *node.Node) ([]output, error)
 			end = st.outs[i+1].start
 		}
 		o.data = body[o.start:end]
-		// Text before the first `file` call is kept only if it says something.
-		if o.skip || (i == 0 && len(st.outs) > 1 && len(bytes.TrimSpace(o.data)) == 0) {
+		// As upstream: once a template names files, what it wrote before
+		// the first one is dropped, unless it made that a symlink.
+		if o.skip || (i == 0 && len(st.outs) > 1 && o.link == "") {
 			continue
 		}
 		o.data = append([]byte(nil), o.data...)
 		res = append(res, o)
 	}
-	return res, nil
+	return res, nil, nil
 }
 
 func (st *renderState) cur() *output { return &st.outs[len(st.outs)-1] }
@@ -357,28 +356,7 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			if st.node == nil {
 				return "", errNeedsNode
 			}
-			if st.node.ImageName == "" {
-				return "", nil
-			}
-			rootfs := st.cfg.ImageRootfs(st.node.ImageName)
-			rel := filepath.Clean("/" + p)[1:]
-			r := st.reads.get(filepath.Join(rootfs, rel), func() ([]byte, error) {
-				// Inside the image, symlinks resolve within it.
-				root, err := os.OpenRoot(rootfs)
-				if err != nil {
-					return nil, err
-				}
-				defer root.Close()
-				return root.ReadFile(rel)
-			})
-			st.addStat(r.dep)
-			if errors.Is(r.err, fs.ErrNotExist) {
-				return "", nil
-			}
-			if r.err != nil {
-				return "", fmt.Errorf("includeImage %s: %w", p, unwrapPath(r.err))
-			}
-			return r.data, nil
+			return st.imageFile(st.node.ImageName, p)
 		},
 		// includeGlob reads every controller file matching a pattern, in
 		// name order, one after the other.
@@ -403,15 +381,124 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			}
 			return b.String(), nil
 		},
-		// file starts another output file; what follows goes into it.
+		// file starts another output file; what follows goes into it. A
+		// relative name is beside the template, an absolute one from the
+		// overlay's root.
 		"file": func(p string) (string, error) {
-			clean, err := CleanPath(p)
+			if p == "" {
+				return "", errors.New("file: empty name")
+			}
+			name := p
+			if !path.IsAbs(name) {
+				name = path.Join(path.Dir(st.tmpl.out), name)
+				if name == ".." || strings.HasPrefix(name, "../") {
+					return "", fmt.Errorf("file %q: leaves the overlay", p)
+				}
+			}
+			clean, err := CleanPath(name)
 			if err != nil {
-				return "", fmt.Errorf("file: %w", err)
+				return "", fmt.Errorf("file %q: %w", p, err)
 			}
 			e := st.tmpl.entry
 			st.outs = append(st.outs, output{path: clean, mode: e.Mode, uid: e.UID, gid: e.GID, start: st.buf.Len()})
 			return "", nil
+		},
+		// softlink makes the current output a symlink to target.
+		"softlink": func(target string) string {
+			st.cur().link = target
+			return ""
+		},
+		// ImportLink makes the current output a symlink to where a link of
+		// the controller points.
+		"ImportLink": func(lnk string) (string, error) {
+			full := filepath.Join(st.hostRoot, filepath.Clean("/"+lnk))
+			target, err := filepath.EvalSymlinks(full)
+			if err != nil {
+				return "", fmt.Errorf("ImportLink: %s: %w", lnk, unwrapPath(err))
+			}
+			st.addDep(full)
+			if st.hostRoot != "" {
+				target = "/" + strings.TrimPrefix(strings.TrimPrefix(target, filepath.Clean(st.hostRoot)), "/")
+			}
+			st.cur().link = target
+			return "", nil
+		},
+		// readlink resolves a link of the controller.
+		"readlink": func(lnk string) (string, error) {
+			full := filepath.Join(st.hostRoot, filepath.Clean("/"+lnk))
+			target, err := filepath.EvalSymlinks(full)
+			if err != nil {
+				return "", fmt.Errorf("readlink: %s: %w", lnk, unwrapPath(err))
+			}
+			st.addDep(full)
+			if st.hostRoot != "" {
+				target = "/" + strings.TrimPrefix(strings.TrimPrefix(target, filepath.Clean(st.hostRoot)), "/")
+			}
+			return target, nil
+		},
+		// abort stops the template: it writes nothing.
+		"abort": func() (string, error) { return "", errAbort },
+		// nobackup: upstream keeps no .wwbackup of the file; an image has
+		// nothing to back up, so there is nothing to do.
+		"nobackup": func() string { return "" },
+		// Include reads a controller file (relative: in warewulf's
+		// configuration directory), without its final newline; "" if it
+		// does not exist.
+		"Include": func(p string) (string, error) {
+			full := st.controllerPath(p)
+			r := st.reads.get(full, func() ([]byte, error) { return os.ReadFile(full) })
+			st.addStat(r.dep)
+			if r.err != nil && !errors.Is(r.err, fs.ErrNotExist) {
+				return "", fmt.Errorf("Include %s: %w", p, unwrapPath(r.err))
+			}
+			return strings.TrimSuffix(r.data, "\n"), nil
+		},
+		// IncludeBlock reads a controller file up to the first line that
+		// contains mark, and ends with mark; only mark if there is no file.
+		"IncludeBlock": func(p, mark string) (string, error) {
+			full := st.controllerPath(p)
+			r := st.reads.get(full, func() ([]byte, error) { return os.ReadFile(full) })
+			st.addStat(r.dep)
+			if r.err != nil {
+				if errors.Is(r.err, fs.ErrNotExist) {
+					return mark, nil
+				}
+				return "", fmt.Errorf("IncludeBlock %s: %w", p, unwrapPath(r.err))
+			}
+			var b strings.Builder
+			sc := bufio.NewScanner(strings.NewReader(r.data))
+			sc.Buffer(make([]byte, 64*1024), 16<<20)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), mark) {
+					break
+				}
+				b.WriteString(sc.Text())
+				b.WriteByte('\n')
+			}
+			b.WriteString(mark)
+			return b.String(), nil
+		},
+		// IncludeFrom reads a file of an image, without its final newline;
+		// "" if there is no such image or file.
+		"IncludeFrom": func(image, p string) (string, error) {
+			data, err := st.imageFile(image, p)
+			return strings.TrimSuffix(data, "\n"), err
+		},
+		"basename": path.Base,
+		"inc":      func(i int) int { return i + 1 },
+		"dec":      func(i int) int { return i - 1 },
+		// UniqueField keeps the first line for each value of field index
+		// (lines without it are kept).
+		"UniqueField":       uniqueField,
+		"SystemdEscape":     systemdEscape,
+		"SystemdEscapePath": systemdEscapePath,
+		// IgnitionJson is the node's disks and file systems as an Ignition
+		// config ("" when it has none).
+		"IgnitionJson": func() (string, error) {
+			if st.node == nil {
+				return "", errNeedsNode
+			}
+			return ignitionJSON(st.view()), nil
 		},
 		// skip drops the current output file.
 		"skip": func() string { st.cur().skip = true; return "" },
@@ -479,21 +566,63 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			st.addStat(dep{Path: allHostKeysDep, Mtime: st.keys.allSum()})
 			return k.Public, nil
 		},
-		// primary names a node's primary network device.
-		"primary": func(n *node.Node) string { name, _ := n.Primary(); return name },
-		// flag reads an optional yes/no setting (onboot), def when unset.
-		"flag": func(b *bool, def bool) bool {
-			if b == nil {
-				return def
-			}
-			return *b
-		},
 		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
-		"prefix": prefixLen,
+		"prefix": func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
 		// mergeAccounts returns the lines of base (passwd, group or shadow)
 		// followed by those of extra whose name is not in base.
 		"mergeAccounts": mergeAccounts,
 	}
+}
+
+// controllerPath is where a template's controller file is: a relative
+// name in warewulf's configuration directory.
+func (st *renderState) controllerPath(p string) string {
+	if !path.IsAbs(p) {
+		return filepath.Join(st.cfg.SysconfDir(), filepath.Clean("/"+p))
+	}
+	return filepath.Join(st.hostRoot, filepath.Clean(p))
+}
+
+// imageFile reads a file of an image (symlinks resolve inside it); "" if
+// there is no such image or file.
+func (st *renderState) imageFile(image, p string) (string, error) {
+	if image == "" || strings.ContainsAny(image, "/\x00") || image == "." || image == ".." {
+		return "", nil
+	}
+	rootfs := st.cfg.ImageRootfs(image)
+	rel := filepath.Clean("/" + p)[1:]
+	r := st.reads.get(filepath.Join(rootfs, rel), func() ([]byte, error) {
+		root, err := os.OpenRoot(rootfs)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		return root.ReadFile(rel)
+	})
+	st.addStat(r.dep)
+	if errors.Is(r.err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if r.err != nil {
+		return "", fmt.Errorf("image %s: %s: %w", image, p, unwrapPath(r.err))
+	}
+	return r.data, nil
+}
+
+func uniqueField(sep string, index int, input string) string {
+	lines := strings.Split(input, "\n")
+	out := lines[:0:0]
+	seen := map[string]bool{}
+	for _, line := range lines {
+		if f := strings.Split(line, sep); len(f) > index && index >= 0 && f[index] != "" {
+			if seen[f[index]] {
+				continue
+			}
+			seen[f[index]] = true
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 func unwrapPath(err error) error {

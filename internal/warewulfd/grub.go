@@ -487,12 +487,12 @@ func (s *Server) tftpGrub(name string, rf io.ReaderFrom) (bool, error) {
 	case StageKernel, StageImage, StageKmods:
 		c, err = s.imageFiles(st, n, stage)
 	case StageSystem:
-		c, err = s.overlayFiles(st, n, overlay.System)
+		c, err = s.overlayFiles(st, &request{node: n}, overlay.System)
 	case StageRuntime:
 		if st.cfg.Warewulf.Secure {
 			return true, fmt.Errorf("node %s: the runtime overlay goes only to a privileged port in secure mode, never by TFTP", n.Name)
 		}
-		c, err = s.overlayFiles(st, n, overlay.Runtime)
+		c, err = s.overlayFiles(st, &request{node: n}, overlay.Runtime)
 	}
 	if err != nil {
 		return true, err

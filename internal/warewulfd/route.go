@@ -18,12 +18,14 @@ const (
 	StageKmods
 	StageSystem
 	StageRuntime
-	StageGrub    // grub.cfg, /grub/MAC
-	StageEFIBoot // shim, GRUB or grub.cfg, /efiboot/NAME
+	StageStage1    // the two-stage boot's own initramfs (stage1.go)
+	StageInitramfs // the image's dracut initramfs, for upstream's dracut template
+	StageGrub      // grub.cfg, /grub/MAC
+	StageEFIBoot   // shim, GRUB or grub.cfg, /efiboot/NAME
 	stageCount
 )
 
-var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "grub", "efiboot"}
+var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "stage1", "initramfs", "grub", "efiboot"}
 
 func (s Stage) String() string {
 	if s >= 0 && s < stageCount {

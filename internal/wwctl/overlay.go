@@ -1,6 +1,7 @@
 package wwctl
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -196,6 +197,7 @@ func modeString(typ, mode uint32) string {
 
 func newOverlayShowCmd() *cobra.Command {
 	var render string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "show NAME FILE",
 		Short: "Print a file of an overlay, or with --render NODE what a template makes for that node",
@@ -218,12 +220,22 @@ func newOverlayShowCmd() *cobra.Command {
 				return err
 			}
 			files, err := overlay.NewBuilder(cfg, overlay.Options{}).Render(db, args[0], args[1], render)
+			var ab *overlay.AbortedError
+			if errors.As(err, &ab) {
+				// Nothing is written: say so, and show what it wrote before.
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s %s called abort: it writes no file for node %s\n", args[0], args[1], render)
+				cmd.ErrOrStderr().Write(ab.Text)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			rel, _ := overlay.CleanPath(args[1])
+			rel = strings.TrimSuffix(rel, overlay.TemplateSuffix)
 			for _, f := range files {
-				if len(files) > 1 || f.Path != strings.TrimSuffix(rel, overlay.TemplateSuffix) {
+				// A header names each file when there are several, or another
+				// path than the template's own, so a script can split them.
+				if !quiet && (len(files) > 1 || f.Path != rel) {
 					fmt.Fprintf(out, "==> /%s (%04o %d:%d) <==\n", f.Path, f.Mode, f.UID, f.GID)
 				}
 				if f.Link != "" {
@@ -238,7 +250,8 @@ func newOverlayShowCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&render, "render", "r", "", "render the template for this node")
+	cmd.Flags().StringVarP(&render, "render", "r", "", "render the template for this node (one not in nodes.conf: the controller's host name)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the files' text only, without a header per file")
 	return cmd
 }
 

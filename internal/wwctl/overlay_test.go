@@ -36,8 +36,8 @@ nodes:
     network devices:
       default: {device: eth0, ipaddr: 192.168.200.12}
 `
-	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte(nodes), 0o644); err != nil {
+	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "etc", "warewulf", "nodes.conf"), []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(config.EnvVar, cf)
@@ -80,12 +80,18 @@ func TestOverlayShowRender(t *testing.T) {
 		t.Fatalf("show --render n1: %q %v", out, err)
 	}
 	out, err = wwctl(t, "overlay", "show", "hostname", "etc/hostname.ww")
-	if err != nil || !strings.Contains(out, "{{ .Node.Name }}") {
+	if err != nil || !strings.Contains(out, "{{ .Id }}") {
 		t.Fatalf("show: %q %v", out, err)
 	}
 	out, err = wwctl(t, "overlay", "show", "networkd", "etc/systemd/network/20-warewulf.network.ww", "-r", "n1")
 	if err != nil || !strings.Contains(out, "==> /etc/systemd/network/20-warewulf-eth0.network (0644 0:0) <==") || !strings.Contains(out, "Address=192.168.200.11/24") {
 		t.Fatalf("multi-file show: %q %v", out, err)
+	}
+	// A node not in nodes.conf: the controller's host name, as upstream.
+	host, _ := os.Hostname()
+	out, err = wwctl(t, "overlay", "show", "hostname", "etc/hostname", "--render", "nope")
+	if err != nil || out != host+"\n" {
+		t.Fatalf("show --render nope: %q %v", out, err)
 	}
 }
 
@@ -118,7 +124,7 @@ func TestOverlayEdit(t *testing.T) {
 	cfg := overlaySandbox(t)
 	shipped := filepath.Join(cfg.DistOverlayDir(), "hostname", "rootfs", "etc", "hostname.ww")
 	before, _ := os.ReadFile(shipped)
-	t.Setenv("EDITOR", `printf '{{ .Node.Name }}.edited\n' >`)
+	t.Setenv("EDITOR", `printf '{{ .Id }}.edited\n' >`)
 	if _, err := wwctl(t, "overlay", "edit", "hostname", "etc/hostname.ww"); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +201,7 @@ func TestOverlayCreateImportChmodChown(t *testing.T) {
 		{"overlay", "import", "site1", src, "../../escape"},
 		{"overlay", "delete", "hostname"},
 		{"overlay", "show", "nope", "etc/x"},
-		{"overlay", "show", "hostname", "etc/hostname.ww", "--render", "nope"},
+		{"overlay", "show", "hostname", "etc/nope.ww", "--render", "n1"},
 		{"overlay", "build", "n[1-"},
 		{"overlay", "build", "nope"},
 		{"overlay", "build", "--kind", "weird"},

@@ -264,7 +264,7 @@ func (e *env) writeNodes(t *testing.T) {
 	}
 	// A runtime overlay the tests change while nodes run.
 	writeFile(t, filepath.Join(e.cfg.SiteOverlayDir(), "e2e/rootfs/etc/e2e-marker.ww"),
-		"node {{.Node.Name}} marker {{index .Node.Tags \"marker\"}}\n", 0o644)
+		"node {{.Id}} marker {{index .Tags \"marker\"}}\n", 0o644)
 }
 
 func (e *env) wwctl(t testing.TB, args ...string) string {
