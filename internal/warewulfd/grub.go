@@ -417,6 +417,27 @@ func arpLookup(ip netip.Addr) string {
 //     image, kmods and overlays, as over HTTP. TFTP offers no privileged
 //     port, so the runtime overlay goes this way only outside secure mode.
 func (s *Server) tftpGrub(name string, rf io.ReaderFrom) (bool, error) {
+	ok, err := s.tftpGrubServe(name, rf)
+	if ok && err != nil {
+		// The reason is for the log; the client learns only "refused"
+		// (it may hold the controller's paths).
+		peer := ""
+		if ot, isOT := rf.(tftp.OutgoingTransfer); isOT {
+			a := ot.RemoteAddr()
+			peer = a.String()
+		}
+		s.log.WithFields(map[string]any{"file": tftpLogName(name), "peer": peer}).Warnf("tftp: %v", err)
+		return true, errTFTPLogged
+	}
+	return ok, err
+}
+
+// errTFTPLogged is the TFTP error of a transfer whose reason is already
+// logged.
+var errTFTPLogged = errors.New("refused")
+
+// tftpGrubServe is tftpGrub with the reason of a refusal in its error.
+func (s *Server) tftpGrubServe(name string, rf io.ReaderFrom) (bool, error) {
 	name, rawQuery, _ := strings.Cut(strings.TrimPrefix(name, "/"), "?")
 	var peer netip.Addr
 	ot, _ := rf.(tftp.OutgoingTransfer)

@@ -249,6 +249,14 @@ func TestTFTPGrubProvision(t *testing.T) {
 			t.Errorf("the asset key is in the log:\n%s", e.logs.String())
 		}
 		e.awaitLog(t, "tftp: served", `file="warewulf/kernel/`+mac+`"`)
+		// The reason is logged once; the client is told only "refused".
+		e.awaitLog(t, "tftp: node n1: asset key does not match", `file="warewulf/kernel/`+mac+`"`)
+		if n := strings.Count(e.logs.String(), "asset key does not match"); n != 2 {
+			t.Errorf("%d log lines for the two refused requests", n)
+		}
+		if _, err := get("warewulf/kernel/" + mac); err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "asset") {
+			t.Errorf("the client was told: %v", err)
+		}
 	}
 }
 

@@ -142,7 +142,7 @@ func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 }
 
 func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
-	if st.Filename == "" { // socket errors at shutdown
+	if st.Filename == "" || errors.Is(err, errTFTPLogged) { // socket errors at shutdown; logged already
 		return
 	}
 	h.s.log.WithFields(map[string]any{"file": tftpLogName(st.Filename), "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
