@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -116,36 +115,6 @@ type PathsData struct {
 	WWFilesdir     string
 }
 
-func extraString(m map[string]any, key string) string {
-	if v, ok := m[key]; ok && v != nil {
-		return strings.TrimSpace(strings.Trim(fmtAny(v), "\""))
-	}
-	return ""
-}
-
-func extraBool(m map[string]any, key string, def bool) bool {
-	if v, ok := m[key]; ok {
-		switch b := v.(type) {
-		case bool:
-			return b
-		case string:
-			if x, ok := parseBool(b); ok {
-				return x
-			}
-		}
-	}
-	return def
-}
-
-func extraInt(m map[string]any, key string, def int) int {
-	if v, ok := m[key]; ok {
-		if i, err := strconv.Atoi(fmtAny(v)); err == nil {
-			return i
-		}
-	}
-	return def
-}
-
 func newCluster(cfg *config.Config, buildHost string) Cluster {
 	c := Cluster{
 		BuildHost: buildHost,
@@ -171,7 +140,7 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		}
 	}
 	c.Ipaddr6 = cfg.Ipaddr6
-	c.PrefixLen6 = extraString(cfg.Extra, "prefixlen6")
+	c.PrefixLen6 = cfg.PrefixLen6
 	if ip, n, err := net.ParseCIDR(c.Ipaddr6); err == nil {
 		ones, _ := n.Mask.Size()
 		c.Ipaddr6, c.PrefixLen6 = ip.String(), strconv.Itoa(ones)
@@ -187,22 +156,26 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		}
 	}
 	w := cfg.Warewulf
+	secureFiles := w.Secure // upstream: `secure files` follows `secure` unless set
+	if w.SecureFiles != nil {
+		secureFiles = *w.SecureFiles
+	}
 	c.Warewulf = WarewulfData{
 		Port:              w.Port,
-		TLSPort:           extraInt(w.Extra, "tls port", 9874),
+		TLSPort:           w.TLSPort,
 		Secure:            w.Secure,
-		SecureFiles:       extraBool(w.Extra, "secure files", w.Secure),
-		TLSEnabled:        extraBool(w.Extra, "tls", false),
+		SecureFiles:       secureFiles,
+		TLSEnabled:        w.TLS,
 		UpdateInterval:    w.UpdateInterval,
 		AutobuildOverlays: w.AutobuildOverlays,
 		EnableHostOverlay: w.HostOverlay,
-		GrubBoot:          extraBool(w.Extra, "grubboot", false),
+		GrubBoot:          w.GrubBoot,
 		Syslog:            w.Syslog,
-		SystemdName:       extraString(w.Extra, "systemd name"),
+		SystemdName:       w.SystemdName,
 	}
 	d := cfg.DHCP
 	c.Dhcp = DhcpData{Enabled: d.Enabled, Template: d.Template, RangeStart: d.RangeStart, RangeEnd: d.RangeEnd,
-		Range6Start: extraString(d.Extra, "range6 start"), Range6End: extraString(d.Extra, "range6 end"),
+		Range6Start: d.Range6Start, Range6End: d.Range6End,
 		SystemdName: d.SystemdName}
 	if c.Dhcp.SystemdName == "" {
 		c.Dhcp.SystemdName = "dhcpd"
@@ -225,17 +198,17 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		Bindir:         p.Bindir,
 		Sysconfdir:     filepath.Dir(filepath.Clean(cfg.SysconfDir())),
 		Localstatedir:  cfg.StateDir(),
-		Cachedir:       extraString(p.Extra, "cachedir"),
+		Cachedir:       p.Cachedir,
 		Ipxesource:     cfg.IpxeSourceDir(),
-		Srvdir:         extraString(p.Extra, "srvdir"),
-		Firewallddir:   extraString(p.Extra, "firewallddir"),
+		Srvdir:         p.Srvdir,
+		Firewallddir:   p.Firewallddir,
 		Systemddir:     p.Systemddir,
 		Datadir:        cfg.DataDir(),
 		WWOverlaydir:   cfg.SiteOverlayDir(),
 		WWChrootdir:    cfg.ImageStoreDir(),
 		WWProvisiondir: cfg.ProvisionDir(),
 		WWClientdir:    p.WWClientdir,
-		WWFilesdir:     extraString(p.Extra, "wwfilesdir"),
+		WWFilesdir:     p.WWFilesdir,
 	}
 	if c.Paths.Srvdir == "" {
 		c.Paths.Srvdir = "/srv"
