@@ -115,7 +115,7 @@ func TestIPMIPowerOn(t *testing.T) {
 	port := fmt.Sprint(b.bmc.Port)
 	e.wwctl(t, "node", "add", n.name, "--profile", "default", "--netdev", "eth0", "--hwaddr", n.mac, "--ipaddr", n.ip, "--netmask", netmask,
 		"--system-overlays", ov, "--kernelargs", "no_timer_check", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", bmcPass,
-		"--ipmiinterface", "lanplus", "--ipmimask", netmask, "--ipmigateway", prefix+"254", "--ipmiwrite", "yes", "--ipmitagadd", "vlan=42")
+		"--ipmiinterface", "lanplus", "--ipmimask", netmask, "--ipmigateway", prefix+"254", "--ipmiwrite", "--ipmitagadd", "vlan=42")
 	e.wwctl(t, "node", "add", "bmcbad", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", "wrong")
 	e.buildOverlays(t, n.name)
 
