@@ -131,3 +131,29 @@ func TestSSHDryRun(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 }
+
+// TestPowerRedfish: `ipmi interface: redfish` through wwctl, against a
+// small Redfish service over TLS, its certificate named by the cacert tag.
+func TestPowerRedfish(t *testing.T) {
+	svc := testenv.StartRedfish(t, "root", "calvin")
+	s := newSandbox(t)
+	s.ok("node", "add", "r1", "--ipmiaddr", svc.Host, "--ipmiport", svc.Port, "--ipmiinterface", "redfish",
+		"--ipmiuser", "root", "--ipmipass", "calvin", "--ipmitagadd", "cacert="+svc.CAFile)
+	s.ok("node", "add", "r2", "--ipmiaddr", svc.Host, "--ipmiport", svc.Port, "--ipmiinterface", "redfish",
+		"--ipmiuser", "root", "--ipmipass", "calvin", "--ipmitagadd", "insecure=true")
+	if out := s.ok("power", "status", "r1"); out != "r1: off\n" {
+		t.Errorf("status: %q", out)
+	}
+	s.ok("power", "on", "r1")
+	if svc.Power() != "On" {
+		t.Errorf("after power on: %s", svc.Power())
+	}
+	out, errs, code := s.run("power", "status", "r[1-2]")
+	if code != 0 || out != "r1: on\nr2: on\n" || !strings.Contains(errs, "r2: ipmi tag insecure") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	s.ok("power", "soft", "r1")
+	if got := strings.Join(svc.Resets(), ","); got != "On,GracefulShutdown" {
+		t.Errorf("resets: %s", got)
+	}
+}
