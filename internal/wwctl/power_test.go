@@ -67,7 +67,7 @@ func TestPowerCommands(t *testing.T) {
 	}
 
 	out = s.ok("power", "on", "n1", "--show")
-	if want := "n1: ipmitool -I lanplus -p " + strconv.Itoa(a.Port) + " -H 127.0.0.1 -U 'admin' -E chassis power on\n"; out != want {
+	if want := "127.0.0.1: ipmitool -I lanplus -p " + strconv.Itoa(a.Port) + ` -H 127.0.0.1 -U "admin" -P "s3cret" chassis power on` + "\n"; out != want {
 		t.Errorf("--show: %q, want %q", out, want)
 	}
 	if a.Power() != "off" {
