@@ -190,6 +190,77 @@ func TestHostKeysStable(t *testing.T) {
 func TestNetworkdBondVLAN(t *testing.T) {
 	sb := newSandbox(t, t.TempDir())
 	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	want := map[string][]string{
+		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
+		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
+		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
+		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
+		"etc/systemd/network/10-warewulf-bond0.42.netdev":  {"Name=bond0.42\nKind=vlan\n", "[VLAN]\nId=42\n"},
+		"etc/systemd/network/20-warewulf-bond0.42.network": {"Name=bond0.42", "Address=10.42.0.5/24\nGateway=10.42.0.1\nAddress=fd42::5/64\n", "DNS=10.42.0.53\nDNS=10.42.0.54\nDomains=a.example b.example\n", "[Route]\nDestination=10.99.0.0/16\nGateway=10.42.0.254\n"},
+	}
+	got := renderAllOf(t, b, db, "systemd.networkd", "etc/systemd/network/20-warewulf.network.ww")
+	checkFiles(t, got, want, true)
+	if strings.Contains(got["etc/systemd/network/20-warewulf-bond0.network"], "DHCP") {
+		t.Error("the bond under the VLAN asks for DHCP")
+	}
+}
+
+// TestNetworkOverlaysBondVLAN: the same network through NetworkManager,
+// ifcfg and ifupdown.
+func TestNetworkOverlaysBondVLAN(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	nm := "etc/NetworkManager/system-connections/warewulf-"
+	checkFiles(t, renderAllOf(t, b, db, "NetworkManager", "etc/NetworkManager/system-connections/warewulf.nmconnection.ww"), map[string][]string{
+		nm + "ens3.nmconnection":     {"type=ethernet\ninterface-name=ens3\n", "master=bond0\nslave-type=bond\n", "mac-address=52:54:00:00:01:01"},
+		nm + "bond0.nmconnection":    {"type=bond\n", "[ipv4]\nmethod=disabled\n", "[bond]\nmode=802.3ad\nmiimon=50\nxmit_hash_policy=layer3+4\n", "mtu=9000"},
+		nm + "bond0.42.nmconnection": {"type=vlan\n", "[vlan]\nid=42\nparent=bond0\n", "address1=10.42.0.5/24,10.42.0.1", "dns=10.42.0.53;10.42.0.54;", "dns-search=a.example;b.example;", "route1=10.99.0.0/16,10.42.0.254", "[ipv6]\nmethod=manual\naddress1=fd42::5/64"},
+	}, false)
+	sc := "etc/sysconfig/network-scripts/"
+	checkFiles(t, renderAllOf(t, b, db, "ifcfg", sc+"ifcfg.ww"), map[string][]string{
+		sc + "ifcfg-ens3":     {"MASTER=bond0\nSLAVE=yes\n", "HWADDR=52:54:00:00:01:01"},
+		sc + "ifcfg-bond0":    {"TYPE=Bond", "BOOTPROTO=none", "BONDING_MASTER=yes", `BONDING_OPTS="mode=802.3ad miimon=50 xmit_hash_policy=layer3+4"`},
+		sc + "ifcfg-bond0.42": {"VLAN=yes\nVLAN_ID=42\nPHYSDEV=bond0\n", "IPADDR=10.42.0.5", "DNS1=10.42.0.53\nDNS2=10.42.0.54\n", `DOMAIN="a.example b.example"`},
+		sc + "route-bond0.42": {"10.99.0.0/16 via 10.42.0.254 dev bond0.42\n"},
+	}, false)
+	checkFiles(t, renderAllOf(t, b, db, "ifupdown", "etc/network/interfaces.d/warewulf.ww"), map[string][]string{
+		"etc/network/interfaces.d/warewulf": {"iface ens3 inet manual\n    bond-master bond0\n", "iface bond0 inet manual\n    mtu 9000\n    bond-slaves ens3 ens4 \n    bond-mode 802.3ad\n",
+			"iface bond0.42 inet static\n    address 10.42.0.5/24\n    gateway 10.42.0.1\n    vlan-raw-device bond0\n    dns-nameservers 10.42.0.53 10.42.0.54\n    dns-search a.example b.example\n    up ip route add 10.99.0.0/16 via 10.42.0.254 dev bond0.42\n"},
+	}, false)
+}
+
+func renderAllOf(t *testing.T, b *Builder, db *node.DB, ov, file string) map[string]string {
+	t.Helper()
+	outs, err := b.Render(db, ov, file, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range outs {
+		got[o.Path] = string(o.Data)
+	}
+	return got
+}
+
+func checkFiles(t *testing.T, got map[string]string, want map[string][]string, exact bool) {
+	t.Helper()
+	for p, subs := range want {
+		for _, sub := range subs {
+			if !strings.Contains(got[p], sub) {
+				t.Errorf("%s lacks %q:\n%s", p, sub, got[p])
+			}
+		}
+	}
+	if exact && len(got) != len(want) {
+		t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// bondVLANDB: n1 has two NICs in an 802.3ad bond and a VLAN on the bond
+// with its addresses, a route and DNS.
+func bondVLANDB(t *testing.T) *node.DB {
 	db := sampleDB(t)
 	onboot := true
 	db.Nodes["n1"].NetDevs = map[string]*node.NetDev{
@@ -204,33 +275,5 @@ func TestNetworkdBondVLAN(t *testing.T) {
 	for _, p := range db.Profiles {
 		p.NetDevs = nil
 	}
-	want := map[string][]string{
-		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
-		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
-		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
-		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
-		"etc/systemd/network/10-warewulf-bond0.42.netdev":  {"Name=bond0.42\nKind=vlan\n", "[VLAN]\nId=42\n"},
-		"etc/systemd/network/20-warewulf-bond0.42.network": {"Name=bond0.42", "Address=10.42.0.5/24\nGateway=10.42.0.1\nAddress=fd42::5/64\n", "DNS=10.42.0.53\nDNS=10.42.0.54\nDomains=a.example b.example\n", "[Route]\nDestination=10.99.0.0/16\nGateway=10.42.0.254\n"},
-	}
-	outs, err := b.Render(db, "systemd.networkd", "etc/systemd/network/20-warewulf.network.ww", "n1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, o := range outs {
-		got[o.Path] = string(o.Data)
-	}
-	for p, subs := range want {
-		for _, sub := range subs {
-			if !strings.Contains(got[p], sub) {
-				t.Errorf("%s lacks %q:\n%s", p, sub, got[p])
-			}
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
-	}
-	if strings.Contains(got["etc/systemd/network/20-warewulf-bond0.network"], "DHCP") {
-		t.Error("the bond under the VLAN asks for DHCP")
-	}
+	return db
 }
