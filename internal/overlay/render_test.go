@@ -192,7 +192,7 @@ func TestNetworkdBondVLAN(t *testing.T) {
 	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
 	db := bondVLANDB(t)
 	want := map[string][]string{
-		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
+		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nName=ens3\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
 		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
 		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
 		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
