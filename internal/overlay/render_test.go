@@ -277,3 +277,32 @@ func bondVLANDB(t *testing.T) *node.DB {
 	}
 	return db
 }
+
+// TestSyncuserLocalUsers: upstream's PasswordlessRoot tag and the
+// localusers and localgroups resources.
+func TestSyncuserLocalUsers(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	n := db.Nodes["n1"]
+	if n.Tags == nil {
+		n.Tags = map[string]string{}
+	}
+	n.Tags["PasswordlessRoot"] = "true"
+	n.Resources = map[string]any{
+		"localusers":  []any{map[string]any{"name": "dbuser", "uid": 1001, "gid": 1002, "gecos": "DB", "home": "/var/lib/db", "shell": "/bin/sh"}, map[string]any{"name": "alice", "uid": 9, "gid": 9, "home": "/", "shell": "/bin/sh"}},
+		"localgroups": []any{map[string]any{"name": "dbgroup", "gid": 1002, "members": []any{"dbuser", "alice"}}},
+	}
+	passwd := renderAllOf(t, b, db, "syncuser", "etc/passwd.ww")["etc/passwd"]
+	group := renderAllOf(t, b, db, "syncuser", "etc/group.ww")["etc/group"]
+	shadow := renderAllOf(t, b, db, "syncuser", "etc/shadow.ww")["etc/shadow"]
+	for _, c := range []struct{ text, want string }{
+		{passwd, "root::0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\ndbuser:x:1001:1002:DB:/var/lib/db:/bin/sh\n"},
+		{group, "root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\ndbuser:x:1002:\ndbgroup:x:1002:dbuser,alice\n"},
+		{shadow, "root::::::::\nsshd:!!:19000::::::\nalice:$y$hash:19000:0:99999:7:::\n"},
+	} {
+		if c.text != c.want {
+			t.Errorf("got\n%s\nwant\n%s", c.text, c.want)
+		}
+	}
+}
