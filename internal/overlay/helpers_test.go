@@ -68,7 +68,9 @@ func newSandbox(t testing.TB, dir string) *sandbox {
 		"root/.ssh/id_rsa.pub":       "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n",
 		"root/.ssh/id_ed25519":       "PRIVATE, never shipped\n",
 		"root/.ssh/known_hosts.orig": "not a key\n",
+		"usr/share/zoneinfo/Europe/Berlin": "TZif",
 	})
+	os.Symlink("../usr/share/zoneinfo/Europe/Berlin", filepath.Join(host, "etc/localtime"))
 	writeFiles(t, cfg.ImageRootfs("rocky"), map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\n",
 		"etc/group":  "root:x:0:\nshadow:x:42:\nsshd:x:74:\n",

@@ -22,6 +22,9 @@ var expect = map[string]map[string][]string{
 		"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"},
 		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
 	},
+	"localtime":       {"etc/localtime": {}},
+	"chrony":          {"etc/chrony.conf": {"server 10.0.0.1 iburst\n", "allow 10.0.0.0/16\n"}},
+	"debug":           {"tstruct.md": {"# Template data for n1", "- NetDevs[default]: type ethernet, device eth0, hwaddr 52:54:00:00:00:01", "primary true", "- n3\n"}},
 	"systemd.netname": {"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"}},
 	"udev.netname":    {"etc/udev/rules.d/70-persistent-net.rules": {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`}},
 	"systemd.networkd": {
@@ -52,6 +55,9 @@ var expect = map[string]map[string][]string{
 		"etc/shadow": {"root:!:19000::::::\nsshd:!!:19000::::::\nalice:$y$hash:19000:0:99999:7:::\n"},
 	},
 }
+
+// expectLink are the outputs that are symlinks, and their targets.
+var expectLink = map[string]string{"etc/localtime": "/usr/share/zoneinfo/Europe/Berlin"}
 
 // modes are the permission bits and owners some outputs must have.
 var expectMode = map[string][3]uint32{
@@ -120,6 +126,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 					if !strings.Contains(string(o.Data), s) {
 						t.Errorf("%s lacks %q:\n%s", file, s, o.Data)
 					}
+				}
+				if l, ok := expectLink[file]; ok && o.Link != l {
+					t.Errorf("%s: a link to %q, want %q", file, o.Link, l)
 				}
 				if m, ok := expectMode[file]; ok && (o.Mode != m[0] || o.UID != m[1] || o.GID != m[2]) {
 					t.Errorf("%s: mode %o owner %d:%d, want %o %d:%d", file, o.Mode, o.UID, o.GID, m[0], m[1], m[2])
