@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
@@ -23,6 +25,8 @@ var expect = map[string]map[string][]string{
 		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
 	},
 	"localtime":       {"etc/localtime": {}},
+	"netplan":         {"etc/netplan/warewulf.yaml": {"network:\n  version: 2\n", "  ethernets:\n    eth0:\n      match:\n        macaddress: \"52:54:00:00:00:01\"\n      set-name: eth0\n      mtu: 9000\n      dhcp4: false\n      addresses:\n        - 10.0.1.1/24\n      routes:\n        - { to: default, via: 10.0.0.1 }\n", "    ib0:\n      infiniband-mode: datagram\n"}},
+	"wicked":          {"etc/wicked/ifconfig/eth0.xml": {"<name>eth0</name>", "<local>10.0.1.1/24</local>", "<mtu>9000</mtu>"}, "etc/wicked/ifconfig/ib0.xml": {"<infiniband>", "<local>fd00::1/64</local>"}},
 	"chrony":          {"etc/chrony.conf": {"server 10.0.0.1 iburst\n", "allow 10.0.0.0/16\n"}},
 	"debug":           {"tstruct.md": {"# Template data for n1", "- NetDevs[default]: type ethernet, device eth0, hwaddr 52:54:00:00:00:01", "primary true", "- n3\n"}},
 	"systemd.netname": {"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"}},
@@ -238,6 +242,30 @@ func TestNetworkOverlaysBondVLAN(t *testing.T) {
 		"etc/network/interfaces.d/warewulf": {"iface ens3 inet manual\n    bond-master bond0\n", "iface bond0 inet manual\n    mtu 9000\n    bond-slaves ens3 ens4 \n    bond-mode 802.3ad\n",
 			"iface bond0.42 inet static\n    address 10.42.0.5/24\n    gateway 10.42.0.1\n    vlan-raw-device bond0\n    dns-nameservers 10.42.0.53 10.42.0.54\n    dns-search a.example b.example\n    up ip route add 10.99.0.0/16 via 10.42.0.254 dev bond0.42\n"},
 	}, false)
+}
+
+// TestNetplanWickedBondVLAN: the same network through netplan and wicked.
+func TestNetplanWickedBondVLAN(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	np := renderAllOf(t, b, db, "netplan", "etc/netplan/warewulf.yaml.ww")
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(np["etc/netplan/warewulf.yaml"]), &doc); err != nil {
+		t.Fatalf("netplan: not YAML: %v", err)
+	}
+	checkFiles(t, np, map[string][]string{
+		"etc/netplan/warewulf.yaml": {"    ens3:\n      match:\n        macaddress: \"52:54:00:00:01:01\"\n      set-name: ens3\n      dhcp4: false\n      dhcp6: false\n",
+			"  bonds:\n    bond0:\n      mtu: 9000\n      interfaces: [ens3, ens4]\n      parameters:\n        mode: 802.3ad\n        mii-monitor-interval: 50\n        transmit-hash-policy: layer3+4\n",
+			"  vlans:\n    bond0.42:\n      id: 42\n      link: bond0\n      dhcp4: false\n      addresses:\n        - 10.42.0.5/24\n        - \"fd42::5/64\"\n      routes:\n        - { to: default, via: 10.42.0.1 }\n        - { to: 10.99.0.0/16, via: 10.42.0.254 }\n      nameservers:\n        addresses: [10.42.0.53, 10.42.0.54]\n        search: [a.example, b.example]\n"},
+	}, true)
+	w := "etc/wicked/ifconfig/"
+	checkFiles(t, renderAllOf(t, b, db, "wicked", w+"warewulf.xml.ww"), map[string][]string{
+		w + "ens3.xml":     {"<master>bond0</master>", "<address>52:54:00:00:01:01</address>"},
+		w + "ens4.xml":     {"<master>bond0</master>"},
+		w + "bond0.xml":    {"<mode>802.3ad</mode>", "<frequency>50</frequency>", "<slave><device>ens3</device></slave>\n      <slave><device>ens4</device></slave>"},
+		w + "bond0.42.xml": {"<vlan>\n    <device>bond0</device>\n    <tag>42</tag>", "<local>10.42.0.5/24</local>", "<destination>10.99.0.0/16</destination>\n      <nexthop><gateway>10.42.0.254</gateway></nexthop>", "<local>fd42::5/64</local>"},
+	}, true)
 }
 
 func renderAllOf(t *testing.T, b *Builder, db *node.DB, ov, file string) map[string]string {
