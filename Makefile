@@ -9,11 +9,11 @@ TAGS      := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdri
 GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '-s -w -X github.com/warewulf-ng/warewulf/internal/wwctl.Version=$(VERSION)'
 BIN       := bin
 
-.PHONY: check deps all build wwctl warewulfd wwclient test test-unit test-e2e lint bench fuzz demo install clean help
+.PHONY: check deps all build wwctl warewulfd wwclient wwstage1 test test-unit test-e2e lint bench fuzz demo install clean help
 
 all: build
 
-build: wwctl warewulfd wwclient ## build the three binaries into ./bin
+build: wwctl warewulfd wwclient wwstage1 ## build the binaries into ./bin
 
 wwctl warewulfd:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
@@ -21,6 +21,9 @@ wwctl warewulfd:
 wwclient: ## static: it runs on nodes whatever their libc
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
 	install -D -m 0755 $(BIN)/$@ overlays/wwclient/rootfs/warewulf/wwclient
+
+wwstage1: ## static: the two-stage boot's /init, which warewulfd packs into /stage1/<mac>
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
 
 check: deps test ## install the test dependencies (Debian, root), then run every test
 
@@ -65,6 +68,7 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf
 	install -m 0755 $(BIN)/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/wwclient
+	install -D -m 0755 $(BIN)/wwstage1 $(DESTDIR)$(PREFIX)/share/warewulf/stage1/wwstage1
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	test ! -e etc/warewulfd.service || install -m 0644 etc/warewulfd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -d $(DESTDIR)$(LOCALSTATEDIR)/warewulf/overlays $(DESTDIR)$(LOCALSTATEDIR)/warewulf/chroots $(DESTDIR)$(LOCALSTATEDIR)/warewulf/provision

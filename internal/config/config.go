@@ -12,8 +12,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 )
 
@@ -21,39 +23,74 @@ import (
 // warewulf.conf; the --config flag takes precedence.
 const EnvVar = "WW_CONFIG"
 
+// UpstreamEnvVar is upstream's name for the same, read after EnvVar.
+const UpstreamEnvVar = "WAREWULFCONF"
+
 // DefaultFile is where warewulf.conf lives on an installed controller.
 const DefaultFile = "/etc/warewulf/warewulf.conf"
 
 // Config is warewulf.conf. Keys this version does not know are kept in Extra
 // so that a rewrite never drops them.
 type Config struct {
+	Comment     string       `yaml:"comment,omitempty"`
 	Ipaddr      string       `yaml:"ipaddr,omitempty"`
-	Ipaddr6     string       `yaml:"ipaddr6,omitempty"`
 	Netmask     string       `yaml:"netmask,omitempty"`
 	Network     string       `yaml:"network,omitempty"`
 	Fqdn        string       `yaml:"fqdn,omitempty"`
+	Ipaddr6     string       `yaml:"ipaddr6,omitempty"`
+	PrefixLen6  string       `yaml:"prefixlen6,omitempty"`
 	Warewulf    WarewulfConf `yaml:"warewulf"`
+	API         APIConf      `yaml:"api,omitempty"`
 	DHCP        DHCPConf     `yaml:"dhcp"`
 	TFTP        TFTPConf     `yaml:"tftp"`
 	NFS         NFSConf      `yaml:"nfs"`
 	SSH         SSHConf      `yaml:"ssh"`
 	ImageMounts []MountConf  `yaml:"image mounts,omitempty"`
-	Paths       PathsConf    `yaml:"paths"`
+	// ContainerMounts is the 4.5 name of `image mounts`, read and moved.
+	ContainerMounts []MountConf  `yaml:"container mounts,omitempty"`
+	Paths           PathsConf    `yaml:"paths"`
+	WWClient        WWClientConf `yaml:"wwclient,omitempty"`
+	Pacing          PacingConf   `yaml:"pacing,omitempty"` // pacing.go
 
 	Extra map[string]any `yaml:",inline"`
 
 	// file is the path this config was loaded from; relative paths in
 	// Paths resolve against its directory.
 	file string
+	// sysconfHere: a relocated warewulf.conf without paths: sysconfdir
+	// keeps nodes.conf beside itself.
+	sysconfHere bool
+	warnings    []string
+}
+
+// APIConf is the `api:` section (upstream's REST API).
+type APIConf struct {
+	Enabled        bool           `yaml:"enabled"`
+	TLS            bool           `yaml:"tls,omitempty"`
+	AllowedSubnets []string       `yaml:"allowed subnets,omitempty"`
+	Extra          map[string]any `yaml:",inline"`
+}
+
+// WWClientConf is the `wwclient:` section: the node agent's settings.
+type WWClientConf struct {
+	// Port is the local port wwclient binds (0: any; upstream binds a
+	// privileged one so the server can trust it).
+	Port  int            `yaml:"port,omitempty"`
+	Extra map[string]any `yaml:",inline"`
 }
 
 // WarewulfConf is the `warewulf:` section: the daemon's own settings.
 type WarewulfConf struct {
 	Port              int    `yaml:"port"`
+	TLSPort           int    `yaml:"tls port,omitempty"`
+	TLS               bool   `yaml:"tls,omitempty"`
 	Secure            bool   `yaml:"secure"`
+	SecureFiles       *bool  `yaml:"secure files,omitempty"`
 	UpdateInterval    int    `yaml:"update interval"`
 	AutobuildOverlays bool   `yaml:"autobuild overlays"`
 	HostOverlay       bool   `yaml:"host overlay"`
+	GrubBoot          bool   `yaml:"grubboot,omitempty"`
+	SystemdName       string `yaml:"systemd name,omitempty"`
 	Syslog            bool   `yaml:"syslog"`
 	ListenAddress     string `yaml:"listen address,omitempty"`
 	// ImageCompression is how `wwctl image build` compresses: gz or zstd.
@@ -81,6 +118,8 @@ type DHCPConf struct {
 	Template    string   `yaml:"template,omitempty"`
 	RangeStart  string   `yaml:"range start,omitempty"`
 	RangeEnd    string   `yaml:"range end,omitempty"`
+	Range6Start string   `yaml:"range6 start,omitempty"`
+	Range6End   string   `yaml:"range6 end,omitempty"`
 	Interfaces  []string `yaml:"interfaces,omitempty"`
 	Proxy       bool     `yaml:"proxy,omitempty"`
 	SystemdName string   `yaml:"systemd name,omitempty"`
@@ -136,23 +175,36 @@ type MountConf struct {
 	Source   string `yaml:"source"`
 	Dest     string `yaml:"dest,omitempty"`
 	ReadOnly bool   `yaml:"readonly,omitempty"`
+	// Copy copies the file into the image for the command instead of
+	// bind mounting it.
+	Copy    bool           `yaml:"copy,omitempty"`
+	Options string         `yaml:"options,omitempty"`
+	Extra   map[string]any `yaml:",inline"`
 }
 
-// PathsConf is where things live. Relative paths resolve against the
+// PathsConf is where things live, with upstream's meaning: sysconfdir,
+// datadir, localstatedir, cachedir and srvdir are parent folders (/etc,
+// /usr/share, /var/lib, /var/cache, /srv) to which warewulf/ is appended;
+// the ww* keys are full paths. Relative paths resolve against the
 // directory of warewulf.conf, so a sandbox is one directory.
 type PathsConf struct {
-	Sysconfdir     string         `yaml:"sysconfdir,omitempty"`
-	Datadir        string         `yaml:"datadir,omitempty"`
-	Localstatedir  string         `yaml:"localstatedir,omitempty"`
-	Rundir         string         `yaml:"rundir,omitempty"`
-	IpxeSource     string         `yaml:"ipxesource,omitempty"`
-	WWOverlaydir   string         `yaml:"wwoverlaydir,omitempty"`
-	WWChrootdir    string         `yaml:"wwchrootdir,omitempty"`
-	WWProvisiondir string         `yaml:"wwprovisiondir,omitempty"`
-	WWClientdir    string         `yaml:"wwclientdir,omitempty"`
-	Bindir         string         `yaml:"bindir,omitempty"`
-	Systemddir     string         `yaml:"systemddir,omitempty"`
-	Extra          map[string]any `yaml:",inline"`
+	Bindir         string `yaml:"bindir,omitempty"`
+	Sysconfdir     string `yaml:"sysconfdir,omitempty"`
+	Localstatedir  string `yaml:"localstatedir,omitempty"`
+	Cachedir       string `yaml:"cachedir,omitempty"`
+	IpxeSource     string `yaml:"ipxesource,omitempty"`
+	Srvdir         string `yaml:"srvdir,omitempty"`
+	Firewallddir   string `yaml:"firewallddir,omitempty"`
+	Systemddir     string `yaml:"systemddir,omitempty"`
+	Datadir        string `yaml:"datadir,omitempty"`
+	WWOverlaydir   string `yaml:"wwoverlaydir,omitempty"`
+	WWChrootdir    string `yaml:"wwchrootdir,omitempty"`
+	WWProvisiondir string `yaml:"wwprovisiondir,omitempty"`
+	WWClientdir    string `yaml:"wwclientdir,omitempty"`
+	WWFilesdir     string `yaml:"wwfilesdir,omitempty"`
+	// Rundir (this project's) is the directory of the pidfile itself.
+	Rundir string         `yaml:"rundir,omitempty"`
+	Extra  map[string]any `yaml:",inline"`
 }
 
 // Default returns the configuration of a stock controller.
@@ -163,17 +215,6 @@ func Default() *Config {
 }
 
 func (c *Config) applyDefaults() {
-	// ipaddr may carry its prefix (192.168.0.1/24), as upstream allows: the
-	// prefix gives netmask and network when they are not set.
-	if ip, n, err := net.ParseCIDR(c.Ipaddr); err == nil && ip.To4() != nil {
-		c.Ipaddr = ip.String()
-		if c.Netmask == "" {
-			c.Netmask = net.IP(n.Mask).String()
-		}
-		if c.Network == "" {
-			c.Network = n.IP.String()
-		}
-	}
 	if c.Ipaddr == "" {
 		c.Ipaddr = "192.168.200.1"
 	}
@@ -184,6 +225,9 @@ func (c *Config) applyDefaults() {
 		if ip, mask := net.ParseIP(c.Ipaddr).To4(), net.ParseIP(c.Netmask).To4(); ip != nil && mask != nil {
 			c.Network = ip.Mask(net.IPMask(mask)).String()
 		}
+	}
+	if len(c.ContainerMounts) > 0 && len(c.ImageMounts) == 0 {
+		c.ImageMounts, c.ContainerMounts = c.ContainerMounts, nil
 	}
 	w := &c.Warewulf
 	if w.Port == 0 {
@@ -224,17 +268,37 @@ func (c *Config) applyDefaults() {
 			*s = v
 		}
 	}
-	def(&p.Sysconfdir, "/etc/warewulf")
-	def(&p.Datadir, "/usr/share/warewulf")
-	def(&p.Localstatedir, "/var/lib/warewulf")
+	def(&p.Sysconfdir, "/etc")
+	def(&p.Datadir, "/usr/share")
+	def(&p.Localstatedir, "/var/lib")
+	def(&p.Cachedir, "/var/cache")
+	def(&p.Srvdir, "/srv")
 	def(&p.Rundir, "/run/warewulf")
 	def(&p.IpxeSource, "/usr/lib/ipxe")
-	def(&p.WWOverlaydir, filepath.Join(p.Localstatedir, "overlays"))
-	def(&p.WWChrootdir, filepath.Join(p.Localstatedir, "chroots"))
-	def(&p.WWProvisiondir, filepath.Join(p.Localstatedir, "provision"))
+	def(&p.WWOverlaydir, filepath.Join(p.Localstatedir, "warewulf", "overlays"))
+	def(&p.WWChrootdir, filepath.Join(p.Localstatedir, "warewulf", "chroots"))
+	def(&p.WWProvisiondir, filepath.Join(p.Srvdir, "warewulf"))
 	def(&p.WWClientdir, "/warewulf")
+	def(&p.WWFilesdir, filepath.Join(p.Localstatedir, "warewulf", "files"))
 	def(&p.Bindir, "/usr/bin")
 	def(&p.Systemddir, "/usr/lib/systemd/system")
+	def(&p.Firewallddir, "/usr/lib/firewalld/services")
+}
+
+// upstreamDefaults are the values upstream Warewulf gives keys a
+// warewulf.conf leaves out; they are set before decoding so that an
+// absent key keeps upstream's meaning (secure, dhcp enabled, ...).
+func upstreamDefaults() *Config {
+	c := &Config{}
+	c.Warewulf.Secure = true
+	c.Warewulf.AutobuildOverlays = true
+	c.Warewulf.HostOverlay = true
+	c.Warewulf.TLSPort = 9874
+	c.DHCP.Enabled = true
+	c.TFTP.Enabled = true
+	c.NFS.Enabled = true
+	c.API.AllowedSubnets = []string{"127.0.0.0/8", "::1/128"}
+	return c
 }
 
 // File returns the path this configuration was loaded from ("" for Default).
@@ -246,8 +310,10 @@ func Path(flag string) string {
 	if flag != "" {
 		return flag
 	}
-	if env := os.Getenv(EnvVar); env != "" {
-		return env
+	for _, v := range []string{EnvVar, UpstreamEnvVar} {
+		if env := os.Getenv(v); env != "" {
+			return env
+		}
 	}
 	return DefaultFile
 }
@@ -262,32 +328,40 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := parse(data, abs != DefaultFile)
+	c, err := parse(data, abs != DefaultFile, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.file = abs
+	for _, w := range c.warnings {
+		logrus.Warn(w)
+	}
 	return c, nil
 }
 
 // Parse decodes, defaults and validates a warewulf.conf document.
-func Parse(data []byte) (*Config, error) { return parse(data, false) }
+// Addresses left empty keep the built-in defaults (Load finds them from the
+// machine's interfaces instead).
+func Parse(data []byte) (*Config, error) { return parse(data, false, false) }
 
 // parse decodes a document. A warewulf.conf that is not the installed one
 // keeps its node database and state beside it unless `paths:` says
 // otherwise, so pointing WW_CONFIG at a file is all a sandbox needs.
-func parse(data []byte, relocated bool) (*Config, error) {
-	c := &Config{}
+func parse(data []byte, relocated, detect bool) (*Config, error) {
+	c := upstreamDefaults()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	if relocated {
 		p := &c.Paths
+		if p.Sysconfdir == "" {
+			c.sysconfHere = true
+		}
 		for _, d := range []struct {
 			field *string
 			value string
-		}{{&p.Sysconfdir, "."}, {&p.Localstatedir, "state"}, {&p.Rundir, "run"}} {
+		}{{&p.Localstatedir, "state"}, {&p.Srvdir, "state"}, {&p.Cachedir, "state/cache"}, {&p.Rundir, "run"}} {
 			if *d.field == "" {
 				*d.field = d.value
 			}
@@ -296,12 +370,20 @@ func parse(data []byte, relocated bool) (*Config, error) {
 			c.TFTP.TftpRoot = "tftp"
 		}
 	}
+	if err := c.resolveAddresses(detect); err != nil {
+		return nil, err
+	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	c.warnings = append(c.warnings, c.unused()...)
 	return c, nil
 }
+
+// Warnings lists the keys this version reads but does not act on, and the
+// keys it does not know, one line each.
+func (c *Config) Warnings() []string { return c.warnings }
 
 // Validate reports the first bad value, naming its key.
 func (c *Config) Validate() error {
@@ -315,8 +397,29 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("network: %q is not an IPv4 address", c.Network)
 	}
 	if c.Ipaddr6 != "" {
-		if _, _, err := net.ParseCIDR(c.Ipaddr6); err != nil && net.ParseIP(c.Ipaddr6) == nil {
+		if ip := net.ParseIP(c.Ipaddr6); ip == nil || ip.To4() != nil {
 			return fmt.Errorf("ipaddr6: %q is not an IPv6 address", c.Ipaddr6)
+		}
+	}
+	if c.PrefixLen6 != "" {
+		if n, err := strconv.Atoi(c.PrefixLen6); err != nil || n < 1 || n > 128 {
+			return fmt.Errorf("prefixlen6: %q is not a prefix length (1-128)", c.PrefixLen6)
+		}
+	}
+	if c.Warewulf.TLSPort < 0 || c.Warewulf.TLSPort > 65535 {
+		return fmt.Errorf("warewulf: tls port: %d is not a TCP port", c.Warewulf.TLSPort)
+	}
+	if c.WWClient.Port < 0 || c.WWClient.Port > 65535 {
+		return fmt.Errorf("wwclient: port: %d is not a port", c.WWClient.Port)
+	}
+	for key, v := range map[string]string{"range6 start": c.DHCP.Range6Start, "range6 end": c.DHCP.Range6End} {
+		if ip := net.ParseIP(v); v != "" && (ip == nil || ip.To4() != nil) {
+			return fmt.Errorf("dhcp: %s: %q is not an IPv6 address", key, v)
+		}
+	}
+	for _, s := range c.API.AllowedSubnets {
+		if _, _, err := net.ParseCIDR(s); err != nil {
+			return fmt.Errorf("api: allowed subnets: %q is not a CIDR subnet", s)
 		}
 	}
 	if c.Warewulf.Port < 1 || c.Warewulf.Port > 65535 {
@@ -363,7 +466,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("ssh: key types: %q is not rsa, dsa, ecdsa or ed25519", t)
 		}
 	}
-	return nil
+	return c.Pacing.validate()
 }
 
 func isMask(m net.IP) bool {

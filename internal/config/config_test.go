@@ -90,7 +90,7 @@ func TestRelocatedConfigKeepsStateBesideIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NodesConf() != filepath.Join(dir, "nodes.conf") || c.ImageStoreDir() != filepath.Join(dir, "state/chroots") ||
+	if c.NodesConf() != filepath.Join(dir, "nodes.conf") || c.ImageStoreDir() != filepath.Join(dir, "state/warewulf/chroots") ||
 		c.ProvisionDir() != "/srv/provision" || c.DataDir() != "/usr/share/warewulf" {
 		t.Errorf("paths: nodes %s images %s provision %s data %s", c.NodesConf(), c.ImageStoreDir(), c.ProvisionDir(), c.DataDir())
 	}
@@ -106,8 +106,9 @@ func TestSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Ipaddr != "10.99.0.1" || c.Warewulf.Port != 9999 || c.DistOverlayDir() != "/src/ww/overlays" ||
-		c.SiteOverlayDir() != filepath.Join(dir, "state/overlays") || c.NodesConf() != filepath.Join(dir, "etc/nodes.conf") {
+	link, _ := os.Readlink(c.DistOverlayDir())
+	if c.Ipaddr != "10.99.0.1" || c.Warewulf.Port != 9999 || link != "/src/ww/overlays" ||
+		c.SiteOverlayDir() != filepath.Join(dir, "state/overlays") || c.NodesConf() != filepath.Join(dir, "etc/warewulf/nodes.conf") {
 		t.Errorf("sandbox: %+v", c)
 	}
 	if _, err := WriteSandbox(dir, SandboxOptions{}); err == nil {
@@ -123,5 +124,83 @@ func TestEnvAndFlag(t *testing.T) {
 	t.Setenv(EnvVar, "")
 	if Path("") != DefaultFile {
 		t.Error("default")
+	}
+}
+
+func TestUpstreamPathsAreParents(t *testing.T) {
+	c, err := Parse([]byte("paths:\n  sysconfdir: /opt/etc\n  datadir: /opt/share\n  localstatedir: /opt/var\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodesConf() != "/opt/etc/warewulf/nodes.conf" || c.DistOverlayDir() != "/opt/share/warewulf/overlays" ||
+		c.StateDir() != "/opt/var/warewulf" || c.ImageStoreDir() != "/opt/var/warewulf/chroots" ||
+		c.SiteOverlayDir() != "/opt/var/warewulf/overlays" || c.ProvisionDir() != "/srv/warewulf" {
+		t.Errorf("nodes %s overlays %s state %s chroots %s site %s provision %s", c.NodesConf(), c.DistOverlayDir(),
+			c.StateDir(), c.ImageStoreDir(), c.SiteOverlayDir(), c.ProvisionDir())
+	}
+}
+
+func TestIpaddrWithPrefix(t *testing.T) {
+	c, err := Parse([]byte("ipaddr: 10.0.0.1/24\nipaddr6: fd00::1/64\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ipaddr != "10.0.0.1" || c.Netmask != "255.255.255.0" || c.Network != "10.0.0.0" ||
+		c.Ipaddr6 != "fd00::1" || c.PrefixLen6 != "64" || c.IpCIDR() != "10.0.0.1/24" || c.NetworkCIDR() != "10.0.0.0/24" {
+		t.Errorf("got %s %s %s %s/%s", c.Ipaddr, c.Netmask, c.Network, c.Ipaddr6, c.PrefixLen6)
+	}
+	// An explicit netmask wins over the prefix, as upstream has it.
+	if c, err = Parse([]byte("ipaddr: 10.0.0.1/24\nnetmask: 255.255.0.0\n")); err != nil || c.Netmask != "255.255.0.0" {
+		t.Errorf("netmask %s, %v", c.Netmask, err)
+	}
+	if _, err := Parse([]byte("ipaddr: 10.0.0.1/33\n")); err == nil || !strings.Contains(err.Error(), "10.0.0.1/33") {
+		t.Errorf("bad prefix: %v", err)
+	}
+}
+
+func TestUpstreamDefaultsAndWarnings(t *testing.T) {
+	// Upstream's own warewulf.conf (4.7) says nothing of secure or ports.
+	doc := `ipaddr: 10.0.0.1
+netmask: 255.255.252.0
+warewulf:
+  update interval: 60
+  tls: true
+  grubboot: false
+  systemd name: warewulfd
+dhcp:
+  range6 start: fd00::10
+  range6 end: fd00::ff
+wwclient:
+  port: 987
+api:
+  enabled: false
+frobnicate: 1
+image mounts:
+  - source: /etc/resolv.conf
+    copy: true
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Warewulf.Secure || !c.DHCP.Enabled || !c.NFS.Enabled || !c.Warewulf.AutobuildOverlays || c.Warewulf.TLSPort != 9874 || c.WWClient.Port != 987 {
+		t.Errorf("upstream defaults: %+v", c.Warewulf)
+	}
+	got := strings.Join(c.Warnings(), "\n")
+	for _, key := range []string{"warewulf: tls:", "dhcp: range6 start:", "wwclient: port:", "frobnicate: unknown", "image mounts: 0: copy"} {
+		if !strings.Contains(got, key) {
+			t.Errorf("no warning names %q:\n%s", key, got)
+		}
+	}
+	if strings.Contains(got, "grubboot") || strings.Contains(got, "api") {
+		t.Errorf("a key left at its default warns:\n%s", got)
+	}
+}
+
+func TestUpstreamEnvVar(t *testing.T) {
+	t.Setenv(EnvVar, "")
+	t.Setenv(UpstreamEnvVar, "/up.conf")
+	if Path("") != "/up.conf" {
+		t.Error("WAREWULFCONF not read")
 	}
 }

@@ -12,8 +12,15 @@ func (c *Config) abs(p string) string {
 	return filepath.Join(filepath.Dir(c.file), p)
 }
 
-// SysconfDir holds nodes.conf, the iPXE templates and the DHCP templates.
-func (c *Config) SysconfDir() string { return c.abs(c.Paths.Sysconfdir) }
+// SysconfDir holds nodes.conf, the iPXE templates and the DHCP templates:
+// sysconfdir/warewulf as upstream has it, or the directory of a relocated
+// warewulf.conf that names no sysconfdir.
+func (c *Config) SysconfDir() string {
+	if c.sysconfHere && c.file != "" {
+		return filepath.Dir(c.file)
+	}
+	return filepath.Join(c.abs(c.Paths.Sysconfdir), "warewulf")
+}
 
 // NodesConf is the node database.
 func (c *Config) NodesConf() string { return filepath.Join(c.SysconfDir(), "nodes.conf") }
@@ -24,18 +31,24 @@ func (c *Config) IpxeTemplateDir() string { return filepath.Join(c.SysconfDir(),
 // TemplateDir holds the templates of generated service configs (dhcp, hosts).
 func (c *Config) TemplateDir() string { return c.SysconfDir() }
 
-// DataDir is the read-only data the project ships.
-func (c *Config) DataDir() string { return c.abs(c.Paths.Datadir) }
+// DataDir is the read-only data the project ships: datadir/warewulf.
+func (c *Config) DataDir() string { return filepath.Join(c.abs(c.Paths.Datadir), "warewulf") }
 
 // DistOverlayDir holds the overlays shipped with the project (read-only).
 func (c *Config) DistOverlayDir() string { return filepath.Join(c.DataDir(), "overlays") }
+
+// BMCTemplateDir holds the `ipmi template` files named without a path.
+func (c *Config) BMCTemplateDir() string { return filepath.Join(c.DataDir(), "bmc") }
 
 // SiteOverlayDir holds the site's own overlays; a site overlay shadows a
 // shipped one of the same name.
 func (c *Config) SiteOverlayDir() string { return c.abs(c.Paths.WWOverlaydir) }
 
-// StateDir is the controller's mutable state.
-func (c *Config) StateDir() string { return c.abs(c.Paths.Localstatedir) }
+// StateDir is the controller's mutable state: localstatedir/warewulf.
+func (c *Config) StateDir() string { return filepath.Join(c.abs(c.Paths.Localstatedir), "warewulf") }
+
+// CacheDir is cachedir/warewulf (image layers).
+func (c *Config) CacheDir() string { return filepath.Join(c.abs(c.Paths.Cachedir), "warewulf") }
 
 // RunDir holds the pidfile and other runtime files.
 func (c *Config) RunDir() string { return c.abs(c.Paths.Rundir) }

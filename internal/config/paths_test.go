@@ -20,7 +20,7 @@ func TestStatusFile(t *testing.T) {
 	if c, err = Load(file); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.StatusFile(); got != filepath.Join(dir, "state", "node-status.json") {
+	if got := c.StatusFile(); got != filepath.Join(dir, "state", "warewulf", "node-status.json") {
 		t.Errorf("relocated: %s", got)
 	}
 }

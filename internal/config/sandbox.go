@@ -19,28 +19,32 @@ type SandboxOptions struct {
 }
 
 // WriteSandbox writes DIR/warewulf.conf whose paths are all relative to DIR
-// (etc/, share/, state/, run/), so tests and the demo run anywhere, as any
-// user. The iPXE binaries still come from the system (/usr/lib/ipxe). It
-// refuses to overwrite an existing warewulf.conf and returns its path.
+// (etc/, share/, state/, run/), with upstream's meaning of them: nodes.conf
+// in etc/warewulf/, the shipped overlays in share/warewulf/overlays (a link
+// to Datadir/overlays). Tests and the demo so run anywhere, as any user.
+// The iPXE binaries still come from the system (/usr/lib/ipxe). It refuses
+// to overwrite an existing warewulf.conf and returns its path.
 func WriteSandbox(dir string, o SandboxOptions) (string, error) {
 	file := filepath.Join(dir, "warewulf.conf")
 	if _, err := os.Stat(file); err == nil {
 		return "", fmt.Errorf("%s already exists", file)
 	}
-	c := &Config{Ipaddr: o.Ipaddr, Netmask: o.Netmask}
+	c := upstreamDefaults()
+	c.Ipaddr, c.Netmask = o.Ipaddr, o.Netmask
 	c.Warewulf.Port = o.Port
-	c.Warewulf.Secure = true
-	c.Warewulf.AutobuildOverlays = true
-	c.DHCP.Enabled = true
-	c.TFTP.Enabled = true
 	c.Paths = PathsConf{
 		Sysconfdir:     "etc",
-		Datadir:        o.Datadir,
+		Datadir:        "share",
 		Localstatedir:  "state",
+		Cachedir:       "state/cache",
+		Srvdir:         "state",
 		Rundir:         "run",
 		WWOverlaydir:   "state/overlays",
 		WWChrootdir:    "state/chroots",
 		WWProvisiondir: "state/provision",
+	}
+	if o.Datadir == "" {
+		o.Datadir = "/usr/share/warewulf"
 	}
 	c.TFTP.TftpRoot = "tftp"
 	c.applyDefaults()
@@ -49,6 +53,20 @@ func WriteSandbox(dir string, o SandboxOptions) (string, error) {
 	}
 	data, err := c.Marshal()
 	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755); err != nil {
+		return "", err
+	}
+	share := filepath.Join(dir, "share", "warewulf")
+	if err := os.MkdirAll(share, 0o755); err != nil {
+		return "", err
+	}
+	src, err := filepath.Abs(filepath.Join(o.Datadir, "overlays"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.Symlink(src, filepath.Join(share, "overlays")); err != nil && !os.IsExist(err) {
 		return "", err
 	}
 	if err := safefile.WriteFile(file, data, 0o644); err != nil {

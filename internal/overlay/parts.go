@@ -9,6 +9,7 @@
 package overlay
 
 import (
+	"reflect"
 	"sync"
 	"time"
 
@@ -24,20 +25,34 @@ const (
 
 var (
 	buildersMu sync.Mutex
-	builders   = map[*config.Config]*Builder{}
+	builders   = map[string]*builderEntry{} // by provision directory
 )
 
-// builderFor keeps one Builder per configuration, so repeated BuildNode
-// calls reuse the merged nodes and parsed templates.
+// builderEntry is the Builder of one provision tree and the last
+// configuration seen equal to the one it was made with.
+type builderEntry struct {
+	b    *Builder
+	seen *config.Config
+}
+
+// builderFor keeps one Builder per provision tree, so repeated BuildNode
+// calls reuse the merged nodes and parsed templates. warewulfd loads a new
+// *config.Config on every reload: an equal one reuses the Builder, a
+// changed one replaces it, so reloads never pile Builders up.
 func builderFor(cfg *config.Config) *Builder {
 	buildersMu.Lock()
 	defer buildersMu.Unlock()
-	b, ok := builders[cfg]
-	if !ok {
-		b = NewBuilder(cfg, Options{RescanAfter: time.Second})
-		builders[cfg] = b
+	key := cfg.ProvisionDir()
+	e := builders[key]
+	switch {
+	case e != nil && (e.seen == cfg || e.b.cfg == cfg):
+	case e != nil && reflect.DeepEqual(*e.b.cfg, *cfg):
+		e.seen = cfg
+	default:
+		e = &builderEntry{b: NewBuilder(cfg, Options{RescanAfter: time.Second}), seen: cfg}
+		builders[key] = e
 	}
-	return b
+	return e.b
 }
 
 // Parts returns the built archive files which, sent one after the other,

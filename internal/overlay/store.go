@@ -302,7 +302,13 @@ func (b *Builder) Ranges(nodeName, kind string) ([]Part, error) {
 	}
 	s := &setManifest{}
 	if !readJSON(b.setManifestPath(e.Set), s) {
-		return nil, fmt.Errorf("node %s: %s overlay image is incomplete: run wwctl overlay build %s", nodeName, kind, nodeName)
+		// A gone manifest (a build collected it after this index was
+		// read) says so, so that Parts looks again.
+		_, err := os.Stat(b.setManifestPath(e.Set))
+		if !errors.Is(err, fs.ErrNotExist) {
+			err = errors.New("unreadable set manifest")
+		}
+		return nil, fmt.Errorf("node %s: %s overlay image is incomplete (%w): run wwctl overlay build %s", nodeName, kind, err, nodeName)
 	}
 	var parts []Part
 	for _, name := range []string{s.Static, s.Cluster} {

@@ -65,3 +65,23 @@ func InNetns(ns string, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// RepoDatadir returns a datadir (warewulf.conf `paths: datadir`) whose
+// warewulf/overlays is this checkout's overlays/, so tests build the
+// shipped overlays from source. root is the checkout, relative to the
+// test's package or absolute.
+func RepoDatadir(t testing.TB, root string) string {
+	t.Helper()
+	src, err := filepath.Abs(filepath.Join(root, "overlays"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "warewulf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(src, filepath.Join(dir, "warewulf", "overlays")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -439,13 +440,10 @@ func runWrk(b *testing.B, url string, threads, conns int, d time.Duration, cpus 
 // Secure mode is off: wrk cannot pick its source port; the secure checks
 // are a few comparisons (the boot storm runs them).
 func BenchmarkRequestsPerSecond(b *testing.B) {
-	repo, err := filepath.Abs("../..") // the shipped overlays
-	if err != nil {
-		b.Fatal(err)
-	}
+	datadir := testenv.RepoDatadir(b, "../..") // the shipped overlays
 	conf, cfg, port, _ := builtImageSandbox(b, 1<<20, func(c *config.Config) {
 		c.Warewulf.Secure = false
-		c.Paths.Datadir = repo
+		c.Paths.Datadir = datadir
 	})
 	writeFile(b, cfg.NodesConf(), []byte(`nodeprofiles:
   default:

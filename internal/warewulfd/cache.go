@@ -26,6 +26,7 @@ const (
 
 // content is one response body: files sent one after the other.
 type content struct {
+	key   string // its entry in the artifactCache
 	paths []string
 	comp  archive.Compression // how the body is compressed (None: not an archive)
 	// Set when the body was small enough to keep in memory; large bodies
@@ -102,6 +103,7 @@ func (c *artifactCache) put(key string, out ...*content) []*content {
 		c.forget(key, old)
 	}
 	for _, ct := range out {
+		ct.key = key
 		if c.mem < memBudget && ct.load() {
 			c.mem += int64(len(ct.data))
 		}
@@ -155,6 +157,21 @@ func readFull(f *os.File) ([]byte, error) {
 	b := make([]byte, fi.Size())
 	_, err = f.ReadAt(b, 0)
 	return b, err
+}
+
+// drop forgets the entry that holds ct, so the next lookup asks the image
+// or overlay package again (ct's files are gone).
+func (c *artifactCache) drop(ct *content) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[ct.key]; ok {
+		for _, x := range e.c {
+			if x == ct {
+				c.forget(ct.key, e)
+				return
+			}
+		}
+	}
 }
 
 func (c *artifactCache) clear() {

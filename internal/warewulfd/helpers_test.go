@@ -140,6 +140,9 @@ type envOptions struct {
 	// tftpPort: TFTP listens where warewulf.conf says, on this port
 	// rather than 69 (with confAddr), instead of on Options.TFTPAddr.
 	tftpPort int
+	// built serves overlays the real builder makes (overlay.Parts,
+	// autobuild) from the shipped overlays, instead of fileProvider's.
+	built bool
 }
 
 func writeFile(t testing.TB, path string, data []byte) {
@@ -172,6 +175,9 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 		t.Fatal(err)
 	}
 	cfg.Warewulf.Secure = o.secure
+	if o.built {
+		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
+	}
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false
 	if o.confAddr {
@@ -212,7 +218,11 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	if o.comp != archive.None {
 		prov.comp = o.comp
 	}
-	opts := Options{ConfigFile: file, Provider: prov, HTTPAddr: "127.0.0.1:0", TFTPAddr: "127.0.0.1:0", PollInterval: 100 * time.Millisecond, Log: log, NoDHCP: !o.services}
+	var provider Provider = prov
+	if o.built {
+		provider = Built{}
+	}
+	opts := Options{ConfigFile: file, Provider: provider, HTTPAddr: "127.0.0.1:0", TFTPAddr: "127.0.0.1:0", PollInterval: 100 * time.Millisecond, Log: log, NoDHCP: !o.services}
 	if o.confAddr {
 		opts.HTTPAddr = ""
 	}

@@ -35,6 +35,9 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	// release gives back a paced transfer's slot (pacing.go); nil if none.
+	release func()
+	paced   *bucket // the bandwidth bucket the body goes through, if any
 }
 
 // ServeHTTP implements http.Handler.
@@ -88,29 +91,58 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
 		return
 	}
-	var body *content
-	switch stage {
-	case StageKernel, StageImage, StageKmods:
-		body, err = s.imageFiles(st, q.node, stage)
-	case StageSystem:
-		body, err = s.overlayFiles(st, q.node, overlay.System)
-	case StageRuntime:
-		if why := checkRuntime(st, q); why != "" {
-			q.fail(http.StatusForbidden, why)
-			return
-		}
-		body, err = s.overlayFiles(st, q.node, overlay.Runtime)
-	}
-	if err != nil {
-		q.fail(http.StatusNotFound, err.Error())
+	if stage == StageStage1 {
+		s.serveStage1(st, q)
 		return
 	}
-	if want != archive.None && body.comp != archive.None && want != body.comp {
-		// The kernel and wwclient read gzip and zstd alike, so the node
-		// still boots; the log says its template asks for the wrong one.
-		q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
+	// A rebuild replaces files: one found by a lookup may be gone when it
+	// is opened. Then the lookup is done again, so a node gets the old
+	// bytes or the new ones, never a 404.
+	for attempt := 1; ; attempt++ {
+		var body *content
+		switch stage {
+		case StageKernel, StageImage, StageKmods:
+			body, err = s.imageFiles(st, q.node, stage)
+		case StageInitramfs:
+			body, err = s.initramfsFiles(st, q.node)
+		case StageSystem:
+			body, err = s.overlayFiles(st, q, overlay.System)
+		case StageRuntime:
+			if why := checkRuntime(st, q); why != "" {
+				q.fail(http.StatusForbidden, why)
+				return
+			}
+			body, err = s.overlayFiles(st, q, overlay.Runtime)
+		}
+		if err != nil {
+			q.fail(http.StatusNotFound, err.Error())
+			return
+		}
+		if want != archive.None && body.comp != archive.None && want != body.comp {
+			// The kernel and wwclient read gzip and zstd alike, so the node
+			// still boots; the log says its template asks for the wrong one.
+			q.note = fmt.Sprintf("compress=%s asked, sent %s as built", want, body.comp)
+		}
+		if stage == StageImage || stage == StageKmods || stage == StageInitramfs {
+			// Admitted once; a retry after a rebuild only renews the digest.
+			admitted := q.release != nil
+			if !s.paceAndDigest(st, q, body) {
+				return
+			}
+			if !admitted {
+				defer q.release()
+			}
+		}
+		err = s.serveContent(q, body)
+		if err == nil {
+			return
+		}
+		s.cache.drop(body)
+		if attempt == 3 {
+			q.fail(http.StatusNotFound, err.Error())
+			return
+		}
 	}
-	s.serveContent(q, body)
 }
 
 func newRequest(w http.ResponseWriter, r *http.Request) *request {
@@ -265,26 +297,35 @@ func (s *Server) imageFiles(st *state, n *nodeEntry, stage Stage) (*content, err
 
 // overlayFiles finds a node's built overlay; a missing or stale one is
 // built once, however many requests ask at the same time, when
-// `autobuild overlays` is on.
-func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, error) {
+// `autobuild overlays` is on. If that build fails, the node keeps its
+// previous overlay (with a warning) and the build is not tried again for
+// this nodes.conf.
+func (s *Server) overlayFiles(st *state, q *request, kind string) (*content, error) {
+	n := q.node
 	key := kind + "\x00" + n.Name
 	if cs, ok := s.cache.get(key); ok {
 		return cs[0], nil
 	}
 	files, err := s.prov.Overlay(st.cfg, n.Name, kind)
-	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.db) {
+	if checked, _ := s.checked.Load(key); st.cfg.Warewulf.AutobuildOverlays && (err != nil || checked != st.gen) {
 		// Missing, or not yet checked against this nodes.conf: BuildNode
 		// rebuilds only if the node's inputs changed.
-		_, err, _ = s.builds.Do(key, func() (any, error) {
+		_, berr, _ := s.builds.Do(key, func() (any, error) {
 			s.log.Debugf("warewulfd: bringing %s overlay of %s up to date", kind, n.Name)
-			if err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind); err != nil {
-				return nil, err
+			err := s.prov.BuildOverlay(st.cfg, st.db, n.Name, kind)
+			s.checked.Store(key, st.gen)
+			if err != nil {
+				s.log.Warnf("warewulfd: building the %s overlay of %s failed: %v", kind, n.Name, err)
 			}
-			s.checked.Store(key, st.db)
-			return nil, nil
+			return nil, err
 		})
-		if err == nil {
+		switch {
+		case berr == nil:
 			files, err = s.prov.Overlay(st.cfg, n.Name, kind)
+		case err == nil:
+			q.note = "the overlay build failed, sent the previous overlay"
+		default:
+			err = fmt.Errorf("%w (and the last build failed: %v)", err, berr)
 		}
 	}
 	if err != nil {
@@ -302,19 +343,20 @@ func (s *Server) overlayFiles(st *state, n *nodeEntry, kind string) (*content, e
 }
 
 // serveContent sends a body with Range, ETag and Last-Modified: from
-// memory when it is small, else from its files through sendfile.
-func (s *Server) serveContent(q *request, c *content) {
+// memory when it is small, else from its files through sendfile. If a file
+// is gone (a rebuild replaced it) it answers nothing and returns the error,
+// for the caller to look the files up again.
+func (s *Server) serveContent(q *request, c *content) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	if c.data != nil && c.fresh() {
 		h.Set("ETag", c.etag)
 		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
-		return
+		return nil
 	}
 	files, size, mod, etag, err := openFiles(c.paths)
 	if err != nil {
-		q.fail(http.StatusNotFound, err.Error())
-		return
+		return err
 	}
 	defer closeAll(files)
 	// A client slower than minRate on average is cut off.
@@ -324,16 +366,21 @@ func (s *Server) serveContent(q *request, c *content) {
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
 	}
+	var w http.ResponseWriter = q.w
+	if q.paced != nil {
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if len(files) == 1 {
-		http.ServeContent(q.w, q.r, "", mod, files[0])
-		return
+		http.ServeContent(w, q.r, "", mod, files[0])
+		return nil
 	}
 	m, err := newMultiFile(files)
 	if err != nil {
 		q.fail(http.StatusInternalServerError, err.Error())
-		return
+		return nil
 	}
-	http.ServeContent(q.w, q.r, "", mod, m)
+	http.ServeContent(w, q.r, "", mod, m)
+	return nil
 }
 
 // fail answers with an error status and remembers why for the log line.

@@ -487,3 +487,53 @@ func TestReloadMovesListenAddress(t *testing.T) {
 		t.Fatal("tftp still answers on the old address")
 	}
 }
+
+// TestReloadKeepsNodes: a nodes.conf emptied, deleted or cut short while
+// warewulfd serves its nodes is refused like any broken file: the nodes
+// keep their iPXE scripts and overlays, and the log says why. A complete
+// file that removes a node is taken.
+func TestReloadKeepsNodes(t *testing.T) {
+	conf := `nodes:
+  n1:
+    image name: img
+    network devices:
+      default: {hwaddr: "52:54:00:00:00:01", ipaddr: 10.1.0.1}
+  n2:
+    image name: img
+    network devices:
+      default: {hwaddr: "52:54:00:00:00:02", ipaddr: 10.1.0.2}
+`
+	e := newEnv(t, envOptions{nodesConf: conf})
+	e.nodeOverlay("n2", "system", 1000)
+	path := e.cfg.NodesConf()
+	known := func(what string) {
+		t.Helper()
+		time.Sleep(300 * time.Millisecond) // three polls
+		if _, body := e.get("/ipxe/52:54:00:00:00:02"); strings.Contains(string(body), "not in nodes.conf") {
+			t.Errorf("%s: n2 is no longer known:\n%s", what, body)
+		}
+		if resp, _ := e.get("/system/52:54:00:00:00:02"); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: system overlay of n2: %s", what, resp.Status)
+		}
+	}
+	writeFile(t, path, nil)
+	known("emptied")
+	e.awaitLog(t, "level=error", "reload failed", "has no nodes")
+	os.Remove(path)
+	known("deleted")
+	e.awaitLog(t, "level=error", "reload failed", "is missing")
+	writeFile(t, path, []byte(conf[:strings.Index(conf, "  n2:")+5]))
+	known("cut after n2's name")
+	writeFile(t, path, []byte(conf[:strings.Index(conf, "  n2:")-1]))
+	known("cut before n2")
+	e.awaitLog(t, "level=error", "reload failed", "looks cut short", "does not end with a newline")
+	if strings.Contains(e.logs.String(), "loaded 0 nodes") || strings.Contains(e.logs.String(), "loaded 1 nodes") {
+		t.Errorf("a broken nodes.conf was loaded:\n%s", e.logs.String())
+	}
+	// wwctl node delete n2: a complete file with one node less.
+	writeFile(t, path, []byte(conf[:strings.Index(conf, "  n2:")]))
+	e.awaitLog(t, "loaded 1 nodes")
+	if _, body := e.get("/ipxe/52:54:00:00:00:02"); !strings.Contains(string(body), "not in nodes.conf") {
+		t.Errorf("n2 was deleted, but its iPXE script is:\n%s", body)
+	}
+}

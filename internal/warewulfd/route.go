@@ -17,10 +17,12 @@ const (
 	StageKmods
 	StageSystem
 	StageRuntime
+	StageStage1    // the two-stage boot's own initramfs (stage1.go)
+	StageInitramfs // the image's dracut initramfs, for upstream's dracut template
 	stageCount
 )
 
-var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime"}
+var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "stage1", "initramfs"}
 
 func (s Stage) String() string {
 	if s >= 0 && s < stageCount {

@@ -60,14 +60,20 @@ type Server struct {
 	st     atomic.Pointer[state]
 	cache  artifactCache
 	builds singleflight.Group
-	// checked maps "kind\x00node" to the *node.DB its overlay was last
-	// brought up to date against, so a changed nodes.conf rebuilds each
-	// node's overlay once, on its next request.
+	// checked maps "kind\x00node" to the state (its gen) whose nodes.conf
+	// the overlay was last brought up to date against, so a changed
+	// nodes.conf rebuilds each node's overlay once, on its next request.
 	checked sync.Map
 	status  statusBook
 	metrics metrics
 	ipxe    templateCache
 	sndbufs sendBuffers
+	// The two-stage boot: its initramfs, the image digests stage 1
+	// checks, and the pacing of image downloads (stage1.go, digest.go,
+	// pacing.go).
+	stage1  stage1Image
+	digests digests
+	pacer   pacer
 
 	discoverMu sync.Mutex
 
@@ -375,6 +381,9 @@ func (s *Server) Reload() error {
 	old := s.st.Load()
 	st, err := loadState(s.opts.ConfigFile, old.cfg)
 	s.stamps = s.watchedFiles(old) // do not retry a broken file until it changes again
+	if err == nil {
+		err = checkShrink(st.cfg.NodesConf(), old, st)
+	}
 	if err != nil {
 		s.log.Errorf("warewulfd: reload failed, still serving the last good configuration: %v", err)
 		return err

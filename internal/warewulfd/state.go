@@ -1,10 +1,14 @@
 package warewulfd
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 
@@ -22,7 +26,12 @@ type state struct {
 	byMAC map[string]*nodeEntry // lowercase colon MAC -> node
 	// discoverable lists nodes waiting for an unknown MAC, by name.
 	discoverable []string
+	// gen numbers the states a process loads, so that what remembers a
+	// state keeps a number, not the whole database.
+	gen uint64
 }
+
+var stateGen atomic.Uint64
 
 // nodeEntry is a merged node and what requests need of it, precomputed.
 type nodeEntry struct {
@@ -35,7 +44,7 @@ func newState(cfg *config.Config, db *node.DB) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: cfg, db: db, nodes: make(map[string]*nodeEntry, len(merged)), byMAC: make(map[string]*nodeEntry, len(merged))}
+	st := &state{gen: stateGen.Add(1), cfg: cfg, db: db, nodes: make(map[string]*nodeEntry, len(merged)), byMAC: make(map[string]*nodeEntry, len(merged))}
 	for _, n := range merged { // sorted by name: the first name wins a duplicate
 		e := &nodeEntry{Node: n}
 		st.nodes[n.Name] = e
@@ -85,6 +94,42 @@ func (e *nodeEntry) hasAddr(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// checkShrink refuses a nodes.conf that no wwctl command writes, while
+// the daemon serves nodes: a missing file, one with no nodes at all, or
+// one without the newline every complete file ends with (cut short by a
+// truncating editor or a full disk: a cut can drop nodes, or a digit of an
+// address, and still parse). The CLI still reads a missing file as an
+// empty database.
+func checkShrink(path string, old, cur *state) error {
+	if len(old.nodes) == 0 {
+		return nil
+	}
+	keep := fmt.Sprintf("; still serving its %d nodes", len(old.nodes))
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is missing%s (restart warewulfd to serve none)", path, keep)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if len(cur.nodes) == 0 {
+		return fmt.Errorf("%s has no nodes (emptied or cut short?)%s (restart warewulfd to serve none)", path, keep)
+	}
+	last := make([]byte, 1)
+	fi, err := f.Stat()
+	if err == nil && fi.Size() > 0 {
+		_, err = f.ReadAt(last, fi.Size()-1)
+	}
+	if err != nil {
+		return err
+	}
+	if last[0] != '\n' {
+		return fmt.Errorf("%s looks cut short: it does not end with a newline, as a complete one does%s", path, keep)
+	}
+	return nil
 }
 
 // loadState reads warewulf.conf (when cfgFile is set) and nodes.conf.

@@ -52,13 +52,15 @@ nfs:
 ssh:
   key types: [ed25519]
 paths:
-  datadir: `+repoDir(t)+`
+  datadir: share
   sysconfdir: etc
   localstatedir: state
   ipxesource: ipxe
 `), 0o644)
-	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-	os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte(`nodes:
+	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "share", "warewulf"), 0o755)
+	os.Symlink(filepath.Join(repoDir(t), "overlays"), filepath.Join(dir, "share", "warewulf", "overlays"))
+	os.WriteFile(filepath.Join(dir, "etc", "warewulf", "nodes.conf"), []byte(`nodes:
   n1:
     network devices:
       default: {hwaddr: "52:54:00:00:00:01", ipaddr: 10.0.0.11}
@@ -111,18 +113,18 @@ func TestConfigureAll(t *testing.T) {
 	check(filepath.Join(dir, "out", "dnsmasq.conf"), "dhcp-host=52:54:00:00:00:01")
 	check(hosts, "127.0.0.1 localhost\n# BEGIN warewulf", "10.0.0.11       n1\n")
 	check(exports, "/home 10.0.0.0/24(rw,sync)")
-	check(filepath.Join(dir, "etc", "keys", "cluster.pub"), "ssh-ed25519 ")
-	check(filepath.Join(dir, "etc", "keys", "cluster"), "OPENSSH PRIVATE KEY")
+	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster.pub"), "ssh-ed25519 ")
+	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"), "OPENSSH PRIVATE KEY")
 	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
 	check(known, "gitlab.example ssh-ed25519 AAAAsite\n# BEGIN warewulf", "\nn1,10.0.0.11 ssh-ed25519 ", " root@n1\n# END warewulf\n")
 
 	// Running again changes nothing and keeps the keys.
-	key, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster"))
+	key, _ := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"))
 	out, err = wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports, "--known-hosts-file", known)
 	if err != nil || strings.Count(out, "is up to date") != 3 {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	if again, _ := os.ReadFile(filepath.Join(dir, "etc", "keys", "cluster")); !bytes.Equal(key, again) {
+	if again, _ := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster")); !bytes.Equal(key, again) {
 		t.Error("the cluster key changed")
 	}
 }
@@ -130,7 +132,7 @@ func TestConfigureAll(t *testing.T) {
 func TestConfigureBadInput(t *testing.T) {
 	dir, conf := configureSandbox(t)
 	hosts := filepath.Join(dir, "hosts")
-	os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte("nodes:\n  n1:\n    network devices:\n      default: {ipaddr: 10.0.0.300}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "etc", "warewulf", "nodes.conf"), []byte("nodes:\n  n1:\n    network devices:\n      default: {ipaddr: 10.0.0.300}\n"), 0o644)
 	_, err := wwctlRun(t, "--config", conf, "configure", "hostfile", "--hosts-file", hosts)
 	if err == nil || !strings.Contains(err.Error(), "10.0.0.300") {
 		t.Errorf("bad node address: %v", err)
@@ -150,7 +152,7 @@ func TestConfigureSSHDryRunWritesNothing(t *testing.T) {
 	if err != nil || !strings.Contains(out, "would list the host keys of 1 nodes in "+known) {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, p := range []string{known, filepath.Join(dir, "etc", "keys")} {
+	for _, p := range []string{known, filepath.Join(dir, "etc", "warewulf", "keys")} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("--dry-run wrote %s", p)
 		}

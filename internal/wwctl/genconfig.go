@@ -40,7 +40,7 @@ func newGenconfigCmd() *cobra.Command {
 	sandbox := &cobra.Command{
 		Use:   "sandbox DIR",
 		Short: "Write a warewulf.conf whose every path lives under DIR, for a user without root",
-		Long: "Writes DIR/warewulf.conf with relative paths, DIR/etc/nodes.conf and the iPXE templates. " +
+		Long: "Writes DIR/warewulf.conf with relative paths, DIR/etc/warewulf/nodes.conf and the iPXE templates. " +
 			"Point the tools at it with --config DIR/warewulf.conf or WW_CONFIG.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,7 +51,7 @@ func newGenconfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := copyEtc(filepath.Join(args[0], "etc")); err != nil {
+			if err := copyEtc(filepath.Join(args[0], "etc", "warewulf")); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), file)
@@ -98,5 +98,5 @@ func defaultDatadir() string {
 			return root
 		}
 	}
-	return config.Default().Paths.Datadir
+	return config.Default().DataDir()
 }

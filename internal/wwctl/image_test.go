@@ -77,8 +77,8 @@ func TestImageCommands(t *testing.T) {
 	mustRun("built image.img (zstd,", "image", "build", "--force", "-z", "zstd", "base")
 	mustRun("6.1.0-1-amd64", "image", "list")
 	mustRun("/boot/vmlinuz-6.1.0-1-amd64", "image", "kernels")
-	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-	os.WriteFile(filepath.Join(dir, "etc/nodes.conf"), []byte("nodes:\n  n1:\n    image name: base\n"), 0o640)
+	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/warewulf/nodes.conf"), []byte("nodes:\n  n1:\n    image name: base\n"), 0o640)
 	mustRun("1 booting", "image", "show", "base")
 
 	// Bad inputs: one-line errors naming the bad value, nothing changed.
@@ -109,7 +109,7 @@ func TestImageCommands(t *testing.T) {
 	}
 
 	mustRun("renamed", "image", "rename", "base", "main")
-	if data, _ := os.ReadFile(filepath.Join(dir, "etc/nodes.conf")); !strings.Contains(string(data), "image name: main") {
+	if data, _ := os.ReadFile(filepath.Join(dir, "etc/warewulf/nodes.conf")); !strings.Contains(string(data), "image name: main") {
 		t.Fatalf("rename did not follow in nodes.conf:\n%s", data)
 	}
 	mustRun("copied", "image", "copy", "main", "spare")

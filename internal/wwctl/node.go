@@ -44,7 +44,8 @@ func newNodeCmd() *cobra.Command {
 	k := kind{noun: "node"}
 	cmd := &cobra.Command{Use: "node", Short: "Manage nodes"}
 	cmd.AddCommand(k.addCmd(), k.setCmd(), k.unsetCmd(), k.deleteCmd(), k.listCmd(), k.editCmd(),
-		newNodeImportCmd(), newNodeExportCmd(), newNodeStatusCmd())
+		newNodeImportCmd(), newNodeExportCmd(), newNodeStatusCmd(),
+		newNodeSensorsCmd(), newNodeConsoleCmd())
 	return cmd
 }
 

@@ -36,8 +36,8 @@ nodes:
     network devices:
       default: {device: eth0, ipaddr: 192.168.200.12}
 `
-	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "etc", "nodes.conf"), []byte(nodes), 0o644); err != nil {
+	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "etc", "warewulf", "nodes.conf"), []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(config.EnvVar, cf)

@@ -46,6 +46,8 @@ func NewRoot() *cobra.Command {
 		newImageCmd(),
 		newOverlayCmd(),
 		newServerCmd(),
+		newPowerCmd(),
+		newSSHCmd(),
 		newConfigureCmd(),
 		newGenconfigCmd(),
 		newVersionCmd(),
