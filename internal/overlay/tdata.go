@@ -171,7 +171,7 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		}
 	}
 	c.Ipaddr6 = cfg.Ipaddr6
-	c.PrefixLen6 = extraString(cfg.Extra, "prefixlen6")
+	c.PrefixLen6 = cfg.PrefixLen6
 	if ip, n, err := net.ParseCIDR(c.Ipaddr6); err == nil {
 		ones, _ := n.Mask.Size()
 		c.Ipaddr6, c.PrefixLen6 = ip.String(), strconv.Itoa(ones)
@@ -189,20 +189,23 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 	w := cfg.Warewulf
 	c.Warewulf = WarewulfData{
 		Port:              w.Port,
-		TLSPort:           extraInt(w.Extra, "tls port", 9874),
+		TLSPort:           w.TLSPort,
 		Secure:            w.Secure,
-		SecureFiles:       extraBool(w.Extra, "secure files", w.Secure),
-		TLSEnabled:        extraBool(w.Extra, "tls", false),
+		SecureFiles:       w.Secure,
+		TLSEnabled:        w.TLS,
 		UpdateInterval:    w.UpdateInterval,
 		AutobuildOverlays: w.AutobuildOverlays,
 		EnableHostOverlay: w.HostOverlay,
-		GrubBoot:          extraBool(w.Extra, "grubboot", false),
+		GrubBoot:          w.GrubBoot,
 		Syslog:            w.Syslog,
-		SystemdName:       extraString(w.Extra, "systemd name"),
+		SystemdName:       w.SystemdName,
+	}
+	if w.SecureFiles != nil {
+		c.Warewulf.SecureFiles = *w.SecureFiles
 	}
 	d := cfg.DHCP
 	c.Dhcp = DhcpData{Enabled: d.Enabled, Template: d.Template, RangeStart: d.RangeStart, RangeEnd: d.RangeEnd,
-		Range6Start: extraString(d.Extra, "range6 start"), Range6End: extraString(d.Extra, "range6 end"),
+		Range6Start: d.Range6Start, Range6End: d.Range6End,
 		SystemdName: d.SystemdName}
 	if c.Dhcp.SystemdName == "" {
 		c.Dhcp.SystemdName = "dhcpd"
@@ -230,7 +233,7 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		Srvdir:         extraString(p.Extra, "srvdir"),
 		Firewallddir:   extraString(p.Extra, "firewallddir"),
 		Systemddir:     p.Systemddir,
-		Datadir:        cfg.DataDir(),
+		Datadir:        filepath.Dir(cfg.DataDir()),
 		WWOverlaydir:   cfg.SiteOverlayDir(),
 		WWChrootdir:    cfg.ImageStoreDir(),
 		WWProvisiondir: cfg.ProvisionDir(),
