@@ -28,14 +28,7 @@ func TestBondVLANDebian(t *testing.T) {
 		vlanIP = "10.42.0.18"
 	)
 	// The controller's end of VLAN 42, on the bridge the node's taps join.
-	for _, c := range [][]string{
-		{"link", "add", "link", e.ns.bridge, "name", "vl42", "type", "vlan", "id", "42"},
-		{"addr", "add", "10.42.0.1/24", "dev", "vl42"},
-		{"link", "set", "vl42", "up"},
-	} {
-		run(t, nil, append([]string{"ip", "-n", e.ns.name}, c...)...)
-	}
-	t.Cleanup(func() { runErr(nil, "ip", "-n", e.ns.name, "link", "del", "vl42") })
+	vlanEndpoint(t, e.ns, 42, "10.42.0.1/24")
 
 	// A site overlay that turns systemd-networkd on (images choose their
 	// network tool; the shipped overlay only writes its configuration).
@@ -93,7 +86,7 @@ func TestBondVLANDebian(t *testing.T) {
 		}
 	}
 	// The controller's side reaches the node on its VLAN address.
-	if out, err := runErr(nil, e.ns.exec("ping", "-c", "3", "-W", "2", vlanIP)...); err != nil {
+	if out, err := runErr(nil, e.ns.exec("busybox", "ping", "-c", "3", "-W", "2", vlanIP)...); err != nil {
 		t.Fatalf("ping %s from the controller's side: %v\n%s", vlanIP, err, out)
 	}
 }
