@@ -45,13 +45,14 @@ func TestBondVLANDebian(t *testing.T) {
 		db.Nodes[name] = &node.Conf{
 			Profiles:       node.List{"default"},
 			ImageName:      "debian",
-			PrimaryNetwork: "nic1",
+			PrimaryNetwork: "default",
 			// ifupdown would take the same interfaces.
 			SystemOverlay: node.List{"~ifupdown", "networkd-on"},
 			Kernel:        &node.Kernel{Args: node.Args{"systemd.show_status=1"}},
 			NetDevs: map[string]*node.NetDev{
-				// nic1 boots the node (DHCP, iPXE) before it joins the bond.
-				"nic1": {Device: "eth0", Hwaddr: mac1, Ipaddr: prefix + "18", Netmask: netmask, Tags: map[string]string{"master": "bond0"}},
+				// The first NIC boots the node (DHCP, iPXE) before it joins
+				// the bond; "default" as the profile's device is named.
+				"default": {Device: "eth0", Hwaddr: mac1, Ipaddr: prefix + "18", Netmask: netmask, Tags: map[string]string{"master": "bond0"}},
 				"nic2": {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
 				"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, Ipaddr: bondIP, Netmask: netmask,
 					Tags: map[string]string{"mode": "active-backup", "miimon": "100"}},
