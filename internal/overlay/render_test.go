@@ -25,6 +25,7 @@ var expect = map[string]map[string][]string{
 		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
 	},
 	"localtime":       {"etc/localtime": {}},
+	"mig":             {"etc/systemd/system/ww-nvidia-mig.service": {"ExecStart=/usr/bin/nvidia-smi mig -cgi 2,2 -C\n", "WantedBy=multi-user.target"}},
 	"netplan":         {"etc/netplan/warewulf.yaml": {"network:\n  version: 2\n", "  ethernets:\n    eth0:\n      match:\n        macaddress: \"52:54:00:00:00:01\"\n      set-name: eth0\n      mtu: 9000\n      dhcp4: false\n      addresses:\n        - 10.0.1.1/24\n      routes:\n        - { to: default, via: 10.0.0.1 }\n", "    ib0:\n      infiniband-mode: datagram\n"}},
 	"wicked":          {"etc/wicked/ifconfig/eth0.xml": {"<name>eth0</name>", "<local>10.0.1.1/24</local>", "<mtu>9000</mtu>"}, "etc/wicked/ifconfig/ib0.xml": {"<infiniband>", "<local>fd00::1/64</local>"}},
 	"chrony":          {"etc/chrony.conf": {"server 10.0.0.1 iburst\n", "allow 10.0.0.0/16\n"}},
@@ -340,6 +341,25 @@ func TestSyncuserLocalUsers(t *testing.T) {
 	} {
 		if c.text != c.want {
 			t.Errorf("got\n%s\nwant\n%s", c.text, c.want)
+		}
+	}
+}
+
+// TestMigProfiles: the tag gpuMigProfiles, one list for all GPUs or one
+// per GPU.
+func TestMigProfiles(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	for tag, want := range map[string]string{
+		"14,14,14,15":        "ExecStart=/usr/bin/nvidia-smi mig -cgi 14,14,14,15 -C\n",
+		"14,15:9,9:0":        "ExecStart=/usr/bin/nvidia-smi mig -cgi 14,15 -i 0 -C\nExecStart=/usr/bin/nvidia-smi mig -cgi 9,9 -i 1 -C\nExecStart=/usr/bin/nvidia-smi mig -cgi 0 -i 2 -C\n",
+		"1g.23gb+me,1g.23gb": "ExecStart=/usr/bin/nvidia-smi mig -cgi 1g.23gb+me,1g.23gb -C\n",
+	} {
+		db := sampleDB(t)
+		db.Nodes["n1"].Tags = map[string]string{"gpuMigProfiles": tag}
+		got := renderAllOf(t, b, db, "mig", "etc/systemd/system/ww-nvidia-mig.service.ww")["etc/systemd/system/ww-nvidia-mig.service"]
+		if !strings.Contains(got, want) {
+			t.Errorf("gpuMigProfiles %q:\n%s\nlacks\n%s", tag, got, want)
 		}
 	}
 }
