@@ -61,6 +61,12 @@ func TestPowerOverIPMI(t *testing.T) {
 	if b.Power() != "off" {
 		t.Fatalf("after power off the BMC's chassis is %s", b.Power())
 	}
+	// IPMI v1.5 (ipmi interface: lan) against the same BMC.
+	lan := tg
+	lan.Interface = "lan"
+	if r, err := Power(ctx, lan, Status); err != nil || r.Power != "off" {
+		t.Errorf("status over lan (IPMI v1.5): %+v %v", r, err)
+	}
 	for _, a := range []Action{Cycle, Reset, Soft} {
 		if r, err := Power(ctx, tg, a); err != nil || r.Output != string(a)+" requested" {
 			t.Errorf("%s: %+v %v", a, r, err)
