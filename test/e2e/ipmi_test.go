@@ -213,8 +213,10 @@ func TestIPMIPowerOn(t *testing.T) {
 	// Ctrl-U clears it before the command is typed.
 	time.Sleep(3 * time.Second)
 	tmux("send-keys", "-t", "console", "C-u")
-	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
+	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); test -e /warewulf/init.d/50-ipmi || echo setup-script-$((1+1))-gone; ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
 	waitPane("keystrokes", regexp.MustCompile(`typed-42`), 60*time.Second)
+	// The script with the BMC password removed itself once it had run.
+	waitPane("the setup script gone", regexp.MustCompile(`setup-script-2-gone`), 30*time.Second)
 	waitPane("lan print on the node", regexp.MustCompile(`Default Gateway IP +: `+regexp.QuoteMeta(prefix+"254")), 60*time.Second)
 	p := printed()
 	for _, want := range []string{`IP Address +: ` + regexp.QuoteMeta(controllerIP), `Subnet Mask +: 255\.255\.255\.0`, `802\.1q VLAN ID +: 42`} {
