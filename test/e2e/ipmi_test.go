@@ -34,7 +34,8 @@ func (e *env) startBMCNode(t *testing.T, n testNode, k int) *bmcNode {
 	serial, sol := 9100+2*k, 9101+2*k
 	console := filepath.Join(artifacts, n.name+"-console.log")
 	os.Remove(console)
-	qemu := strings.Join([]string{"qemu-system-x86_64", "-name", n.name,
+	// setpriv: the VM dies with ipmi_sim, should the test be killed.
+	qemu := strings.Join([]string{"setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64", "-name", n.name,
 		"-machine", "pc,accel=tcg", "-m", "768", "-smp", "1",
 		"-nodefaults", "-display", "none", "-monitor", "none",
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
