@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -203,7 +204,7 @@ func TestNetworkdBondVLAN(t *testing.T) {
 	db.Nodes["n1"].NetDevs = map[string]*node.NetDev{
 		"nic1":  {Device: "ens3", Hwaddr: "52:54:00:00:01:01", Tags: map[string]string{"master": "bond0"}},
 		"nic2":  {Device: "ens4", Hwaddr: "52:54:00:00:01:02", Tags: map[string]string{"master": "bond0"}},
-		"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, MTU: "9000", Tags: map[string]string{"mode": "802.3ad", "miimon": "50", "xmit_hash_policy": "layer3+4"}},
+		"bond0": {Device: "bond0", Type: "bond", OnBoot: node.WWbool(strconv.FormatBool(onboot)), MTU: "9000", Tags: map[string]string{"mode": "802.3ad", "miimon": "50", "xmit_hash_policy": "layer3+4"}},
 		"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: "10.42.0.5", Netmask: "255.255.255.0", Gateway: "10.42.0.1",
 			Ipaddr6: "fd42::5", Prefixlen6: "64",
 			Tags: map[string]string{"vlan_id": "42", "parent_device": "bond0", "route1": "10.99.0.0/16,10.42.0.254", "DNS1": "10.42.0.53", "DNS2": "10.42.0.54", "DNSSEARCH": "a.example,b.example"}},

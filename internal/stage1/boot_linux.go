@@ -55,6 +55,8 @@ func boot() error {
 	if err != nil {
 		return err
 	}
+	// The asset key is the SMBIOS asset tag, sent on every request.
+	p.AssetKey = readAssetTag()
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	kver := unix.ByteSliceToString(uts.Release[:])

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -23,6 +24,20 @@ type Params struct {
 	// or a device) provisions the image onto that file system; anything
 	// else, a tmpfs.
 	Root string // wwstage1.root
+	// AssetKey is the machine's SMBIOS asset tag, which warewulfd checks
+	// on every route when the node has an asset key.
+	AssetKey string
+}
+
+// assetTagFile is where Linux shows the SMBIOS chassis asset tag.
+var assetTagFile = "/sys/class/dmi/id/chassis_asset_tag"
+
+func readAssetTag() string {
+	b, err := os.ReadFile(assetTagFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // ParseCmdline reads Params from a kernel command line; a missing or bad
@@ -97,9 +112,16 @@ func parseIPv4(s string) (net.IP, error) {
 
 // URL is the address of one of the node's files (image, system, ...).
 func (p *Params) URL(stage, compress string) string {
-	u := p.Base + "/" + stage + "/" + p.MAC
+	q := url.Values{}
 	if compress != "" {
-		u += "?compress=" + compress
+		q.Set("compress", compress)
+	}
+	if p.AssetKey != "" {
+		q.Set("assetkey", p.AssetKey)
+	}
+	u := p.Base + "/" + stage + "/" + p.MAC
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
 }

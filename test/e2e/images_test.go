@@ -23,10 +23,10 @@ func envOr(k, def string) string {
 	return def
 }
 
-// nodeModules are the drivers a qemu node needs (virtio and e1000 NICs);
-// the test images carry only these and their dependencies, which keeps the
-// kernel-modules initrd small under TCG.
-var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet"}
+// nodeModules are the drivers a qemu node needs (virtio and e1000 NICs, the
+// KCS interface to its BMC); the test images carry only these and their
+// dependencies, which keeps the kernel-modules initrd small under TCG.
+var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet", "ipmi_si", "ipmi_devintf"}
 
 // debianKernel returns a Debian kernel's version and the directory its
 // .deb is extracted in (boot/vmlinuz-VERSION, lib/modules/VERSION). The
