@@ -260,3 +260,22 @@ func TestFindInitramfs(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+// A small image is kept in memory (not sent by sendfile): the bandwidth
+// budget holds it too.
+func TestPacingSmallImage(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), imageSize: 32 << 10, edit: func(c *config.Config) {
+		c.Pacing.ImageBandwidth = "64k" // 64 KB/s, a one-second burst
+	}})
+	start := time.Now()
+	for i := range 5 {
+		resp, body := e.get("/image/52:54:00:00:00:01")
+		if resp.StatusCode != 200 || len(body) != 32<<10 {
+			t.Fatalf("download %d: %s, %d bytes", i, resp.Status, len(body))
+		}
+	}
+	// 160 KiB at 64 KB/s after a 64 KB burst: about 1.5 s.
+	if took := time.Since(start); took < 1200*time.Millisecond {
+		t.Errorf("5 x 32 KiB in %v: faster than the 64 KB/s budget allows", took)
+	}
+}
