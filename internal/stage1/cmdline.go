@@ -20,13 +20,13 @@ type Params struct {
 	Compress  string // wwstage1.compress
 	Runtime   bool   // wwstage1.runtime=1: fetch the runtime overlay too (server not in secure mode)
 	TmpfsSize string // wwinit.tmpfs.size (upstream's name): size= of the root tmpfs
+	// AssetKey is the machine's SMBIOS asset tag, which warewulfd checks
+	// on every route when the node has an asset key.
+	AssetKey string
 	// Root is the node's `root`: a /dev/ path (/dev/disk/by-partlabel/NAME
 	// or a device) provisions the image onto that file system; anything
 	// else, a tmpfs.
 	Root string // wwstage1.root
-	// AssetKey is the machine's SMBIOS asset tag, which warewulfd checks
-	// on every route when the node has an asset key.
-	AssetKey string
 }
 
 // assetTagFile is where Linux shows the SMBIOS chassis asset tag.

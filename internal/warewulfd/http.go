@@ -217,6 +217,14 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 
 func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
+	d.Ipaddr, d.Ipaddr6, d.Port = st.cfg.Ipaddr, st.cfg.Ipaddr6, strconv.Itoa(st.cfg.Warewulf.Port)
+	d.Authority = strings.TrimPrefix(d.BaseURL, "http://")
+	d.WaitTime = strconv.Itoa(unknownRetry)
+	if n := q.node; n != nil {
+		d.Id, d.Hostname, d.Fqdn, d.Cluster = n.Name, n.Name, n.Name, n.ClusterName
+		d.Ipxe, d.Root, d.Tags = n.IpxeTemplate, n.Root, n.Tags
+		d.NetDevs = overlay.NetDevsOf(n.Node)
+	}
 	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
 	switch n := q.node; {
 	case n == nil:

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,7 +207,7 @@ func (e *env) installWwclient(t *testing.T) {
 	dst := filepath.Join(e.cfg.SiteOverlayDir(), "wwclient")
 	os.MkdirAll(filepath.Dir(dst), 0o755)
 	run(t, nil, "cp", "-a", filepath.Join(e.repo, "overlays/wwclient"), dst)
-	copyFile(t, e.tool("wwclient"), filepath.Join(dst, "rootfs/warewulf/wwclient"), 0o755)
+	copyFile(t, e.tool("wwclient"), filepath.Join(dst, "rootfs/warewulf/bin", hostArch(), "wwclient"), 0o755)
 }
 
 // configure rewrites a warewulf.conf through the config package.
@@ -302,4 +303,16 @@ func (e *env) setTag(t testing.TB, nodeName, key, value string) {
 func (e *env) buildOverlays(t testing.TB, nodes ...string) {
 	t.Helper()
 	e.wwctl(t, append([]string{"overlay", "build"}, nodes...)...)
+}
+
+// hostArch is this machine's architecture as `uname -m` names it (the
+// wwclient overlay keeps one binary per architecture under that name).
+func hostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
 }
