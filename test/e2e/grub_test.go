@@ -285,8 +285,8 @@ func e2eSaid(t *testing.T, p *proc, re string) {
 // DHCP hands out /efiboot/shim.efi (the controller's shim: the image has
 // none), shim fetches grubx64.efi from beside itself (the image's, in
 // Enterprise Linux's place, /usr/lib64/efi/), and GRUB, which has the http
-// module as Enterprise Linux's and SUSE's do, finds its config at
-// /grub/grub.cfg-01-MAC and loads kernel and initrds by HTTP. That GRUB is
+// module as Enterprise Linux's and SUSE's do, gets the chain at
+// /grub/grub.cfg, then /grub/MAC, and loads kernel and initrds by HTTP. That GRUB is
 // made here with grub-mkimage from Debian's unsigned modules
 // (grub-efi-amd64-bin), so Secure Boot is off.
 func TestBootHTTPBootGrub(t *testing.T) {
@@ -300,7 +300,13 @@ func TestBootHTTPBootGrub(t *testing.T) {
 		e.wwctl(t, "image", "copy", "busybox", "busybox-http")
 		grub := filepath.Join(e.cfg.ImageRootfs("busybox-http"), "usr/lib64/efi/grubx64.efi")
 		os.MkdirAll(filepath.Dir(grub), 0o755)
-		run(t, nil, "grub-mkimage", "-O", "x86_64-efi", "-p", "/grub", "-o", grub,
+		// Upstream GRUB (unlike Enterprise Linux's) does not take its
+		// root from the HTTP boot URI: the image's config says where.
+		early := filepath.Join(t.TempDir(), "early.cfg")
+		writeFile(t, early, fmt.Sprintf("echo \"grub: server ${net_default_server}, root ${root}\"\n"+
+			"if [ -z \"${net_default_server}\" ]; then net_bootp; fi\n"+
+			"configfile (http,${net_default_server}:%d)/grub/grub.cfg\n", e.cfg.Warewulf.Port), 0o644)
+		run(t, nil, "grub-mkimage", "-O", "x86_64-efi", "-p", "/grub", "-c", early, "-o", grub,
 			"efinet", "tftp", "http", "linux", "normal", "configfile", "echo", "smbios", "test", "sleep", "reboot", "halt", "efifwsetup", "gzio", "minicmd")
 		e.wwctl(t, "image", "build", "busybox-http")
 	})
