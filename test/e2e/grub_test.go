@@ -300,12 +300,11 @@ func TestBootHTTPBootGrub(t *testing.T) {
 		e.wwctl(t, "image", "copy", "busybox", "busybox-http")
 		grub := filepath.Join(e.cfg.ImageRootfs("busybox-http"), "usr/lib64/efi/grubx64.efi")
 		os.MkdirAll(filepath.Dir(grub), 0o755)
-		// Upstream GRUB (unlike Enterprise Linux's) does not take its
-		// root from the HTTP boot URI: the image's config says where.
+		// Upstream GRUB (unlike Enterprise Linux's) neither configures its
+		// network nor takes its root from the HTTP boot URI: the config
+		// built into it does (the rescue parser: no "if").
 		early := filepath.Join(t.TempDir(), "early.cfg")
-		writeFile(t, early, fmt.Sprintf("echo \"grub: server ${net_default_server}, root ${root}\"\n"+
-			"if [ -z \"${net_default_server}\" ]; then net_bootp; fi\n"+
-			"configfile (http,${net_default_server}:%d)/grub/grub.cfg\n", e.cfg.Warewulf.Port), 0o644)
+		writeFile(t, early, fmt.Sprintf("net_bootp\nconfigfile (http,%s:%d)/grub/grub.cfg\n", e.cfg.Ipaddr, e.cfg.Warewulf.Port), 0o644)
 		run(t, nil, "grub-mkimage", "-O", "x86_64-efi", "-p", "/grub", "-c", early, "-o", grub,
 			"efinet", "tftp", "http", "linux", "normal", "configfile", "echo", "smbios", "test", "sleep", "reboot", "halt", "efifwsetup", "gzio", "minicmd")
 		e.wwctl(t, "image", "build", "busybox-http")
