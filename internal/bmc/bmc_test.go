@@ -138,7 +138,7 @@ func TestSiteTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	yes := true
-	n := &node.Node{Name: "n1", Conf: node.Conf{Ipmi: &node.Ipmi{Ipaddr: "10.9.9.9", UserName: "root", Template: "site.tmpl", Write: &yes, Tags: map[string]string{"rack": "r7"}}}}
+	n := &node.Node{Name: "n1", Conf: node.Conf{Ipmi: &node.Ipmi{Ipaddr: "10.9.9.9", UserName: "root", Template: "site.tmpl", Write: node.WWbool(strconv.FormatBool(yes)), Tags: map[string]string{"rack": "r7"}}}}
 	tg, err := NewTarget(n, dir)
 	if err != nil {
 		t.Fatal(err)

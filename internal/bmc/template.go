@@ -72,7 +72,7 @@ func data(t Target, cmd string) templateData {
 	return templateData{
 		Ipaddr: t.Ipaddr, Netmask: t.Netmask, Gateway: t.Gateway, Port: t.Port,
 		UserName: t.UserName, Password: t.Password, Interface: t.Interface,
-		EscapeChar: t.EscapeChar, Template: t.Template, Write: writeFlag(t.Write != nil && *t.Write),
+		EscapeChar: t.EscapeChar, Template: t.Template, Write: writeFlag(t.Write.Bool()),
 		Tags: t.Tags, Cmd: cmd,
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ import (
 
 // formatVersion changes whenever what a build writes changes, so that an
 // upgrade rebuilds everything once.
-const formatVersion = "1"
+const formatVersion = "2" // 2: secret files left out of system overlays
 
 // archivePerm is the mode of every built archive: they hold nodes' host
 // keys and shadow files, for warewulfd's eyes only.
@@ -321,6 +322,10 @@ type Stats struct {
 	Failed    int
 	Shared    int // shared archives written
 	HostKeys  int // ssh host keys made (once per node and type)
+	// Withheld counts secret files left out of system overlays, and
+	// WithheldFrom names their overlays (list them as runtime overlays).
+	Withheld     int
+	WithheldFrom []string
 }
 
 // Build builds the overlay images of kinds (System, Runtime; both if
@@ -501,7 +506,17 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 					mu.Unlock()
 					continue
 				}
-				e, data, err := b.renderNode(jb, n, rs, pk)
+				e, data, withheld, err := b.renderNode(jb, n, rs, pk)
+				if len(withheld) > 0 {
+					mu.Lock()
+					st.Withheld += len(withheld)
+					for _, o := range withheld {
+						if !slices.Contains(st.WithheldFrom, o) {
+							st.WithheldFrom = append(st.WithheldFrom, o)
+						}
+					}
+					mu.Unlock()
+				}
 				if err != nil {
 					mu.Lock()
 					st.Failed++
@@ -600,8 +615,9 @@ func (p *packWriter) abort() {
 }
 
 // renderNode renders the node-scope templates of a job's set for n and
-// packs them; no data means the node has none.
-func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) (*nodeEntry, []byte, error) {
+// packs them; no data means the node has none. Secret outputs of a system
+// overlay are left out; withheld names the overlay of each.
+func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) (e *nodeEntry, data []byte, withheld []string, err error) {
 	s := jb.set
 	rs.deps, rs.usedNodes = nil, false
 	var outs []output
@@ -611,21 +627,27 @@ func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) 
 		}
 		o, err := rs.render(t, n)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, withheld, err
 		}
-		outs = append(outs, o...)
+		for _, f := range o {
+			if f.secret && jb.kind == System {
+				withheld = append(withheld, t.overlay)
+				continue
+			}
+			outs = append(outs, f)
+		}
 	}
-	e := &nodeEntry{Set: s.id, UsesNodes: rs.usedNodes}
+	e = &nodeEntry{Set: s.id, UsesNodes: rs.usedNodes}
 	if len(outs) == 0 {
-		return e, nil, nil
+		return e, nil, withheld, nil
 	}
-	data, err := pk.pack(outs, s)
+	data, err = pk.pack(outs, s)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, nil, withheld, fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	sum := sha256.Sum256(data)
 	e.Sum = hex.EncodeToString(sum[:8])
-	return e, data, nil
+	return e, data, withheld, nil
 }
 
 // depCache checks each dependency once per build: ten thousand nodes
@@ -781,7 +803,8 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	var outs []output
 	for _, t := range s.templates {
 		o, err := rs.render(t, nil)
-		if errors.Is(err, errNeedsNode) {
+		// A secret goes per node, where a system overlay leaves it out.
+		if errors.Is(err, errNeedsNode) || err == nil && slices.ContainsFunc(o, func(f output) bool { return f.secret }) {
 			m.NodeScope = append(m.NodeScope, t.overlay+"/"+t.src)
 			continue
 		}

@@ -95,10 +95,9 @@ func TestImageWithGNUCpio(t *testing.T) {
 	}
 	list := cpioListing(t, parts)
 	want := map[string]string{
-		"etc":                          "drwxr-xr-x 0 0",
-		"etc/hostname":                 "-rw-r--r-- 0 0",
-		"etc/hosts":                    "-rw-r--r-- 0 0",
-		"etc/ssh/ssh_host_ed25519_key": "-rw------- 0 0",
+		"etc":          "drwxr-xr-x 0 0",
+		"etc/hostname": "-rw-r--r-- 0 0",
+		"etc/hosts":    "-rw-r--r-- 0 0",
 		"etc/NetworkManager/system-connections/warewulf-eth0.nmconnection": "-rw------- 0 0",
 		"etc/systemd/network/20-warewulf-eth0.network":                     "-rw-r--r-- 0 0",
 		"etc/sysconfig/network-scripts/ifcfg-ib0":                          "-rw-r--r-- 0 0",
@@ -121,7 +120,13 @@ func TestImageWithGNUCpio(t *testing.T) {
 		t.Fatal(err)
 	}
 	rl := cpioListing(t, rparts)
-	for p, w := range map[string]string{"root": "drwx------ 0 0", "root/.ssh": "drwx------ 0 0", "root/.ssh/authorized_keys": "-rw------- 0 0", "etc/shadow": "-rw-r----- 0 42", "etc/passwd": "-rw-r--r-- 0 0"} {
+	for p := range list {
+		if strings.HasPrefix(p, "etc/ssh/ssh_host_") || p == "etc/shadow" {
+			t.Errorf("system overlay holds %s: secrets go in the runtime overlay only", p)
+		}
+	}
+	for p, w := range map[string]string{"root": "drwx------ 0 0", "root/.ssh": "drwx------ 0 0", "root/.ssh/authorized_keys": "-rw------- 0 0", "etc/shadow": "-rw-r----- 0 42", "etc/passwd": "-rw-r--r-- 0 0",
+		"etc/ssh/ssh_host_ed25519_key": "-rw------- 0 0", "etc/ssh/ssh_host_ed25519_key.pub": "-rw-r--r-- 0 0"} {
 		if rl[p] != w {
 			t.Errorf("runtime %s: cpio says %q, want %q", p, rl[p], w)
 		}

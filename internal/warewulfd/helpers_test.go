@@ -180,6 +180,7 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	cfg.Warewulf.Secure = o.secure
 	if o.built {
 		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
+		cfg.Warewulf.AutobuildOverlays = true
 	}
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false

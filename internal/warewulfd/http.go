@@ -1,7 +1,6 @@
 package warewulfd
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +44,10 @@ type request struct {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isAPI(r.URL.Path) {
+		s.api.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		q := newRequest(w, r)
 		defer s.finish(q)
@@ -65,6 +68,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveEFI(w, r, name)
 		return
 	}
+	if name, ok := strings.CutPrefix(r.URL.Path, FilesPath); ok {
+		s.serveFiles(w, r, name)
+		return
+	}
 	if name, ok := strings.CutPrefix(r.URL.Path, EFIBootPath); ok {
 		s.serveEFIBoot(w, r, name)
 		return
@@ -76,7 +83,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := newRequest(w, r)
 	defer s.finish(q)
 
-	stage, mac, err := ParsePath(r.URL.Path)
+	stage, mac, err := identify(r, q.remote)
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
@@ -96,11 +103,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st = s.st.Load()
 	}
 	if stage == StageIpxe {
+		if q.node != nil {
+			if code, why := checkAssetKey(q.node, r); code != 0 {
+				q.fail(code, why)
+				return
+			}
+		}
 		s.serveIpxe(st, q)
 		return
 	}
 	if q.node == nil {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
+		return
+	}
+	if code, why := checkAssetKey(q.node, r); code != 0 {
+		q.fail(code, why)
 		return
 	}
 	if stage == StageStage1 {
@@ -125,6 +142,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			body, err = s.overlayFiles(st, q, overlay.Runtime)
+		default: // a stage with a route of its own
+			q.fail(http.StatusNotFound, "no "+stage.String()+" files on this route")
+			return
 		}
 		if err != nil {
 			q.fail(http.StatusNotFound, err.Error())
@@ -193,30 +213,6 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why = "served"
 	rec.Header().Set("Content-Type", "application/efi")
 	http.ServeContent(rec, r, "", fi.ModTime(), f)
-}
-
-// checkRuntime applies the secure-mode rules for runtime overlays, which
-// carry secrets; it returns why a request is refused, or "".
-func checkRuntime(st *state, q *request) string {
-	if !st.cfg.Warewulf.Secure {
-		return ""
-	}
-	if !q.remote.IsValid() {
-		return "unknown source address"
-	}
-	if p := q.remote.Port(); p >= 1024 {
-		return "source port " + strconv.Itoa(int(p)) + " is not privileged (secure mode wants < 1024)"
-	}
-	if !q.node.hasAddr(q.remote.Addr()) {
-		return "source address " + q.remote.Addr().Unmap().String() + " is not one of the node's addresses"
-	}
-	if key := q.node.AssetKey; key != "" {
-		got := q.r.URL.Query().Get("assetkey")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
-			return "asset key does not match"
-		}
-	}
-	return ""
 }
 
 func (s *Server) serveIpxe(st *state, q *request) {
@@ -458,7 +454,7 @@ func (s *Server) finish(q *request) {
 	}
 	e := s.log.WithFields(f)
 	switch {
-	case status == http.StatusForbidden:
+	case status == http.StatusForbidden, status == http.StatusUnauthorized:
 		e.Warn("refused: " + q.why)
 	case status >= 500:
 		e.Error("failed: " + q.why)

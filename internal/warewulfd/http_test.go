@@ -67,7 +67,7 @@ func TestIpxeScript(t *testing.T) {
 				for _, want := range []string{
 					"#!ipxe\n",
 					"set base " + e.base + "\n",
-					"kernel --name kernel ${base}/kernel/52:54:00:00:00:01 quiet crashkernel=no wwid=52:54:00:00:00:01 initrd=image initrd=kmods initrd=system",
+					"kernel --name kernel ${base}/kernel/52:54:00:00:00:01?${params} quiet crashkernel=no wwid=52:54:00:00:00:01 initrd=image initrd=kmods initrd=system",
 					"initrd --name image ${base}/image/52:54:00:00:00:01?compress=gz",
 					"initrd --name kmods ${base}/kmods/52:54:00:00:00:01",
 					"initrd --name system ${base}/system/52:54:00:00:00:01",
@@ -136,8 +136,8 @@ func TestStageBytes(t *testing.T) {
 func TestCompress(t *testing.T) {
 	e := newEnv(t, envOptions{nodesConf: nodesConf(""), comp: archive.Zstd})
 	resp, script := e.get("/ipxe/52:54:00:00:00:01")
-	if resp.StatusCode != 200 || !bytes.Contains(script, []byte("/image/52:54:00:00:00:01?compress=zstd ")) ||
-		!bytes.Contains(script, []byte("/kmods/52:54:00:00:00:01?compress=zstd ")) || !bytes.Contains(script, []byte("/system/52:54:00:00:00:01?compress=gz ")) {
+	if resp.StatusCode != 200 || !bytes.Contains(script, []byte("/image/52:54:00:00:00:01?compress=zstd&")) ||
+		!bytes.Contains(script, []byte("/kmods/52:54:00:00:00:01?compress=zstd&")) || !bytes.Contains(script, []byte("/system/52:54:00:00:00:01?compress=gz&")) {
 		t.Fatalf("%s\n%s", resp.Status, script)
 	}
 	img := e.imageFile("image.img")

@@ -81,6 +81,7 @@ type Server struct {
 	// watched, and the sockets and services Run started with the settings
 	// they reflect, so that a reload restarts only what changed.
 	reloadMu sync.Mutex
+	api      http.Handler // the REST API (apiroute.go)
 	stamps   []fileStamp
 	applied  *config.Config  // the settings the sockets and services reflect
 	runCtx   context.Context // Run's while it serves; nil before and after
@@ -127,6 +128,7 @@ func New(opts Options) (*Server, error) {
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
 	s.loadStatus()
+	s.api = s.newAPI()
 	return s, nil
 }
 
