@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,27 +27,33 @@ func TestSoakRebuild(t *testing.T) {
 	consoleFrom, logFrom := v.p.out.len(), e.wwd.out.len()
 
 	// The system overlay, over and over, as nodes booting meanwhile would.
-	stop := make(chan struct{})
-	fetched := make(chan [2]int)
+	type counts struct {
+		ok, failed int
+		first      string
+	}
+	stop, done := make(chan struct{}), make(chan counts, 1)
 	go func() {
-		ok, failed := 0, 0
+		var c counts
 		url := fmt.Sprintf("http://%s:%d/system/%s", controllerIP, e.cfg.Warewulf.Port, n.mac)
 		for {
 			select {
 			case <-stop:
-				fetched <- [2]int{ok, failed}
+				done <- c
 				return
 			default:
 			}
 			if out, err := runErr(nil, e.ns.exec("busybox", "wget", "-q", "-O", "/dev/null", url)...); err != nil {
-				failed++
-				t.Logf("system overlay: %v %s", err, strings.TrimSpace(out))
+				if c.failed++; c.first == "" {
+					c.first = fmt.Sprintf("%v %s", err, strings.TrimSpace(out))
+				}
 			} else {
-				ok++
+				c.ok++
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	stopLoop := sync.OnceValue(func() counts { close(stop); return <-done })
+	defer stopLoop()
 
 	start, cycles := time.Now(), 0
 	for time.Since(start) < soakFor {
@@ -57,10 +64,9 @@ func TestSoakRebuild(t *testing.T) {
 		e.buildOverlays(t)
 		time.Sleep(time.Second)
 	}
-	close(stop)
-	sys := <-fetched
+	sys := stopLoop()
 	t.Logf("%d cycles of node set + overlay build in %v; system overlay fetched %d times, %d failed",
-		cycles, time.Since(start).Round(time.Second), sys[0], sys[1])
+		cycles, time.Since(start).Round(time.Second), sys.ok, sys.failed)
 
 	// The node still follows changes: one more reaches it within an
 	// interval or so.
@@ -97,12 +103,12 @@ func TestSoakRebuild(t *testing.T) {
 		}
 	}
 	t.Logf("the node fetched its runtime overlay %d times (%d changed something); %d cycles", runtimeOK, applied, cycles)
-	fmt.Printf("SOAK node=%s cycles=%d runtime-fetches=%d system-fetches=%d errors=%d\n", n.name, cycles, runtimeOK, sys[0], sys[1])
+	fmt.Printf("SOAK node=%s cycles=%d runtime-fetches=%d system-fetches=%d errors=%d\n", n.name, cycles, runtimeOK, sys.ok, sys.failed)
 	if want := int(soakFor/time.Second) / updateInterval / 2; runtimeOK < want {
 		t.Errorf("only %d runtime fetches in %v (interval %ds): the node stopped asking", runtimeOK, soakFor, updateInterval)
 	}
-	if sys[1] > 0 {
-		t.Errorf("%d of %d system overlay fetches failed during the soak", sys[1], sys[0]+sys[1])
+	if sys.failed > 0 {
+		t.Errorf("%d of %d system overlay fetches failed during the soak; first: %s", sys.failed, sys.ok+sys.failed, sys.first)
 	}
 	if cycles < 10 {
 		t.Errorf("only %d rebuild cycles in %v", cycles, soakFor)
