@@ -13,7 +13,7 @@ import (
 const soakFor = 2 * time.Minute
 
 // TestSoakRebuild: a node boots, then for two minutes nodes.conf changes
-// (the node's own tag, another node's comment) and `wwctl overlay build`
+// (the node's tag and cluster name, another node's comment) and `wwctl overlay build`
 // rebuilds every overlay, again and again, while the node's wwclient keeps
 // fetching its runtime overlay (every updateInterval seconds) and a loop
 // on the provisioning network fetches the node's system overlay. Neither
@@ -59,7 +59,9 @@ func TestSoakRebuild(t *testing.T) {
 	for time.Since(start) < soakFor {
 		cycles++
 		last := fmt.Sprintf("soak%d", cycles)
-		e.setTag(t, n.name, "marker", last)
+		// The tag changes its runtime overlay, the cluster name (in
+		// /etc/issue) its system overlay.
+		e.wwctl(t, "node", "set", n.name, "--tagadd", "marker="+last, "--cluster", last)
 		e.wwctl(t, "node", "set", "n3", "--comment", last)
 		e.buildOverlays(t)
 		time.Sleep(time.Second)
