@@ -212,7 +212,7 @@ type overlaySet struct {
 	dirs      map[string]Entry
 	templates []*parsedTemplate
 	man       *setManifest
-	manName   string // the manifest as pinned for the node entries built now
+	manName   string          // the manifest as pinned for the node entries built now
 	nodeScope map[string]bool // templates (overlay/path) rendered per node
 	err       error
 }
