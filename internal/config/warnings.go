@@ -20,7 +20,6 @@ func (c *Config) unused() []string {
 	notActed("dhcp: range6 end", c.DHCP.Range6End != "")
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
-		notActed(fmt.Sprintf("image mounts: %d: copy", i), m.Copy)
 		for _, k := range sortedKeys(m.Extra) {
 			out = append(out, unknown(fmt.Sprintf("image mounts: %d: %s", i, k)))
 		}

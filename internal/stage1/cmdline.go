@@ -23,6 +23,10 @@ type Params struct {
 	// AssetKey is the machine's SMBIOS asset tag, which warewulfd checks
 	// on every route when the node has an asset key.
 	AssetKey string
+	// Root is the node's `root`: a /dev/ path (/dev/disk/by-partlabel/NAME
+	// or a device) provisions the image onto that file system; anything
+	// else, a tmpfs.
+	Root string // wwstage1.root
 }
 
 // assetTagFile is where Linux shows the SMBIOS chassis asset tag.
@@ -69,6 +73,11 @@ func ParseCmdline(cmdline string) (*Params, error) {
 			p.Runtime = v == "1" || v == "true" || v == "yes"
 		case "wwinit.tmpfs.size":
 			p.TmpfsSize = v
+		case "wwstage1.root":
+			if v != "" && v != "tmpfs" && v != "initramfs" && !strings.HasPrefix(v, "/dev/") {
+				err = fmt.Errorf("not tmpfs, initramfs or a /dev/ path")
+			}
+			p.Root = v
 		}
 		if err != nil {
 			return nil, fmt.Errorf("kernel command line: %s=%q: %v", k, v, err)

@@ -3,6 +3,7 @@ package warewulfd
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -19,9 +20,10 @@ import (
 // asks again.
 const unknownRetry = 30
 
-// minRate is the slowest average transfer rate a client may have before
-// its response is cut (bytes per second, after a minute's grace).
-const minRate = 1 << 20
+// stallTimeout is how long a response may send nothing before it is cut
+// (a variable so tests need not wait for it). Only progress counts, not
+// rate: on a saturated link every node is slow, and none should fail.
+var stallTimeout = time.Minute
 
 // request is one provisioning request on its way through the handler.
 type request struct {
@@ -192,8 +194,8 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why := ""
 	defer func() {
 		s.metrics.observe(stageCount, rec.bytes, rec.status)
-		s.log.WithFields(logrus.Fields{"file": name, "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
-			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + why)
+		s.log.WithFields(logrus.Fields{"file": clip(name), "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
+			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + clip(why))
 	}()
 	f, err := s.openBootFile(name)
 	if err != nil {
@@ -215,7 +217,14 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 
 func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
-	upstreamVars(st, q, d)
+	d.Ipaddr, d.Ipaddr6, d.Port = st.cfg.Ipaddr, st.cfg.Ipaddr6, strconv.Itoa(st.cfg.Warewulf.Port)
+	d.Authority = strings.TrimPrefix(d.BaseURL, "http://")
+	d.WaitTime, d.TLS = strconv.Itoa(unknownRetry), st.cfg.Warewulf.TLS
+	if n := q.node; n != nil {
+		d.Id, d.Hostname, d.Fqdn, d.Cluster = n.Name, n.Name, n.Name, n.ClusterName
+		d.Ipxe, d.Root, d.Tags = n.IpxeTemplate, n.Root, n.Tags
+		d.NetDevs = overlay.NetDevsOf(n.Node)
+	}
 	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
 	switch n := q.node; {
 	case n == nil:
@@ -350,9 +359,13 @@ func (s *Server) overlayFiles(st *state, q *request, kind string) (*content, err
 func (s *Server) serveContent(q *request, c *content) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	var w http.ResponseWriter = q.w
+	if q.paced != nil { // an image under a bandwidth budget (pacing.go)
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if c.data != nil && c.fresh() {
 		h.Set("ETag", c.etag)
-		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
+		http.ServeContent(w, q.r, "", c.mod, &memReader{data: c.data})
 		return nil
 	}
 	files, size, mod, etag, err := openFiles(c.paths)
@@ -360,16 +373,12 @@ func (s *Server) serveContent(q *request, c *content) error {
 		return err
 	}
 	defer closeAll(files)
-	// A client slower than minRate on average is cut off.
-	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
-	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
+	tc, _ := q.r.Context().Value(connKey{}).(*net.TCPConn)
+	q.w.stallAfter(stallTimeout, tc)
+	defer q.w.lift()
 	h.Set("ETag", etag)
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
-	}
-	var w http.ResponseWriter = q.w
-	if q.paced != nil {
-		w = pacedWriter{q.w, q.paced, q.r.Context()}
 	}
 	if len(files) == 1 {
 		http.ServeContent(w, q.r, "", mod, files[0])
@@ -382,6 +391,19 @@ func (s *Server) serveContent(q *request, c *content) error {
 	}
 	http.ServeContent(w, q.r, "", mod, m)
 	return nil
+}
+
+// logClip is as much of a client's path as a log line repeats: a refused
+// 20 KB name must not cost 20 KB of log per request.
+const logClip = 200
+
+// clip cuts s, which may come from a client, to logClip bytes and says
+// how long it was.
+func clip(s string) string {
+	if len(s) <= logClip {
+		return s
+	}
+	return strings.ToValidUTF8(s[:logClip], "") + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // fail answers with an error status and remembers why for the log line.
@@ -398,6 +420,14 @@ func (s *Server) finish(q *request) {
 		status = http.StatusOK
 	}
 	s.metrics.observe(q.stage, q.w.bytes, status)
+	if want := q.w.expected(q.r); q.w.bytes < want {
+		// Cut: the client went away, or sent nothing back for stallTimeout.
+		q.why = fmt.Sprintf("cut after %d of %d bytes", q.w.bytes, want)
+		if q.w.err != nil {
+			q.why += ": " + q.w.err.Error()
+		}
+		s.metrics.errors[min(q.stage, stageCount)].Add(1)
+	}
 	name := "-"
 	if q.node != nil {
 		name = q.node.Name
@@ -418,10 +448,11 @@ func (s *Server) finish(q *request) {
 		"duration": time.Since(q.start).Round(time.Microsecond).String(),
 	}
 	if q.stage == stageCount {
-		f["path"] = q.r.URL.Path
+		f["path"] = clip(q.r.URL.Path)
 	}
+	q.why = clip(q.why)
 	if q.file != "" {
-		f["file"] = q.file
+		f["file"] = clip(q.file)
 	}
 	if status >= 400 && q.why == "" {
 		// Refused by net/http's ServeContent: a range past the end (416)
@@ -441,6 +472,8 @@ func (s *Server) finish(q *request) {
 		e.Warn("failed: " + q.why)
 	case status >= 400:
 		e.Info("failed: " + q.why)
+	case strings.HasPrefix(q.why, "cut after"):
+		e.Warn("failed: " + q.why)
 	case q.why != "":
 		e.Info("not booted: " + q.why)
 	case q.note != "":

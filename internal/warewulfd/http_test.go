@@ -447,6 +447,9 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("WWTEST_FLOOD") != "" { // a child of TestConnectionFlood
+		os.Exit(floodChild())
+	}
 	os.Exit(m.Run())
 }
 
@@ -499,5 +502,23 @@ func TestReloadConfig(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "reload failed") })
 	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("runtime after a broken warewulf.conf: %s", resp.Status)
+	}
+}
+
+// A refused path is logged cut short: a client cannot make each log line
+// as long as its request.
+func TestRefusedPathLoggedShort(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	long := strings.Repeat("a", 15000)
+	for _, p := range []string{"/" + long, "/efi/" + long, "/ipxe/" + long, "/kernel/" + long} {
+		if resp, _ := e.get(p); resp.StatusCode != 404 {
+			t.Errorf("%s...: %s", p[:10], resp.Status)
+		}
+	}
+	e.awaitLog(t, "(15000 bytes)")
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if len(line) > 1200 {
+			t.Errorf("a log line of %d bytes: %.300s...", len(line), line)
+		}
 	}
 }

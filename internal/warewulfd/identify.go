@@ -3,10 +3,8 @@ package warewulfd
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 )
 
@@ -68,30 +66,4 @@ func requestMAC(inPath, wwid string, remote netip.AddrPort) (string, error) {
 		return mac, nil
 	}
 	return "", errors.New("no hwaddr in the path, no wwid=, and no ARP entry for " + remote.Addr().Unmap().String())
-}
-
-// upstreamVars fills in upstream's iPXE template variables.
-func upstreamVars(st *state, q *request, d *IpxeData) {
-	cfg := st.cfg
-	d.Ipaddr, d.Port, d.TLS = cfg.Ipaddr, strconv.Itoa(cfg.Warewulf.Port), cfg.Warewulf.TLS
-	d.WaitTime = strconv.Itoa(unknownRetry)
-	if a, err := netip.ParseAddr(cfg.Ipaddr6); err == nil {
-		d.Ipaddr6 = a.String()
-	} else if p, err := netip.ParsePrefix(cfg.Ipaddr6); err == nil {
-		d.Ipaddr6 = p.Addr().String()
-	}
-	d.Authority = net.JoinHostPort(cfg.Ipaddr, d.Port)
-	if q.remote.Addr().Is6() && !q.remote.Addr().Is4In6() && d.Ipaddr6 != "" {
-		d.Authority = net.JoinHostPort(d.Ipaddr6, d.Port)
-	}
-	if n := q.node; n != nil {
-		d.Id, d.Hostname, d.Fqdn, d.Cluster = n.Name, n.Name, n.Name, n.ClusterName
-		d.Ipxe, d.Root, d.Tags, d.NetDevs = n.IpxeTemplate, n.Root, n.Tags, n.NetDevs
-		if d.Ipxe == "" {
-			d.Ipxe = "default"
-		}
-		if n.Kernel != nil {
-			d.KernelVersion = n.Kernel.Version
-		}
-	}
 }

@@ -105,7 +105,7 @@ func newOverlayCmd() *cobra.Command {
 }
 
 func newOverlayListCmd() *cobra.Command {
-	var all, long bool
+	var all, long, path bool
 	cmd := &cobra.Command{
 		Use:   "list [NAME...]",
 		Short: "List overlays; --all lists their files",
@@ -131,6 +131,7 @@ func newOverlayListCmd() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			defer w.Flush()
+			long = long || (path && !all)
 			if !all {
 				fmt.Fprintln(w, "OVERLAY\tFILES\tTEMPLATES\tSOURCE")
 			} else if long {
@@ -182,6 +183,7 @@ func newOverlayListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "list every file of each overlay")
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "with modes, owners and sizes (with --all), or where each overlay lives")
+	cmd.Flags().BoolVarP(&path, "path", "p", false, "where each overlay lives")
 	return cmd
 }
 
@@ -362,6 +364,7 @@ func newOverlayMkdirCmd() *cobra.Command {
 
 func newOverlayBuildCmd() *cobra.Command {
 	var kind string
+	var workers int
 	cmd := &cobra.Command{
 		Use:   "build [NODES...]",
 		Short: "Build the overlay images of nodes (all by default; ranges such as n[001-100])",
@@ -387,7 +390,7 @@ func newOverlayBuildCmd() *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			st, err := overlay.NewBuilder(cfg, overlay.Options{}).Build(db, names, kinds...)
+			st, err := overlay.NewBuilder(cfg, overlay.Options{Workers: workers}).Build(db, names, kinds...)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d node images: %d built, %d unchanged, %d failed; %d shared archives written; %d ssh host keys made; %s\n",
 				st.Nodes, st.Built, st.Unchanged, st.Failed, st.Shared, st.HostKeys, time.Since(start).Round(time.Millisecond))
 			if st.Withheld > 0 {
@@ -401,5 +404,6 @@ func newOverlayBuildCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "all", "system, runtime or all")
+	cmd.Flags().IntVar(&workers, "workers", 0, "nodes rendered in parallel (0: one per CPU)")
 	return cmd
 }

@@ -15,32 +15,32 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
-// assetTag is n8's asset key, which its VM carries as its SMBIOS chassis
+// assetTag is akey's asset key, which its VM carries as its SMBIOS chassis
 // asset tag (qemu -smbios type=3,asset=...).
-const assetTag = "e2e-tag-8"
+const assetTag = "e2e-tag-akey"
 
-// TestBootAssetTag: n8 has an asset key. Its VM, with that asset tag in
+// TestBootAssetTag: akey has an asset key. Its VM, with that asset tag in
 // its firmware, boots: iPXE sends ${asset} on every request, wwclient
 // reads the tag from /sys and gets the runtime overlay. The same MAC with
 // a wrong tag gets 403 at its first request, and the log says why. From
-// another address of the network, with n8's MAC, no route gives anything
-// of n8, and n1's public system overlay (no asset key) holds no secret.
+// another address of the network, with akey's MAC, no route gives anything
+// of akey, and n1's public system overlay (no asset key) holds no secret.
 func TestBootAssetTag(t *testing.T) {
 	e := getEnv(t)
-	n := clusterNode("n8")
+	n := clusterNode("akey")
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{asset: assetTag})
 	v.waitFor(t, reRuntime, busyboxBoot)
 	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
-		e.daemonSaid(t, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=n8 stage=`+stage+` status=200`)
+		e.daemonSaid(t, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=akey stage=`+stage+` status=200`)
 	}
 	v.p.stop()
 
 	t.Run("WrongTag", func(t *testing.T) {
 		from := e.wwd.out.len()
 		w := bootVM(t, e.ns, n.name+"-wrong", n.mac, vmOpts{asset: "not-the-tag"})
-		re := regexp.MustCompile(`level=warning msg="refused: asset key does not match the node's".*hwaddr="` + n.mac + `".*node=n8 stage=ipxe status=403`)
+		re := regexp.MustCompile(`level=warning msg="refused: asset key does not match the node's".*hwaddr="` + n.mac + `".*node=akey stage=ipxe status=403`)
 		if _, _, ok := e.wwd.out.waitFor(re, from, busyboxBoot, nil); !ok {
-			t.Fatalf("no refusal of n8's MAC with a wrong tag in warewulfd's log:\n%s", e.wwd.out.tail(20))
+			t.Fatalf("no refusal of akey's MAC with a wrong tag in warewulfd's log:\n%s", e.wwd.out.tail(20))
 		}
 		w.p.stop()
 		if strings.Contains(e.wwd.out.tail(2000), assetTag) {

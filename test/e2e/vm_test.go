@@ -13,6 +13,7 @@ import (
 // vm is a qemu node booting from the network on a tap of a netns.
 type vm struct {
 	name, mac string
+	tap       string // its tap device in the namespace
 	uefi      bool
 	p         *proc
 	powerOn   time.Time
@@ -33,8 +34,13 @@ const (
 type vmOpts struct {
 	uefi   bool
 	memory string
+	cpu    string // qemu -cpu (default qemu's)
+	disk   string // a raw disk image, attached as a virtio disk (/dev/vda)
 	echo   bool   // show the console on stdout (the demo)
-	asset  string // the SMBIOS chassis asset tag (the node's asset key)
+	// more NICs (their MACs), each on its own tap of the same bridge,
+	// without a boot ROM: the node boots from the first.
+	moreNICs []string
+	asset    string // the SMBIOS chassis asset tag (the node's asset key)
 }
 
 // bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
@@ -55,6 +61,12 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
 		"-boot", "n",
 	}
+	if o.cpu != "" {
+		argv = append(argv, "-cpu", o.cpu)
+	}
+	if o.disk != "" {
+		argv = append(argv, "-drive", "file="+o.disk+",if=virtio,format=raw")
+	}
 	if o.uefi {
 		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
 		data, err := os.ReadFile(ovmfVars)
@@ -73,6 +85,11 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 		argv = append(argv, "-smbios", "type=3,asset="+o.asset)
 	}
 	argv = append(argv, "-device", nic)
+	for i, mac := range o.moreNICs {
+		id := fmt.Sprintf("net%d", i+1)
+		argv = append(argv, "-netdev", "tap,id="+id+",ifname="+n.tap(t)+",script=no,downscript=no",
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,romfile=", id, mac))
+	}
 	var echo *os.File
 	if o.echo {
 		echo = os.Stdout
@@ -83,7 +100,7 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{name: name, mac: mac, uefi: o.uefi, p: p, powerOn: powerOn}
+	v := &vm{name: name, mac: mac, tap: tap, uefi: o.uefi, p: p, powerOn: powerOn}
 	t.Cleanup(func() {
 		v.p.stop()
 		v.writeTimed(strings.TrimSuffix(logFile, ".log") + ".timed.log")
