@@ -52,7 +52,7 @@ func TestBondVLANDebian(t *testing.T) {
 				// The first NIC boots the node (DHCP, iPXE) before it joins
 				// the bond; "default" as the profile's device is named.
 				"default": {Device: "eth0", Hwaddr: mac1, Ipaddr: prefix + "18", Netmask: netmask, Tags: map[string]string{"master": "bond0"}},
-				"nic2": {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
+				"nic2":    {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
 				"bond0": {Device: "bond0", Type: "bond", OnBoot: "true", Ipaddr: bondIP, Netmask: netmask,
 					Tags: map[string]string{"mode": "active-backup", "miimon": "100"}},
 				"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: vlanIP, Netmask: netmask, Tags: map[string]string{
