@@ -34,9 +34,9 @@ test: build lint fuzz ## every test, VM boots included (needs root and qemu for 
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
 
 FUZZTIME ?= 10s
-fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP) briefly (FUZZTIME, default 10s)
+fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON) briefly (FUZZTIME, default 10s)
 	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
-	  dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation; do \
+	  dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON; do \
 	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 

@@ -8,6 +8,9 @@ pkgs=(
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk tftpd-hpa                                   # benchmarks
+  curl python3 python3-yaml util-linux                        # the compat corpus runners
+  openipmi ipmitool tmux dropbear-bin                         # BMCs (ipmi_sim), console, ssh on test nodes
+  fdisk e2fsprogs                                             # disk overlays' tools, copied into a test image
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -126,3 +126,9 @@ func (c *Config) DHCPConfigFile() string {
 
 // DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
 func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
+
+// FilesDir is what warewulfd serves under /files/ (`wwfilesdir`).
+func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }
+
+// AuthFile holds the REST API's users and their bcrypt password hashes.
+func (c *Config) AuthFile() string { return filepath.Join(c.SysconfDir(), "auth.conf") }

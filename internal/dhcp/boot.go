@@ -173,7 +173,9 @@ func BootRules(cfg *config.Config, serverIP string) ([]BootRule, error) {
 	base := fmt.Sprintf("http://%s:%d", serverIP, cfg.Warewulf.Port)
 	rules := []BootRule{{
 		Tag: "ipxe", UserClass: UserClassIPXE, Arch: -1,
-		File: base + IpxeScriptPath + "${mac}",
+		// iPXE expands the settings: the MAC and the SMBIOS asset tag,
+		// which warewulfd checks when the node has an asset key.
+		File: base + IpxeScriptPath + "${mac}?assetkey=${asset:uristring}",
 	}}
 	if cfg.Warewulf.GrubBoot {
 		for _, s := range shimNames {

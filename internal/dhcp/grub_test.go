@@ -35,7 +35,7 @@ func TestBootFileGrub(t *testing.T) {
 		{"uefi arm64 0x0b", []dhcpv4.Modifier{arch(iana.EFI_ARM64), vendor("PXEClient:Arch:00011:UNDI:003000")}, "warewulf/shimaa64.efi", "PXEClient"},
 		{"http boot x86_64", []dhcpv4.Modifier{arch(iana.EFI_X86_64_HTTP), vendor("HTTPClient:Arch:00016:UNDI:003001")}, "http://10.0.0.1:9873/efiboot/shim.efi", "HTTPClient"},
 		{"http boot arm64 0x13", []dhcpv4.Modifier{arch(iana.EFI_ARM64_HTTP), vendor("HTTPClient:Arch:00019:UNDI:003001")}, "http://10.0.0.1:9873/efiboot/shimaa64.efi", "HTTPClient"},
-		{"ipxe", []dhcpv4.Modifier{arch(iana.INTEL_X86PC), dhcpv4.WithUserClass("iPXE", false)}, "http://10.0.0.1:9873/ipxe/${mac}", ""},
+		{"ipxe", []dhcpv4.Modifier{arch(iana.INTEL_X86PC), dhcpv4.WithUserClass("iPXE", false)}, "http://10.0.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			offer, _ := exchange(t, s, discover(t, n1MAC, c.mods...), ServerPort)

@@ -68,6 +68,7 @@ func (db *DB) Validate() error {
 	}
 	macs := map[string]string{}
 	ips := map[string]string{}
+	folded := map[string]string{} // host names ignore case: n1 and N1 are one host
 	sharedHW := map[string][]string{}
 	defer func() {
 		for _, hw := range sortedKeys(sharedHW) {
@@ -80,6 +81,10 @@ func (db *DB) Validate() error {
 		if err := ValidName(name); err != nil {
 			return fmt.Errorf("node %s", err)
 		}
+		if other, ok := folded[strings.ToLower(name)]; ok {
+			return fmt.Errorf("node %s: the same name as node %s but for case", name, other)
+		}
+		folded[strings.ToLower(name)] = name
 		c := db.Nodes[name]
 		if c == nil {
 			c = &Conf{}
@@ -128,6 +133,9 @@ func (db *DB) Validate() error {
 
 // check validates the values one node or profile sets on its own.
 func (c *Conf) check() error {
+	if err := c.checkInput(); err != nil {
+		return err
+	}
 	for _, dev := range sortedKeys(c.NetDevs) {
 		d := c.NetDevs[dev]
 		if d == nil {

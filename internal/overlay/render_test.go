@@ -47,6 +47,14 @@ var expect = map[string]map[string][]string{
 	},
 	"ssh.known_hosts":     {"etc/ssh/ssh_known_hosts": {"\nn1,n1.alpha,10.0.1.1,n1-ib,10.1.1.1,fd00::1 ssh-ed25519 ", "\nn2,10.0.1.2 ecdsa-sha2-nistp256 ", " root@n3\n"}},
 	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
+	// The disk overlays (disks_test.go tests them with disks): n1 has none,
+	// so their scripts do nothing and their unit templates write nothing.
+	"sfdisk":        {"warewulf/init.d/10-sfdisk": {"#!/bin/sh\n"}},
+	"mkfs":          {"warewulf/init.d/20-mkfs": {"#!/bin/sh\n"}},
+	"mkswap":        {"warewulf/init.d/20-mkswap": {"#!/bin/sh\n"}},
+	"systemd.mount": {"warewulf/init.d/30-mount": {"#!/bin/sh\n"}},
+	"systemd.swap":  {"warewulf/init.d/30-swapon": {"#!/bin/sh\n"}},
+	"ignition":      {},
 	"syncuser": {
 		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},
 		"etc/group":  {"root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\n"},

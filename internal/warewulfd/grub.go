@@ -368,6 +368,7 @@ func (s *Server) nodeWithAddr(st *state, ip netip.Addr) *nodeEntry {
 // arpLookup returns the MAC of ip in the kernel's IPv4 neighbour table, or
 // "".
 func arpLookup(ip netip.Addr) string {
+	ip = ip.Unmap() // a dual-stack listener sees ::ffff:a.b.c.d
 	if !ip.Is4() {
 		return ""
 	}

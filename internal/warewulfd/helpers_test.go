@@ -140,6 +140,9 @@ type envOptions struct {
 	// tftpPort: TFTP listens where warewulf.conf says, on this port
 	// rather than 69 (with confAddr), instead of on Options.TFTPAddr.
 	tftpPort int
+	// listenNetns and httpAddr: HTTP listens on httpAddr inside the
+	// network namespace listenNetns.
+	listenNetns, httpAddr string
 	// built serves overlays the real builder makes (overlay.Parts,
 	// autobuild) from the shipped overlays, instead of fileProvider's.
 	built bool
@@ -177,6 +180,7 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	cfg.Warewulf.Secure = o.secure
 	if o.built {
 		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
+		cfg.Warewulf.AutobuildOverlays = true
 	}
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false
@@ -239,7 +243,13 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	if o.netns != "" {
 		srv.netns = func(fn func() error) error { return testenv.InNetns(o.netns, fn) }
 	}
-	if err := srv.Listen(); err != nil {
+	if o.listenNetns != "" {
+		srv.opts.HTTPAddr = o.httpAddr
+		err = testenv.InNetns(o.listenNetns, srv.Listen)
+	} else {
+		err = srv.Listen()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -31,9 +31,9 @@ func TestTwoStageIpxeScript(t *testing.T) {
 		t.Fatal(resp.Status)
 	}
 	for _, want := range []string{
-		"kernel --name kernel ${base}/kernel/52:54:00:00:00:01 quiet crashkernel=no wwid=52:54:00:00:00:01 wwstage1.base=${base} wwstage1.ip=${ip} wwstage1.netmask=${netmask} wwstage1.gateway=${gateway} wwstage1.compress=zstd wwstage1.runtime=1 initrd=stage1 initrd=kmods",
-		"initrd --name stage1 ${base}/stage1/52:54:00:00:00:01 ",
-		"initrd --name kmods ${base}/kmods/52:54:00:00:00:01?compress=zstd ",
+		"kernel --name kernel ${base}/kernel/52:54:00:00:00:01?${params} quiet crashkernel=no wwid=52:54:00:00:00:01 wwstage1.base=${base} wwstage1.ip=${ip} wwstage1.netmask=${netmask} wwstage1.gateway=${gateway} wwstage1.compress=zstd wwstage1.runtime=1 initrd=stage1 initrd=kmods",
+		"initrd --name stage1 ${base}/stage1/52:54:00:00:00:01?${params} ",
+		"initrd --name kmods ${base}/kmods/52:54:00:00:00:01?compress=zstd&${params} ",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("script lacks %q:\n%s", want, body)

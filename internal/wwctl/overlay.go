@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -392,6 +393,10 @@ func newOverlayBuildCmd() *cobra.Command {
 			st, err := overlay.NewBuilder(cfg, overlay.Options{Workers: workers}).Build(db, names, kinds...)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d node images: %d built, %d unchanged, %d failed; %d shared archives written; %d ssh host keys made; %s\n",
 				st.Nodes, st.Built, st.Unchanged, st.Failed, st.Shared, st.HostKeys, time.Since(start).Round(time.Millisecond))
+			if st.Withheld > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d secret files left out of system overlays, which anyone who knows a MAC can fetch; list %s as runtime overlays (docs/security.md)\n",
+					st.Withheld, strings.Join(slices.Sorted(slices.Values(st.WithheldFrom)), ", "))
+			}
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "in %s\n", filepath.Join(cfg.ProvisionDir(), "overlays"))
 			}

@@ -186,10 +186,11 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) tool(name string) string { return filepath.Join(e.bin, name) }
 
-// buildBinaries builds the three programs as `make build` does.
+// buildBinaries builds the programs as `make build` does (warewulfd
+// finds wwstage1 beside itself).
 func (e *env) buildBinaries(t *testing.T) {
 	tags := "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
-	for _, b := range []string{"wwctl", "warewulfd", "wwclient"} {
+	for _, b := range []string{"wwctl", "warewulfd", "wwclient", "wwstage1"} {
 		cmd := exec.Command("go", "build", "-tags", tags, "-o", e.tool(b), "./cmd/"+b)
 		cmd.Dir = e.repo
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
