@@ -388,3 +388,27 @@ func TestUpstreamFlags(t *testing.T) {
 		t.Errorf("profile completion:\n%s", out)
 	}
 }
+
+// TestProfileChainWarnings: a loop and a missing profile each give one
+// warning naming the chain, and the rest of the chain still merges.
+func TestProfileChainWarnings(t *testing.T) {
+	s := newSandbox(t)
+	os.WriteFile(s.nodesConf(), []byte(`nodeprofiles:
+  p1: {profiles: [p2], image name: img1}
+  p2: {profiles: [p1], tags: {from: p2}}
+nodes:
+  n1: {profiles: [p1, missing]}
+`), 0o644)
+	out, errs, code := s.run("node", "list", "-y", "n1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"profile loop: node n1 -> p1 -> p2 -> p1", `profile \"missing\" does not exist (node n1 -> missing)`} {
+		if strings.Count(errs, want) != 1 {
+			t.Errorf("want one warning %q, got:\n%s", want, errs)
+		}
+	}
+	if !strings.Contains(out, "image name: img1") || !strings.Contains(out, "from: p2") {
+		t.Errorf("the chain did not merge:\n%s", out)
+	}
+}
