@@ -600,10 +600,17 @@ func writeAllFields(w io.Writer, recs []*node.Node, k kind) error {
 	var rows [][]string
 	for _, n := range recs {
 		for _, f := range n.Fields() {
-			rows = append(rows, []string{n.Name, f.Field, f.Source, f.Value})
+			if k.profile {
+				rows = append(rows, []string{n.Name, f.Field, f.Value})
+			} else {
+				rows = append(rows, []string{n.Name, f.Field, f.Source, f.Value})
+			}
 		}
 	}
-	return table(w, []string{strings.ToUpper(k.noun), "FIELD", "PROFILE", "VALUE"}, rows)
+	if k.profile {
+		return table(w, []string{"PROFILE", "FIELD", "VALUE"}, rows)
+	}
+	return table(w, []string{"NODE", "FIELD", "PROFILE", "VALUE"}, rows)
 }
 
 func dash(s string) string {
