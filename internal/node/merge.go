@@ -402,3 +402,38 @@ func valueStr(v reflect.Value) string {
 	}
 	return string(data)
 }
+
+// ProfileLoop returns the chain by which profile p reaches itself through
+// profiles' own `profiles:` lists ("p1 -> p2 -> p1"), or "" when it does
+// not. Set and add refuse to make one; a file that has one still loads.
+func (db *DB) ProfileLoop(p string) string {
+	var path []string
+	onPath := map[string]bool{}
+	done := map[string]bool{}
+	var walk func(q string) string
+	walk = func(q string) string {
+		q = strings.TrimPrefix(q, "~")
+		if onPath[q] {
+			return strings.Join(append(path, q), " -> ")
+		}
+		c, ok := db.Profiles[q]
+		if !ok || c == nil || done[q] {
+			return ""
+		}
+		onPath[q] = true
+		path = append(path, q)
+		for _, next := range c.Profiles {
+			if strings.HasPrefix(next, "~") {
+				continue
+			}
+			if loop := walk(next); loop != "" {
+				return loop
+			}
+		}
+		path = path[:len(path)-1]
+		onPath[q] = false
+		done[q] = true
+		return ""
+	}
+	return walk(p)
+}

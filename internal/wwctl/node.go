@@ -173,6 +173,11 @@ func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
 					if err := edit.Apply(c, i, stepped); err != nil {
 						return fmt.Errorf("%s %s: %w", k.noun, name, err)
 					}
+					if _, ok := edit.Values["profile"]; ok {
+						if err := refuseLoop(db, k, name, c); err != nil {
+							return err
+						}
+					}
 					changed = append(changed, name)
 				}
 				if len(changed) == 0 && len(missing) > 0 {
@@ -848,4 +853,18 @@ func marshalYAML(v any) ([]byte, error) {
 	}
 	err := enc.Close()
 	return buf.Bytes(), err
+}
+
+// refuseLoop refuses a --profile that makes profiles include each other.
+func refuseLoop(db *node.DB, k kind, name string, c *node.Conf) error {
+	starts := []string{name}
+	if !k.profile {
+		starts = c.Profiles
+	}
+	for _, p := range starts {
+		if loop := db.ProfileLoop(p); loop != "" {
+			return fmt.Errorf("%s %s: --profile makes a profile loop: %s", k.noun, name, loop)
+		}
+	}
+	return nil
 }

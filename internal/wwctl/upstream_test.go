@@ -412,3 +412,23 @@ nodes:
 		t.Errorf("the chain did not merge:\n%s", out)
 	}
 }
+
+// TestProfileLoopRefused: set refuses a --profile that makes a loop,
+// naming the chain, and changes nothing.
+func TestProfileLoopRefused(t *testing.T) {
+	s := newSandbox(t)
+	s.ok("profile", "add", "p1")
+	s.ok("profile", "add", "p2", "--profile", "p1")
+	before, _ := os.ReadFile(s.nodesConf())
+	_, errs, code := s.run("profile", "set", "p1", "--profile", "p2", "--yes")
+	if code == 0 || !strings.Contains(errs, "p1 -> p2 -> p1") {
+		t.Errorf("loop: exit %d %s", code, errs)
+	}
+	if after, _ := os.ReadFile(s.nodesConf()); !bytes.Equal(before, after) {
+		t.Error("a refused loop changed nodes.conf")
+	}
+	// A missing profile is accepted, as upstream does, with a warning.
+	if _, errs, code := s.run("node", "add", "n1", "--profile", "p2,nosuch"); code != 0 {
+		t.Errorf("missing profile: exit %d %s", code, errs)
+	}
+}
