@@ -18,6 +18,9 @@ func (c *Config) unused() []string {
 	notActed("warewulf: tls", c.Warewulf.TLS)
 	notActed("warewulf: secure files", c.Warewulf.SecureFiles != nil)
 	notActed("wwclient: port", c.WWClient.Port != 0)
+	// `wwctl configure` writes the controller's files itself, host
+	// overlay or not.
+	notActed("warewulf: host overlay: false", !c.Warewulf.HostOverlay)
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
 		for _, k := range sortedKeys(m.Extra) {
