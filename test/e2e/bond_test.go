@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestBondVLANDebian(t *testing.T) {
 				// The first NIC boots the node (DHCP, iPXE) before it joins
 				// the bond; "default" as the profile's device is named.
 				"default": {Device: "eth0", Hwaddr: mac1, Ipaddr: prefix + "18", Netmask: netmask, Tags: map[string]string{"master": "bond0"}},
-				"nic2": {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
+				"nic2":    {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
 				"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, Ipaddr: bondIP, Netmask: netmask,
 					Tags: map[string]string{"mode": "active-backup", "miimon": "100"}},
 				"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: vlanIP, Netmask: netmask, Tags: map[string]string{
@@ -70,6 +71,19 @@ func TestBondVLANDebian(t *testing.T) {
 		node.Update(e.cfg.NodesConf(), func(db *node.DB) error { delete(db.Nodes, name); return nil })
 	})
 	e.buildOverlays(t, name)
+	// warewulfd picks nodes.conf up within a second or so: wait until it
+	// hands n8 its own iPXE script.
+	url := "http://" + controllerIP + ":" + strconv.Itoa(e.cfg.Warewulf.Port) + "/ipxe/" + mac1
+	for i := 0; ; i++ {
+		out, _ := runErr(nil, e.ns.exec("busybox", "wget", "-q", "-O", "-", url)...)
+		if strings.Contains(out, name) {
+			break
+		}
+		if i == 30 {
+			t.Fatalf("warewulfd does not know %s after 30 s: %s\n%s", name, out, e.wwd.out.tail(20))
+		}
+		time.Sleep(time.Second)
+	}
 	v := bootVM(t, e.ns, name, mac1, vmOpts{memory: "2048", moreNICs: []string{mac2}})
 	v.waitFor(t, reInit, debianBoot)
 	v.waitFor(t, regexp.MustCompile(`Reached target.*Multi-User System`), debianBoot)
