@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"crypto/sha256"
 	"bufio"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
