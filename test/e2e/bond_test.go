@@ -96,7 +96,11 @@ func TestBondVLANDebian(t *testing.T) {
 		"ip -4 -o addr show dev bond0; ip -4 -o addr show dev bond0.42; ip -d -o link show dev bond0.42; "+
 		"ip route show 10.77.0.0/16; cat /run/systemd/netif/links/$(cat /sys/class/net/bond0.42/ifindex)", 2*time.Minute)
 	t.Logf("%s says:\n%s", name, out)
-	for _, want := range []string{"active-backup 1", "eth0 eth1", bondIP + "/24", vlanIP + "/24", "vlan protocol 802.1Q id 42",
+	got := lines(out)
+	if len(got) < 2 || !strings.Contains(" "+got[1]+" ", " eth0 ") || !strings.Contains(" "+got[1]+" ", " eth1 ") {
+		t.Errorf("bond0's members: %q, want eth0 and eth1", got)
+	}
+	for _, want := range []string{"active-backup 1", bondIP + "/24", vlanIP + "/24", "vlan protocol 802.1Q id 42",
 		"10.77.0.0/16 via 10.42.0.1 dev bond0.42", "10.42.0.53", "10.42.0.54", "vlan.example"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%s lacks %q", name, want)
