@@ -3,6 +3,7 @@ package warewulfd
 import (
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strconv"
 )
 
@@ -15,11 +16,17 @@ import (
 // node without a key is not checked. It returns the status and why a
 // request is refused, or 0. The key itself never goes into the reason.
 func checkAssetKey(n *nodeEntry, r *http.Request) (int, string) {
+	return assetKeyStatus(n, r.URL.Query())
+}
+
+// assetKeyStatus is checkAssetKey for a query that did not come by HTTP
+// (GRUB's TFTP requests carry one too).
+func assetKeyStatus(n *nodeEntry, query url.Values) (int, string) {
 	key := n.AssetKey
 	if key == "" {
 		return 0, ""
 	}
-	got := r.URL.Query().Get("assetkey")
+	got := query.Get("assetkey")
 	if got == "" {
 		return http.StatusUnauthorized, "asset key missing (the node has one; its firmware sent no asset tag)"
 	}

@@ -2,7 +2,6 @@ package warewulfd
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -128,9 +127,11 @@ func (s *Server) serveEFIBoot(w http.ResponseWriter, r *http.Request, name strin
 		q.fail(http.StatusNotFound, fmt.Sprintf("no efiboot file %q", name))
 		return
 	}
-	if q.node != nil && !assetKeyOK(q.node, r) {
-		q.fail(http.StatusUnauthorized, "asset key does not match")
-		return
+	if q.node != nil {
+		if code, why := checkAssetKey(q.node, r); code != 0 {
+			q.fail(code, why)
+			return
+		}
 	}
 	if name == GrubCfgName {
 		if q.node == nil {
@@ -214,8 +215,8 @@ func (s *Server) serveGrub(w http.ResponseWriter, r *http.Request, name string) 
 		q.fail(http.StatusNotFound, "unknown hwaddr")
 		return
 	}
-	if !assetKeyOK(q.node, r) {
-		q.fail(http.StatusUnauthorized, "asset key does not match")
+	if code, why := checkAssetKey(q.node, r); code != 0 {
+		q.fail(code, why)
 		return
 	}
 	s.serveGrubCfg(st, q)
@@ -325,16 +326,6 @@ func grubChain(cfg *config.Config, remote netip.Addr, overTFTP bool) []byte {
 smbios --type 3 --get-string 8 --set assetkey
 configfile "` + src + `${net_default_mac}?assetkey=${assetkey}"
 `)
-}
-
-// assetKeyOK checks a node's asset key, when it has one, against the
-// request's assetkey= (upstream answers a mismatch with 401).
-func assetKeyOK(n *nodeEntry, r *http.Request) bool {
-	if n.AssetKey == "" {
-		return true
-	}
-	got := r.URL.Query().Get("assetkey")
-	return subtle.ConstantTimeCompare([]byte(got), []byte(n.AssetKey)) == 1
 }
 
 // identify finds the node of a request that names none in its path:
@@ -496,8 +487,8 @@ func (s *Server) tftpGrubServe(name string, rf io.ReaderFrom) (bool, error) {
 		return true, fmt.Errorf("unknown hwaddr %s", mac)
 	}
 	q, _ := url.ParseQuery(rawQuery)
-	if n.AssetKey != "" && subtle.ConstantTimeCompare([]byte(q.Get("assetkey")), []byte(n.AssetKey)) != 1 {
-		return true, fmt.Errorf("node %s: asset key does not match", n.Name)
+	if code, why := assetKeyStatus(n, q); code != 0 {
+		return true, fmt.Errorf("node %s: %s", n.Name, why)
 	}
 	var c *content
 	switch stage {

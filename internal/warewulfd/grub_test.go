@@ -86,15 +86,17 @@ func TestGrubConfig(t *testing.T) {
 		t.Fatalf("/grub/grub.cfg: %s\n%s", resp.Status, body)
 	}
 	for p, code := range map[string]int{
-		"/grub/52:54:00:00:00:01":                  http.StatusUnauthorized, // n1 has an asset key
-		"/grub/52:54:00:00:00:01?assetkey=wrong":   http.StatusUnauthorized,
-		"/grub/52:54:00:00:00:01?assetkey=KEY":     http.StatusOK,
-		"/grub/52:54:00:00:00:99":                  http.StatusNotFound,
-		"/grub/grub.cfg-C0A80001":                  http.StatusNotFound, // GRUB's search by IP address
-		"/grub/not-a-mac":                          http.StatusNotFound,
-		"/efiboot/grub.cfg":                        http.StatusNotFound, // 127.0.0.1 is no node's
-		"/efiboot/grub.cfg?wwid=52:54:00:00:00:02": http.StatusOK,
-		"/efiboot/vmlinuz":                         http.StatusNotFound,
+		"/grub/52:54:00:00:00:01":                                 http.StatusUnauthorized, // n1 has an asset key
+		"/grub/52:54:00:00:00:01?assetkey=wrong":                  http.StatusForbidden,    // as every node route
+		"/efiboot/grub.cfg?wwid=52:54:00:00:00:01":                http.StatusUnauthorized,
+		"/efiboot/grub.cfg?wwid=52:54:00:00:00:01&assetkey=wrong": http.StatusForbidden,
+		"/grub/52:54:00:00:00:01?assetkey=KEY":                    http.StatusOK,
+		"/grub/52:54:00:00:00:99":                                 http.StatusNotFound,
+		"/grub/grub.cfg-C0A80001":                                 http.StatusNotFound, // GRUB's search by IP address
+		"/grub/not-a-mac":                                         http.StatusNotFound,
+		"/efiboot/grub.cfg":                                       http.StatusNotFound, // 127.0.0.1 is no node's
+		"/efiboot/grub.cfg?wwid=52:54:00:00:00:02":                http.StatusOK,
+		"/efiboot/vmlinuz":                                        http.StatusNotFound,
 	} {
 		if resp, _ := e.get(p); resp.StatusCode != code {
 			t.Errorf("%s: %s, want %d", p, resp.Status, code)
@@ -251,7 +253,8 @@ func TestTFTPGrubProvision(t *testing.T) {
 		e.awaitLog(t, "tftp: served", `file="warewulf/kernel/`+mac+`"`)
 		// The reason is logged once; the client is told only "refused".
 		e.awaitLog(t, "tftp: node n1: asset key does not match", `file="warewulf/kernel/`+mac+`"`)
-		if n := strings.Count(e.logs.String(), "asset key does not match"); n != 2 {
+		e.awaitLog(t, "tftp: node n1: asset key missing", `file="warewulf/kernel/`+mac+`"`)
+		if n := strings.Count(e.logs.String(), "tftp: node n1: asset key"); n != 2 {
 			t.Errorf("%d log lines for the two refused requests", n)
 		}
 		if _, err := get("warewulf/kernel/" + mac); err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "asset") {
