@@ -233,11 +233,11 @@ func (s *Server) serveIpxe(st *state, q *request) {
 	case n.ImageName == "" && (n.IpxeTemplate == "" || n.IpxeTemplate == "default"):
 		// The shipped default template needs an image; a template of the
 		// node's own decides itself, as upstream's do.
-		d.Node, d.Name = n.Node, n.Name
+		d.Node, d.Name = ipxeNode(n.Node), n.Name
 		d.Message = "node " + n.Name + " has no image"
 		q.why = "no image"
 	default:
-		d.Node, d.Name = n.Node, n.Name
+		d.Node, d.Name = ipxeNode(n.Node), n.Name
 		d.ImageName = n.ImageName
 		d.KernelArgs = n.KernelArgs()
 		if n.Kernel != nil {

@@ -165,3 +165,20 @@ func (c *templateCache) render(dir, name string, e *nodeEntry, d *IpxeData) ([]b
 	}
 	return buf.Bytes(), nil
 }
+
+// ipxeNode is the node as an iPXE template sees it: the script goes to
+// anyone who asks with the node's MAC, so it gets neither the asset key nor
+// the BMC password, whatever a site's template asks for.
+func ipxeNode(n *node.Node) *node.Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.AssetKey = ""
+	if n.Ipmi != nil {
+		ipmi := *n.Ipmi
+		ipmi.Password = ""
+		c.Ipmi = &ipmi
+	}
+	return &c
+}

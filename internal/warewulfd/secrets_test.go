@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,12 +14,19 @@ import (
 )
 
 // secretNodes: n1 has an asset key, n2 none; the profile lists the overlays
-// as upstream's default does, ssh.host_keys in the system overlay too.
+// as upstream's default does, ssh.host_keys in the system overlay too, and
+// sets the BMCs up at boot (wwinit's 50-ipmi) with a password. n2 boots
+// with a site iPXE template that asks for the secrets.
 const secretNodes = `nodeprofiles:
   default:
     image name: img
     system overlay: [wwinit, wwclient, hostname, ssh.host_keys, ssh.known_hosts]
-    runtime overlay: [hosts, ssh.authorized_keys, ssh.host_keys, syncuser]
+    runtime overlay: [hosts, ssh.authorized_keys, ssh.host_keys, syncuser, ipmi.password]
+    ipmi:
+      username: admin
+      password: bmc-PASSW0RD-xyz
+      ipaddr: 10.9.0.1
+      write: "true"
 nodes:
   n1:
     profiles: [default]
@@ -26,6 +35,7 @@ nodes:
       default: {hwaddr: "52:54:00:00:00:01", ipaddr: 127.0.0.11, netmask: 255.0.0.0}
   n2:
     profiles: [default]
+    ipxe template: leaky
     network devices:
       default: {hwaddr: "52:54:00:00:00:02", ipaddr: 127.0.0.12, netmask: 255.0.0.0}
 `
@@ -59,6 +69,9 @@ func secretsIn(t *testing.T, body []byte) []string {
 		if bytes.Contains(data, []byte("n1-tag-XYZZY")) {
 			found = append(found, where+": n1's asset key")
 		}
+		if bytes.Contains(data, []byte("bmc-PASSW0RD-xyz")) {
+			found = append(found, where+": the BMC password")
+		}
 	}
 	check("body", body)
 	for _, e := range overlayEntries(t, body) {
@@ -78,6 +91,13 @@ func secretsIn(t *testing.T, body []byte) []string {
 func TestStrangerGetsNoSecret(t *testing.T) {
 	needRoot(t) // privileged source ports; syncuser reads /etc/shadow
 	e := newEnv(t, envOptions{nodesConf: secretNodes, secure: true, built: true})
+	leaky := "#!ipxe\n{{ with .Node }}{{ .AssetKey }} {{ with .Ipmi }}{{ .Password }}{{ end }}{{ end }}\n"
+	if err := os.MkdirAll(e.cfg.IpxeTemplateDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.cfg.IpxeTemplateDir(), "leaky.ipxe"), []byte(leaky), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stranger := clientFrom("127.0.0.66", 0)
 	get := func(c *http.Client, path string) (int, []byte) {
 		resp, err := c.Get(e.base + path)
@@ -90,7 +110,7 @@ func TestStrangerGetsNoSecret(t *testing.T) {
 	}
 	served := 0
 	for _, mac := range []string{"52:54:00:00:00:01", "52-54-00-00-00-02"} {
-		for _, route := range append(nodeRoutes, "/status", "/metrics", "/efi/") {
+		for _, route := range append(nodeRoutes, "/grub/", "/status", "/metrics", "/efi/") {
 			for _, q := range []string{"", "?compress=gz", "?assetkey=", "?assetkey=guess"} {
 				path := route + mac + q
 				if !strings.HasSuffix(route, "/") {
@@ -116,8 +136,12 @@ func TestStrangerGetsNoSecret(t *testing.T) {
 	for _, en := range overlayEntries(t, sys) {
 		names[en.Name] = true
 	}
-	if code != 200 || !names["etc/ssh/ssh_host_ed25519_key.pub"] || !names["warewulf/config"] {
+	if code != 200 || !names["etc/ssh/ssh_host_ed25519_key.pub"] || !names["warewulf/config"] || !names["warewulf/init.d/50-ipmi"] {
 		t.Fatalf("n2's system overlay: %d, entries %v", code, names)
+	}
+	// The site's iPXE template was rendered for n2, without the secrets.
+	if code, script := get(stranger, "/ipxe/52:54:00:00:00:02"); code != 200 || !strings.HasPrefix(string(script), "#!ipxe\n") {
+		t.Fatalf("n2's iPXE script: %d %q", code, script)
 	}
 	// The node itself gets its secrets in the runtime overlay.
 	port := privilegedPort(t, "127.0.0.11")
@@ -128,11 +152,12 @@ func TestStrangerGetsNoSecret(t *testing.T) {
 	rt, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	got := secretsIn(t, rt)
-	if resp.StatusCode != 200 || !strings.Contains(strings.Join(got, " "), "etc/ssh/ssh_host_ed25519_key") || !strings.Contains(strings.Join(got, " "), "etc/shadow") {
+	if resp.StatusCode != 200 || !strings.Contains(strings.Join(got, " "), "etc/ssh/ssh_host_ed25519_key") || !strings.Contains(strings.Join(got, " "), "etc/shadow") ||
+		!strings.Contains(strings.Join(got, " "), "warewulf/ipmi/password: the BMC password") {
 		t.Fatalf("n1's runtime overlay from n1: %s, secrets %v", resp.Status, got)
 	}
 	for _, en := range overlayEntries(t, rt) {
-		if (en.Name == "etc/shadow" || strings.HasSuffix(en.Name, "_key")) && en.Mode&0o077&^0o040 != 0 {
+		if (en.Name == "etc/shadow" || strings.HasSuffix(en.Name, "_key") || en.Name == "warewulf/ipmi/password") && en.Mode&0o077&^0o040 != 0 {
 			t.Errorf("%s: mode %o, want root-only (a group may read shadow)", en.Name, en.Mode&0o7777)
 		}
 	}

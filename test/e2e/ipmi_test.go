@@ -200,6 +200,10 @@ func TestIPMIPowerOn(t *testing.T) {
 			if strings.Contains(string(data), bmcPass) {
 				t.Error("the BMC password is on the node's console")
 			}
+			// The password came with the runtime overlay, not the system one.
+			if !regexp.MustCompile(`ipmi: password (set|unchanged)`).Match(data) {
+				t.Errorf("the BMC password was not set:\n%s", tail(string(data), 30))
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -214,10 +218,14 @@ func TestIPMIPowerOn(t *testing.T) {
 	// Ctrl-U clears it before the command is typed.
 	time.Sleep(3 * time.Second)
 	tmux("send-keys", "-t", "console", "C-u")
-	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); test -e /warewulf/init.d/50-ipmi || echo setup-script-$((1+1))-gone; ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
+	// The pattern [x] matches the password without the console showing it.
+	passRE := bmcPass[:len(bmcPass)-1] + "[" + bmcPass[len(bmcPass)-1:] + "]"
+	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); grep -q "+passRE+" /warewulf/init.d/50-ipmi || echo no-password-in-script-$((2+2)); ls -ln /warewulf/ipmi/password; ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
 	waitPane("keystrokes", regexp.MustCompile(`typed-42`), 60*time.Second)
-	// The script with the BMC password removed itself once it had run.
-	waitPane("the setup script gone", regexp.MustCompile(`setup-script-2-gone`), 30*time.Second)
+	// The setup script (system overlay) holds no password; the runtime
+	// overlay brought it, root-only.
+	waitPane("no password in the setup script", regexp.MustCompile(`no-password-in-script-4`), 30*time.Second)
+	waitPane("the password file", regexp.MustCompile(`-rw------- +1 0 +0 .*/warewulf/ipmi/password`), 30*time.Second)
 	waitPane("lan print on the node", regexp.MustCompile(`Default Gateway IP +: `+regexp.QuoteMeta(prefix+"254")), 60*time.Second)
 	p := printed()
 	for _, want := range []string{`IP Address +: ` + regexp.QuoteMeta(controllerIP), `Subnet Mask +: 255\.255\.255\.0`, `802\.1q VLAN ID +: 42`} {
