@@ -19,8 +19,8 @@ func (s *Server) imageRoutes() {
 }
 
 // imageInfo is an image as upstream's API shows it: its kernels, the size
-// of its built image, the build time (Unix seconds) and whether it may be
-// changed.
+// of its built image uncompressed, the build time (Unix seconds) and
+// whether it may be changed.
 type imageInfo struct {
 	Kernels   []string `json:"kernels"`
 	Size      int64    `json:"size"`
@@ -43,7 +43,11 @@ func (s *Server) info(name string) (*imageInfo, error) {
 		}
 	}
 	if bi, err := image.ReadBuildInfo(cfg, name); err == nil {
-		out.Size, out.BuildTime = bi.ImageSize, bi.Built.Unix()
+		// Upstream's size is that of its uncompressed NAME.img.
+		out.Size, out.BuildTime = bi.RawSize, bi.Built.Unix()
+		if out.Size == 0 {
+			out.Size = bi.ImageSize
+		}
 	}
 	if st, err := os.Stat(cfg.ImageRootfs(name)); err == nil {
 		out.Writable = st.Mode().Perm()&0o200 != 0

@@ -46,7 +46,12 @@ const maxField = 1<<32 - 1
 
 // CpioWriter writes uncompressed newc entries.
 type CpioWriter struct {
+	// Block, when set, pads the archive after its trailer to a multiple of
+	// Block bytes, as GNU cpio pads its output to 512-byte blocks.
+	Block int
+
 	w       *bufio.Writer
+	out     *countWriter
 	remain  int64 // body bytes still owed for the current entry
 	pad     int   // padding after the current body
 	nextIno uint64
@@ -55,7 +60,23 @@ type CpioWriter struct {
 
 // NewCpioWriter writes newc entries to w.
 func NewCpioWriter(w io.Writer) *CpioWriter {
-	return &CpioWriter{w: bufio.NewWriterSize(w, 1<<20), nextIno: 1}
+	out := &countWriter{w: w}
+	return &CpioWriter{w: bufio.NewWriterSize(out, 1<<20), out: out, nextIno: 1}
+}
+
+// Size is the length of the (uncompressed) archive written so far: all of
+// it after Close.
+func (c *CpioWriter) Size() int64 { return c.out.n + int64(c.w.Buffered()) }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // WriteHeader starts an entry; its body (Size bytes) follows through Write.
@@ -159,6 +180,13 @@ func (c *CpioWriter) Close() error {
 	}
 	if err := c.writePad(); err != nil {
 		return err
+	}
+	if c.Block > 0 {
+		if rest := int(c.Size() % int64(c.Block)); rest != 0 {
+			if _, err := c.w.Write(make([]byte, c.Block-rest)); err != nil {
+				return err
+			}
+		}
 	}
 	c.closed = true
 	return c.w.Flush()

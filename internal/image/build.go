@@ -35,6 +35,10 @@ type BuildInfo struct {
 	Compression archive.Compression `json:"compression"`
 	Image       string              `json:"image"`
 	ImageSize   int64               `json:"image_size"`
+	// RawSize is the image archive's length uncompressed: the size of
+	// upstream's NAME.img, which its API reports (0: built before it was
+	// recorded).
+	RawSize int64 `json:"raw_size,omitempty"`
 	Files       int                 `json:"files"`
 	Kernels     []BuiltKernel       `json:"kernels"` // newest first: the default is Kernels[0]
 	Built       time.Time           `json:"built"`
@@ -291,7 +295,10 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		bi.ImageSize, errs[0] = write(bi.Image, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.image, w, comp) })
+		bi.ImageSize, errs[0] = write(bi.Image, func(w io.Writer) (err error) {
+			bi.RawSize, err = writeArchive(ctx, p.rootfs, p.image, w, comp)
+			return err
+		})
 	}()
 	for i, k := range p.kernels {
 		bk := BuiltKernel{Version: k.Version, Kernel: "kernel-" + k.Version,
@@ -303,7 +310,10 @@ func Build(ctx context.Context, cfg *config.Config, name string, o BuildOptions)
 			if _, errs[i+1] = write(bk.Kernel, func(w io.Writer) error { return copyFile(w, k.Path) }); errs[i+1] != nil {
 				return
 			}
-			_, errs[i+1] = write(bk.Kmods, func(w io.Writer) error { return writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp) })
+			_, errs[i+1] = write(bk.Kmods, func(w io.Writer) error {
+				_, err := writeArchive(ctx, p.rootfs, p.kmods[k.Version], w, comp)
+				return err
+			})
 		}()
 	}
 	wg.Wait()
@@ -414,7 +424,7 @@ func copyFile(w io.Writer, src string) error {
 // entry (earlier ones are empty), the layout GNU cpio writes and both GNU
 // cpio and the kernel's initramfs unpacker read; the link count is the
 // number of links inside this archive.
-func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Writer, comp archive.Compression) error {
+func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Writer, comp archive.Compression) (int64, error) {
 	type inode struct {
 		dev, ino uint64
 	}
@@ -438,18 +448,20 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 	}
 	w, err := archive.NewWriter(out, comp)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	// Padded to 512-byte blocks, as GNU cpio writes upstream's images.
+	w.Block = 512
 	rootfd, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unix.Close(rootfd)
 	var next uint64 = 1
 	linkBuf := make([]byte, unix.PathMax)
 	for i := range list {
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		e := &list[i]
 		h := archive.Header{Name: e.rel, Mode: e.mode, UID: e.uid, GID: e.gid, Nlink: 1,
@@ -475,28 +487,31 @@ func writeArchive(ctx context.Context, rootfs string, list []entry, out io.Write
 		case unix.S_IFLNK:
 			n, err := unix.Readlinkat(rootfd, e.rel, linkBuf)
 			if err != nil {
-				return fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
+				return 0, fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
 			}
 			if err := w.WriteFile(&h, linkBuf[:n]); err != nil {
-				return err
+				return 0, err
 			}
 		case unix.S_IFREG:
 			if err := w.WriteHeader(&h); err != nil {
-				return err
+				return 0, err
 			}
 			if h.Size > 0 {
 				if err := copyBody(ctx, w, rootfd, e.rel, h.Size); err != nil {
-					return fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
+					return 0, fmt.Errorf("%s: %w", path.Join(rootfs, e.rel), err)
 				}
 			}
 		default:
 			h.Size = 0
 			if err := w.WriteHeader(&h); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return w.Close()
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	return w.Size(), nil
 }
 
 // copyBody copies size bytes of a file into the archive with a bare

@@ -16,6 +16,7 @@ import (
 
 	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/image"
 )
 
 // Stage1Binary is the name of the two-stage boot's first stage, looked
@@ -132,6 +133,29 @@ func findInitramfs(root, kver string) (string, error) {
 	return "", fmt.Errorf("no initramfs for kernel %s in the image (looked for /boot/initramfs-%[1]s*, /boot/initrd-%[1]s*, /boot/initrd.img-%[1]s*; build one with dracut in the image)", kver)
 }
 
+// rootfsKernel is the version of the kernel in an image's rootfs that a
+// node asks for (want: its kernel version, "" for the newest).
+func rootfsKernel(root, want string) (string, error) {
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return "", errors.New("the image does not exist")
+	}
+	ks, err := image.FindKernels(root)
+	if err != nil {
+		return "", err
+	}
+	var have []string
+	for _, k := range ks {
+		if want == "" || k.Version == want {
+			return k.Version, nil
+		}
+		have = append(have, k.Version)
+	}
+	if want == "" {
+		return "", errors.New("no kernel in the image (no /boot/vmlinuz-* or /lib/modules/*/vmlinuz)")
+	}
+	return "", fmt.Errorf("no kernel version %q in the image (it has %s)", want, strings.Join(have, ", "))
+}
+
 // initramfsFiles finds the node's image's own initramfs, for upstream's
 // dracut iPXE template.
 func (s *Server) initramfsFiles(st *state, n *nodeEntry) (*content, error) {
@@ -146,12 +170,15 @@ func (s *Server) initramfsFiles(st *state, n *nodeEntry) (*content, error) {
 	if cs, ok := s.cache.get(key); ok {
 		return cs[0], nil
 	}
-	a, err := s.prov.Image(st.cfg, n.ImageName, kver)
-	if err != nil {
-		return nil, err
-	}
 	root := st.cfg.ImageRootfs(n.ImageName)
-	p, err := findInitramfs(root, a.KernelVersion)
+	// The built image knows its kernel; as upstream, the dracut initramfs
+	// needs no build: else the rootfs's own kernels say.
+	if a, err := s.prov.Image(st.cfg, n.ImageName, kver); err == nil {
+		kver = a.KernelVersion
+	} else if kver, err = rootfsKernel(root, kver); err != nil {
+		return nil, fmt.Errorf("image %q: %w", n.ImageName, err)
+	}
+	p, err := findInitramfs(root, kver)
 	if err != nil {
 		return nil, err
 	}

@@ -314,3 +314,25 @@ func TestDracutIpxeScript(t *testing.T) {
 		}
 	}
 }
+
+// TestInitramfsUnbuiltImage: as upstream, /initramfs needs no built image:
+// the kernel version comes from the rootfs's own kernels (the newest, or
+// the node's kernel version), and the initramfs from its /boot.
+func TestInitramfsUnbuiltImage(t *testing.T) {
+	nodes := strings.Replace(nodesConf(""), "    profiles: [default]\n", "    profiles: [default]\n    image name: raw\n", 1)
+	nodes = strings.Replace(nodes, "  n2:\n    profiles: [default]\n", "  n2:\n    profiles: [default]\n    image name: raw\n    kernel:\n      version: 5.9.9\n", 1)
+	e := newEnv(t, envOptions{nodesConf: nodes})
+	root := e.cfg.ImageRootfs("raw")
+	for _, v := range []string{"5.10.1", "6.2.3"} {
+		writeFile(t, filepath.Join(root, "boot", "vmlinuz-"+v), []byte("kernel "+v))
+		writeFile(t, filepath.Join(root, "boot", "initramfs-"+v+".img"), []byte("initramfs "+v))
+	}
+	resp, body := e.get("/initramfs/52:54:00:00:00:01")
+	if resp.StatusCode != 200 || string(body) != "initramfs 6.2.3" {
+		t.Fatalf("unbuilt image: %s %q, want the newest kernel's initramfs", resp.Status, body)
+	}
+	if r, _ := e.get("/initramfs/52:54:00:00:00:02"); r.StatusCode != 404 {
+		t.Errorf("a kernel version the image lacks: %s, want 404", r.Status)
+	}
+	e.awaitLog(t, `no kernel version \"5.9.9\" in the image (it has 6.2.3, 5.10.1)`, "stage=initramfs", "status=404")
+}
