@@ -35,13 +35,10 @@ type BuildInfo struct {
 	Compression archive.Compression `json:"compression"`
 	Image       string              `json:"image"`
 	ImageSize   int64               `json:"image_size"`
-	// RawSize is the image archive's length uncompressed: the size of
-	// upstream's NAME.img, which its API reports (0: built before it was
-	// recorded).
-	RawSize int64         `json:"raw_size,omitempty"`
-	Files   int           `json:"files"`
-	Kernels []BuiltKernel `json:"kernels"` // newest first: the default is Kernels[0]
-	Built   time.Time     `json:"built"`
+	RawSize     int64               `json:"raw_size,omitempty"` // uncompressed, upstream's NAME.img size (its API's size); 0: not recorded
+	Files       int                 `json:"files"`
+	Kernels     []BuiltKernel       `json:"kernels"` // newest first: the default is Kernels[0]
+	Built       time.Time           `json:"built"`
 }
 
 // BuiltKernel is one kernel extracted from the image and its modules archive.
