@@ -124,3 +124,23 @@ func TestFieldLimits(t *testing.T) {
 		t.Fatalf("mtime before 1970 written as %s", got)
 	}
 }
+
+// TestBlockPadding: with Block set the archive ends padded to a multiple of
+// it, as GNU cpio pads to 512-byte blocks, and Size is its whole length.
+func TestBlockPadding(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewCpioWriter(&buf)
+	w.Block = 512
+	if err := w.WriteFile(&Header{Name: "file", Mode: 0o100644, Nlink: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 512 || w.Size() != 512 {
+		t.Fatalf("archive of one empty file: %d bytes, Size %d, want 512", buf.Len(), w.Size())
+	}
+	if _, err := NewCpioReader(&buf).Next(); err != nil {
+		t.Fatalf("the padded archive does not read back: %v", err)
+	}
+}
