@@ -51,7 +51,7 @@ type CpioWriter struct {
 	Block int
 
 	w       *bufio.Writer
-	out     *countWriter
+	n       int64 // bytes written so far
 	remain  int64 // body bytes still owed for the current entry
 	pad     int   // padding after the current body
 	nextIno uint64
@@ -60,24 +60,12 @@ type CpioWriter struct {
 
 // NewCpioWriter writes newc entries to w.
 func NewCpioWriter(w io.Writer) *CpioWriter {
-	out := &countWriter{w: w}
-	return &CpioWriter{w: bufio.NewWriterSize(out, 1<<20), out: out, nextIno: 1}
+	return &CpioWriter{w: bufio.NewWriterSize(w, 1<<20), nextIno: 1}
 }
 
 // Size is the length of the (uncompressed) archive written so far: all of
 // it after Close.
-func (c *CpioWriter) Size() int64 { return c.out.n + int64(c.w.Buffered()) }
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
+func (c *CpioWriter) Size() int64 { return c.n }
 
 // WriteHeader starts an entry; its body (Size bytes) follows through Write.
 // An Inode of 0 is assigned the next number in sequence, so archives are
@@ -130,6 +118,7 @@ func (c *CpioWriter) writeHeader(h *Header, ino uint64) error {
 	if err := c.w.WriteByte(0); err != nil {
 		return err
 	}
+	c.n += int64(len(buf) + len(h.Name) + 1)
 	if err := c.zeros(pad4(110 + len(h.Name) + 1)); err != nil {
 		return err
 	}
@@ -145,6 +134,7 @@ func (c *CpioWriter) Write(p []byte) (int, error) {
 	}
 	n, err := c.w.Write(p)
 	c.remain -= int64(n)
+	c.n += int64(n)
 	return n, err
 }
 
@@ -153,6 +143,7 @@ func (c *CpioWriter) Write(p []byte) (int, error) {
 func (c *CpioWriter) ReadFrom(r io.Reader) (int64, error) {
 	n, err := io.CopyN(c.w, r, c.remain)
 	c.remain -= n
+	c.n += n
 	if err == io.EOF {
 		err = fmt.Errorf("archive: body shorter than its header's size")
 	}
@@ -186,6 +177,7 @@ func (c *CpioWriter) Close() error {
 			if _, err := c.w.Write(make([]byte, c.Block-rest)); err != nil {
 				return err
 			}
+			c.n += int64(c.Block - rest)
 		}
 	}
 	c.closed = true
@@ -202,6 +194,7 @@ var zeroPad [4]byte
 
 func (c *CpioWriter) zeros(n int) error {
 	_, err := c.w.Write(zeroPad[:n])
+	c.n += int64(n)
 	return err
 }
 

@@ -63,6 +63,7 @@ var expect = map[string]map[string][]string{
 	"systemd.mount": {"warewulf/init.d/30-mount": {"#!/bin/sh\n"}},
 	"systemd.swap":  {"warewulf/init.d/30-swapon": {"#!/bin/sh\n"}},
 	"ignition":      {},
+	"ipmi.password": {}, // n1 has no ipmi write
 	"syncuser": {
 		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},
 		"etc/group":  {"root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\n"},
