@@ -190,7 +190,9 @@ func TestIPMIPowerOn(t *testing.T) {
 	fmt.Printf("BOOT-TIME case=ipmi-power-on node=%s power-on->runtime-stage=%.1fs\n", n.name, time.Since(poweredOn).Seconds())
 
 	// The boot went by on the console; a keystroke runs a command there.
-	waitPane("boot log", regexp.MustCompile(`wwinit: node bmc1`), 30*time.Second)
+	// SOL drops what the node prints while wwinit changes the BMC's LAN
+	// settings, which may be everything before init starts.
+	waitPane("boot log", regexp.MustCompile(`wwinit: node bmc1|system up on bmc1`), 30*time.Second)
 	// wwinit's BMC setup, on the node's own serial log (SOL may drop what
 	// the node prints while the BMC's LAN settings change under it).
 	deadline = time.Now().Add(30 * time.Second)
