@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -20,24 +21,28 @@ import (
 // switch port would. Both taps go when the test ends.
 func vlanEndpoint(t *testing.T, n *netns, vid uint16, cidr string) {
 	t.Helper()
-	var trunk, access *os.File
-	err := testenv.InNetns(n.name, func() error {
-		var err error
-		if trunk, err = openTap("vtrunk"); err != nil {
-			return err
+	// The taps are made here and moved into the namespace: entering it
+	// would need a thread of our own, and the thread that started
+	// warewulfd or a VM must not end (their Pdeathsig fires on it).
+	access := "vl" + strconv.Itoa(int(vid))
+	var files []*os.File
+	for _, name := range []string{"vtrunk", access} {
+		tmp := fmt.Sprintf("wwt%d%s", os.Getpid()%100000, name[:2])
+		f, err := openTap(tmp)
+		if err != nil {
+			t.Fatalf("tap %s: %v", tmp, err)
 		}
-		access, err = openTap("vl" + strconv.Itoa(int(vid)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("vlan taps: %v", err)
+		t.Cleanup(func() { f.Close() })
+		run(t, nil, "ip", "link", "set", "dev", tmp, "netns", n.name)
+		run(t, nil, "ip", "-n", n.name, "link", "set", "dev", tmp, "name", name)
+		files = append(files, f)
 	}
-	t.Cleanup(func() { trunk.Close(); access.Close() })
+	trunkF, accessF := files[0], files[1]
 	for _, c := range [][]string{
 		{"link", "set", "vtrunk", "master", n.bridge},
 		{"link", "set", "vtrunk", "up"},
-		{"addr", "add", cidr, "dev", "vl" + strconv.Itoa(int(vid))},
-		{"link", "set", "vl" + strconv.Itoa(int(vid)), "up"},
+		{"addr", "add", cidr, "dev", access},
+		{"link", "set", access, "up"},
 	} {
 		run(t, nil, append([]string{"ip", "-n", n.name}, c...)...)
 	}
@@ -45,7 +50,7 @@ func vlanEndpoint(t *testing.T, n *netns, vid uint16, cidr string) {
 	go func() {
 		buf := make([]byte, 65536)
 		for {
-			m, err := trunk.Read(buf)
+			m, err := trunkF.Read(buf)
 			if err != nil {
 				return
 			}
@@ -54,14 +59,14 @@ func vlanEndpoint(t *testing.T, n *netns, vid uint16, cidr string) {
 				continue
 			}
 			out := append(append([]byte{}, f[:12]...), f[16:]...)
-			access.Write(out)
+			accessF.Write(out)
 		}
 	}()
 	// Frames out of the address's tap get the tag.
 	go func() {
 		buf := make([]byte, 65536)
 		for {
-			m, err := access.Read(buf)
+			m, err := accessF.Read(buf)
 			if err != nil {
 				return
 			}
@@ -74,13 +79,12 @@ func vlanEndpoint(t *testing.T, n *netns, vid uint16, cidr string) {
 			out = binary.BigEndian.AppendUint16(out, 0x8100)
 			out = binary.BigEndian.AppendUint16(out, vid)
 			out = append(out, f[12:]...)
-			trunk.Write(out)
+			trunkF.Write(out)
 		}
 	}()
 }
 
-// openTap creates a tap device (no packet information header) in the
-// calling thread's namespace.
+// openTap creates a tap device (no packet information header).
 func openTap(name string) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
