@@ -569,7 +569,7 @@ func (st *renderState) ownFuncs() template.FuncMap {
 		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
 		// numbered lists the tags DNS1, DNS2, ... (or route1, ...) in order.
 		"numbered": numbered,
-		"prefix": func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
+		"prefix":   func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
 		// mergeAccounts returns the lines of base (passwd, group or shadow)
 		// followed by those of extra whose name is not in base.
 		"mergeAccounts": mergeAccounts,
