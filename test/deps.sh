@@ -5,9 +5,14 @@ set -euo pipefail
 pkgs=(
   make gcc git cpio pigz zstd busybox-static iproute2 kmod    # build, archives, depmod
   ipxe qemu-system-x86 ovmf                                   # VM boots
+  shim-signed grub-efi-amd64-signed                           # Secure Boot: shim + GRUB
+  qemu-system-arm qemu-efi-aarch64                            # arm64 nodes
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images
   nginx-light wrk tftpd-hpa                                   # benchmarks
+  curl python3 python3-yaml util-linux                        # the compat corpus runners
+  openipmi ipmitool tmux dropbear-bin                         # BMCs (ipmi_sim), console, ssh on test nodes
+  fdisk e2fsprogs                                             # disk overlays' tools, copied into a test image
 )
 missing=()
 for p in "${pkgs[@]}"; do

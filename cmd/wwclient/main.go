@@ -34,6 +34,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "wwclient:", err)
 		os.Exit(2)
 	}
+	for _, k := range cfg.Ignored {
+		log.Warnf("wwclient: %s: key %q is not used", *cfgFile, k)
+	}
 	if *root != "" {
 		cfg.Root = *root
 	}

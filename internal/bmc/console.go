@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
+	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/command/transport"
@@ -50,6 +52,33 @@ func Console(ctx context.Context, t Target, in io.Reader, out io.Writer) error {
 	case t.Interface == "lan":
 		return errors.New("the console (serial over LAN) needs ipmi interface lanplus, not lan")
 	}
+	keys := newKeyPump(&escapeReader{r: bufio.NewReader(in), esc: esc, lineStart: true})
+	fmt.Fprintf(out, "[console of %s; %c. to quit]\r\n", t.Node, esc)
+	defer fmt.Fprintf(out, "\r\n[console of %s closed]\r\n", t.Node)
+	// A BMC that stops answering for a few seconds (a busy BMC, a lost
+	// packet burst) ends a SOL session; the console reconnects rather than
+	// drop the admin out of a boot they are watching. The keys typed are
+	// not lost: the escape reader outlives the sessions.
+	for failures := 0; ; {
+		err := solSession(ctx, t, keys, out)
+		if err == nil || keys.done.Load() || ctx.Err() != nil {
+			return err
+		}
+		if failures++; failures > 3 {
+			return err
+		}
+		fmt.Fprintf(out, "\r\n[console of %s: %s; reconnecting]\r\n", t.Node, OneLine(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// solSession runs one SOL session until the input ends or the BMC stops
+// answering.
+func solSession(ctx context.Context, t Target, keys *keyPump, out io.Writer) error {
 	return session(ctx, t, func(c *client.Client) error {
 		activate := &transport.ActivatePayloadRequest{PayloadType: types.PayloadTypeSOL, PayloadInstance: 1}
 		if _, err := c.ActivatePayload(ctx, activate); err != nil {
@@ -62,11 +91,62 @@ func Console(ctx context.Context, t Target, in io.Reader, out io.Writer) error {
 			}
 		}
 		defer c.DeactivatePayload(context.WithoutCancel(ctx), &transport.DeactivatePayloadRequest{PayloadType: types.PayloadTypeSOL, PayloadInstance: 1})
-		fmt.Fprintf(out, "[console of %s; %c. to quit]\r\n", t.Node, esc)
-		err := c.SOLStream(ctx, &escapeReader{r: bufio.NewReader(in), esc: esc, lineStart: true}, out, nil)
-		fmt.Fprintf(out, "\r\n[console of %s closed]\r\n", t.Node)
-		return err
+		stop := make(chan struct{})
+		defer close(stop)
+		return c.SOLStream(ctx, keyView{keys, stop}, out, nil)
 	})
+}
+
+// keyPump reads the keyboard in one goroutine for all the sessions of a
+// console, so a session that ended cannot hold on to (or swallow) a key
+// meant for the next one.
+type keyPump struct {
+	ch   chan keyRead
+	done atomic.Bool // the input ended: escape sequence or end of file
+}
+
+type keyRead struct {
+	b   byte
+	err error
+}
+
+func newKeyPump(r io.Reader) *keyPump {
+	p := &keyPump{ch: make(chan keyRead)}
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			_, err := io.ReadFull(r, buf)
+			if err != nil {
+				p.done.Store(true)
+				p.ch <- keyRead{err: err}
+				return
+			}
+			p.ch <- keyRead{b: buf[0]}
+		}
+	}()
+	return p
+}
+
+// keyView is one session's reader of the pump; it ends with the session.
+type keyView struct {
+	p    *keyPump
+	stop <-chan struct{}
+}
+
+func (v keyView) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	select {
+	case k := <-v.p.ch:
+		if k.err != nil {
+			return 0, k.err
+		}
+		b[0] = k.b
+		return 1, nil
+	case <-v.stop:
+		return 0, io.EOF
+	}
 }
 
 // escapeReader passes keystrokes through until the escape sequence, where it
@@ -76,6 +156,7 @@ type escapeReader struct {
 	esc       byte
 	lineStart bool
 	pending   bool // the escape character came at a line start
+	done      bool // the escape sequence came
 }
 
 func (e *escapeReader) Read(p []byte) (int, error) {
@@ -83,6 +164,9 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
+		if e.done {
+			return 0, io.EOF
+		}
 		b, err := e.r.ReadByte()
 		if err != nil {
 			return 0, err
@@ -91,6 +175,7 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 			e.pending = false
 			switch b {
 			case '.':
+				e.done = true
 				return 0, io.EOF
 			case e.esc:
 				e.lineStart = false

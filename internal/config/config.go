@@ -81,18 +81,20 @@ type WWClientConf struct {
 
 // WarewulfConf is the `warewulf:` section: the daemon's own settings.
 type WarewulfConf struct {
-	Port              int    `yaml:"port"`
-	TLSPort           int    `yaml:"tls port,omitempty"`
-	TLS               bool   `yaml:"tls,omitempty"`
-	Secure            bool   `yaml:"secure"`
-	SecureFiles       *bool  `yaml:"secure files,omitempty"`
-	UpdateInterval    int    `yaml:"update interval"`
-	AutobuildOverlays bool   `yaml:"autobuild overlays"`
-	HostOverlay       bool   `yaml:"host overlay"`
-	GrubBoot          bool   `yaml:"grubboot,omitempty"`
-	SystemdName       string `yaml:"systemd name,omitempty"`
-	Syslog            bool   `yaml:"syslog"`
-	ListenAddress     string `yaml:"listen address,omitempty"`
+	Port              int   `yaml:"port"`
+	TLSPort           int   `yaml:"tls port,omitempty"`
+	TLS               bool  `yaml:"tls,omitempty"`
+	Secure            bool  `yaml:"secure"`
+	SecureFiles       *bool `yaml:"secure files,omitempty"`
+	UpdateInterval    int   `yaml:"update interval"`
+	AutobuildOverlays bool  `yaml:"autobuild overlays"`
+	HostOverlay       bool  `yaml:"host overlay"`
+	// GrubBoot boots UEFI nodes through shim and GRUB instead of iPXE
+	// (upstream's `grubboot`), for Secure Boot.
+	GrubBoot      bool   `yaml:"grubboot,omitempty"`
+	SystemdName   string `yaml:"systemd name,omitempty"`
+	Syslog        bool   `yaml:"syslog"`
+	ListenAddress string `yaml:"listen address,omitempty"`
 	// ImageCompression is how `wwctl image build` compresses: gz or zstd.
 	ImageCompression string `yaml:"image compression,omitempty"`
 	// AnswerRouterSolicitations makes warewulfd answer IPv6 router

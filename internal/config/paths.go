@@ -28,6 +28,10 @@ func (c *Config) NodesConf() string { return filepath.Join(c.SysconfDir(), "node
 // IpxeTemplateDir holds the iPXE script templates (NAME.ipxe).
 func (c *Config) IpxeTemplateDir() string { return filepath.Join(c.SysconfDir(), "ipxe") }
 
+// GrubTemplate is the template of every node's grub.cfg (upstream's
+// SYSCONFDIR/warewulf/grub/grub.cfg.ww).
+func (c *Config) GrubTemplate() string { return filepath.Join(c.SysconfDir(), "grub", "grub.cfg.ww") }
+
 // TemplateDir holds the templates of generated service configs (dhcp, hosts).
 func (c *Config) TemplateDir() string { return c.SysconfDir() }
 
@@ -122,3 +126,9 @@ func (c *Config) DHCPConfigFile() string {
 
 // DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
 func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
+
+// FilesDir is what warewulfd serves under /files/ (`wwfilesdir`).
+func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }
+
+// AuthFile holds the REST API's users and their bcrypt password hashes.
+func (c *Config) AuthFile() string { return filepath.Join(c.SysconfDir(), "auth.conf") }

@@ -17,14 +17,12 @@ func (c *Config) unused() []string {
 	}
 	notActed("warewulf: tls", c.Warewulf.TLS)
 	notActed("warewulf: secure files", c.Warewulf.SecureFiles != nil)
-	notActed("warewulf: grubboot", c.Warewulf.GrubBoot)
-	notActed("api", c.API.Enabled)
 	notActed("wwclient: port", c.WWClient.Port != 0)
-	notActed("dhcp: range6 start", c.DHCP.Range6Start != "")
-	notActed("dhcp: range6 end", c.DHCP.Range6End != "")
+	// `wwctl configure` writes the controller's files itself, host
+	// overlay or not.
+	notActed("warewulf: host overlay: false", !c.Warewulf.HostOverlay)
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
-		notActed(fmt.Sprintf("image mounts: %d: copy", i), m.Copy)
 		for _, k := range sortedKeys(m.Extra) {
 			out = append(out, unknown(fmt.Sprintf("image mounts: %d: %s", i, k)))
 		}

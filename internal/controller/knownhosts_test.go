@@ -11,6 +11,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/overlay"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // TestKnownHostsBlock: the controller gets the nodes' known_hosts, with
@@ -19,7 +20,7 @@ func TestKnownHostsBlock(t *testing.T) {
 	_, src, _, _ := runtime.Caller(0)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "warewulf.conf")
-	os.WriteFile(file, []byte("ipaddr: 10.0.0.1\nnetmask: 255.255.255.0\nssh:\n  key types: [ed25519, ecdsa]\npaths:\n  sysconfdir: etc\n  localstatedir: state\n  datadir: "+filepath.Join(filepath.Dir(src), "..", "..")+"\n"), 0o644)
+	os.WriteFile(file, []byte("ipaddr: 10.0.0.1\nnetmask: 255.255.255.0\nssh:\n  key types: [ed25519, ecdsa]\npaths:\n  sysconfdir: etc\n  localstatedir: state\n  datadir: "+testenv.RepoDatadir(t, filepath.Join(filepath.Dir(src), "..", ".."))+"\n"), 0o644)
 	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)

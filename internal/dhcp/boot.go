@@ -31,7 +31,20 @@ const (
 	VendorHTTPBoot  = "HTTPClient" // option 60 prefix of UEFI HTTP boot
 	IpxeScriptPath  = "/ipxe/"     // warewulfd's per-node iPXE script
 	EFIHTTPBootPath = "/efi/"      // warewulfd serves the iPXE EFI binaries here for HTTP boot
+	EFIBootPath     = "/efiboot/"  // warewulfd serves shim, GRUB and grub.cfg here (upstream's route)
+	TFTPGrubDir     = "warewulf/"  // warewulfd's TFTP names of shim and GRUB (upstream's)
 )
+
+// shimNames are the names of shim for each UEFI architecture, under
+// TFTPGrubDir and EFIBootPath; shim then asks for GRUB beside itself.
+var shimNames = []struct {
+	tag       string
+	http, pxe []int
+	file      string
+}{
+	{"x86_64", []int{ArchHTTPx86_64}, []int{ArchEFIx86_64, ArchEFIBC}, "shim.efi"},
+	{"arm64", []int{ArchHTTPArm64}, []int{ArchEFIArm64}, "shimaa64.efi"},
+}
 
 // BootRule is one line of the boot-file decision: a client that matches
 // every condition that is set gets File. Rules are tried in order and the
@@ -153,13 +166,28 @@ func Choose(rules []BootRule, c Client) (BootRule, bool) {
 // BootRules is the boot-file decision for a controller reachable at
 // serverIP: iPXE gets its per-node script, UEFI HTTP boot gets the EFI iPXE
 // binary over HTTP, and PXE firmware gets the iPXE binary that the
-// `tftp: ipxe:` map names for its architecture, by TFTP.
+// `tftp: ipxe:` map names for its architecture, by TFTP. With `grubboot`,
+// UEFI clients get shim instead (by HTTP for HTTP boot, else by TFTP),
+// which loads GRUB; legacy BIOS clients still get iPXE.
 func BootRules(cfg *config.Config, serverIP string) ([]BootRule, error) {
 	base := fmt.Sprintf("http://%s:%d", serverIP, cfg.Warewulf.Port)
 	rules := []BootRule{{
 		Tag: "ipxe", UserClass: UserClassIPXE, Arch: -1,
-		File: base + IpxeScriptPath + "${mac}",
+		// iPXE expands the settings: the MAC and the SMBIOS asset tag,
+		// which warewulfd checks when the node has an asset key.
+		File: base + IpxeScriptPath + "${mac}?assetkey=${asset:uristring}",
 	}}
+	if cfg.Warewulf.GrubBoot {
+		for _, s := range shimNames {
+			for _, a := range s.http {
+				rules = append(rules, BootRule{Tag: "shim-http-" + s.tag, VendorClass: VendorHTTPBoot, Arch: a,
+					File: base + EFIBootPath + s.file, EchoVendorClass: VendorHTTPBoot})
+			}
+			for _, a := range s.pxe {
+				rules = append(rules, BootRule{Tag: "shim-" + strconv.Itoa(a), Arch: a, File: TFTPGrubDir + s.file})
+			}
+		}
+	}
 	arches := map[int]string{}
 	for key, file := range cfg.TFTP.IPXE {
 		arch, err := ParseArch(key)

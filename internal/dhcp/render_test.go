@@ -51,7 +51,7 @@ func TestDnsmasqConfig(t *testing.T) {
 					"dhcp-option=tag:ww-1,option:router,10.0.0.254",
 					"dhcp-range=10.1.0.0,static,255.255.0.0,3600",
 					"dhcp-userclass=set:uc-iPXE,iPXE",
-					"dhcp-boot=tag:uc-iPXE,http://10.0.0.1:9873/ipxe/${mac}",
+					"dhcp-boot=tag:uc-iPXE,http://10.0.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}",
 					"dhcp-boot=tag:arch-0,tag:!uc-iPXE,undionly.kpxe,,10.0.0.1",
 					"dhcp-boot=tag:arch-11,tag:!uc-iPXE,arm64-efi/snponly.efi,,10.0.0.1",
 					"dhcp-boot=tag:vc-HTTPClient,tag:arch-16,tag:!uc-iPXE,http://10.0.0.1:9873/efi/snponly.efi",
@@ -166,7 +166,7 @@ func dnsmasqServes(t *testing.T, withInterfaces bool) {
 		"hostname": "n1", "domain": "clusterA", "dns": "10.99.0.1", "siaddr": "10.99.0.1", "boot_file": "undionly.kpxe",
 	})
 	env = n.udhcpc(t, "-x", "0x5d:0007", "-x", "0x4d:69505845")
-	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}"})
+	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}"})
 	if t.Failed() {
 		t.Logf("dnsmasq:\n%s\nconfig:\n%s", log.String(), out)
 	}
@@ -209,7 +209,7 @@ func TestDhcpdServesGeneratedConfig(t *testing.T) {
 		"hostname": "n1", "domain": "clusterA", "dns": "10.99.0.1", "siaddr": "10.99.0.1", "boot_file": "undionly.kpxe",
 	})
 	env = n.udhcpc(t, "-x", "0x5d:0007", "-x", "0x4d:69505845")
-	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}"})
+	expectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}"})
 	if t.Failed() {
 		t.Logf("dhcpd:\n%s\nconfig:\n%s", log.String(), out)
 	}

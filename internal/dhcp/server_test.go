@@ -139,7 +139,7 @@ func exchange(t testing.TB, s *Server, req *dhcpv4.DHCPv4, port int) (*dhcpv4.DH
 
 func TestBootFileByClient(t *testing.T) {
 	s := newTestServer(t, "")
-	ipxeURL := "http://10.0.0.1:9873/ipxe/${mac}"
+	ipxeURL := "http://10.0.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}"
 	cases := []struct {
 		name       string
 		mods       []dhcpv4.Modifier

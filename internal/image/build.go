@@ -514,14 +514,35 @@ func copyBody(ctx context.Context, w *archive.Writer, rootfd int, rel string, si
 	if size > 1<<20 { // big files: stop mid-file when cancelled
 		r = ctxReader{ctx, r}
 	}
-	n, err := w.ReadFrom(r)
-	if err != nil {
-		if n < size {
-			return fmt.Errorf("changed during the build (read %d of %d bytes): %w", n, size, err)
-		}
-		return err
+	src := &readSide{r: r}
+	n, err := w.ReadFrom(src)
+	switch {
+	case err == nil:
+		return nil
+	case src.ended && n < size:
+		return fmt.Errorf("changed during the build (read %d of %d bytes)", n, size)
+	case src.err != nil && !errors.Is(src.err, context.Canceled):
+		return fmt.Errorf("reading it: %w", src.err)
 	}
-	return nil
+	return err // writing the image (a full disk), or cancelled
+}
+
+// readSide remembers how reading a file ended, so that an error writing
+// the image (a full disk) is not blamed on the file.
+type readSide struct {
+	r     io.Reader
+	ended bool
+	err   error
+}
+
+func (s *readSide) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.ended = true
+	} else if err != nil {
+		s.err = err
+	}
+	return n, err
 }
 
 type fdReader int

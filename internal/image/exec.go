@@ -23,6 +23,9 @@ type ExecOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Env            []string // extra VAR=value for the command
+	// Binds are mounts for this command only (wwctl image exec --bind),
+	// after warewulf.conf's image mounts.
+	Binds []config.MountConf
 }
 
 // chrootSpec is what the parent hands the re-executed child that enters
@@ -104,10 +107,26 @@ func Exec(ctx context.Context, cfg *config.Config, name string, argv []string, o
 			return -1, err
 		}
 	}
-	for _, m := range cfg.ImageMounts {
+	var restore []func()
+	defer func() {
+		for _, r := range restore {
+			r()
+		}
+	}()
+	for _, m := range append(append([]config.MountConf(nil), cfg.ImageMounts...), o.Binds...) {
 		dest := m.Dest
 		if dest == "" {
 			dest = m.Source
+		}
+		if m.Copy {
+			// copy: the file is put in the image for the command and the
+			// image's own file (or none) is put back afterwards.
+			r, err := copyIn(rootfs, m.Source, dest)
+			if err != nil {
+				return -1, err
+			}
+			restore = append(restore, r)
+			continue
 		}
 		if err := add(m.Source, dest, m.ReadOnly); err != nil {
 			return -1, err
@@ -208,4 +227,35 @@ func termOr(def string) string {
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "wwctl image exec: "+format+"\n", args...)
 	os.Exit(127)
+}
+
+// copyIn copies the file src into the image at dest and returns what puts
+// the image's own file back.
+func copyIn(rootfs, src, dest string) (func(), error) {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("image mounts: %w", err)
+	}
+	target, err := securejoin.SecureJoin(rootfs, dest)
+	if err != nil {
+		return nil, err
+	}
+	old, oldErr := os.ReadFile(target)
+	st, statErr := os.Lstat(target)
+	if statErr == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("image mounts: %s in the image is not a regular file", dest)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(target, data, 0o644); err != nil {
+		return nil, err
+	}
+	return func() {
+		if oldErr == nil {
+			os.WriteFile(target, old, st.Mode().Perm())
+		} else {
+			os.Remove(target)
+		}
+	}, nil
 }

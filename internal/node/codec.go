@@ -15,19 +15,31 @@ import (
 // quadratic in the size of one mapping, which made a 10,000-node file take
 // seconds. Per record, the work is linear and spreads over every core.
 
-// decode parses a nodes.conf document without validating it.
+// decode parses a nodes.conf document without validating it; legacy and
+// unknown keys are warned about.
 func decode(data []byte) (*DB, error) {
+	db, notes, err := ParseLegacy(data)
+	for _, n := range notes {
+		warnOnce("%s", n)
+	}
+	return db, err
+}
+
+// ParseLegacy reads a nodes.conf of any Warewulf 4 release without
+// validating it: legacy keys are moved into place and unknown keys
+// dropped, and the notes say so, one line each.
+func ParseLegacy(data []byte) (*DB, Notes, error) {
 	db := &DB{Profiles: map[string]*Conf{}, Nodes: map[string]*Conf{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
+		return nil, nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	if len(doc.Content) == 0 {
-		return db, nil
+		return db, nil, nil
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("invalid YAML: line %d: the document must be a mapping with nodeprofiles and nodes", root.Line)
+		return nil, nil, fmt.Errorf("invalid YAML: line %d: the document must be a mapping with nodeprofiles and nodes", root.Line)
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
@@ -47,10 +59,10 @@ func decode(data []byte) (*DB, error) {
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return db, nil
+	return db, db.upgradeLegacy(), nil
 }
 
 func decodeRecords(m *yaml.Node, into map[string]*Conf, noun string) error {
@@ -181,4 +193,25 @@ func scalarKey(s string) (string, error) {
 	}
 	out, err := yaml.Marshal(s)
 	return string(bytes.TrimSuffix(out, []byte("\n"))), err
+}
+
+// ParseRecords reads records keyed by name (what `node export` writes and
+// `node import` and `node edit` read), with legacy keys moved into place
+// and unknown keys warned about and dropped.
+func ParseRecords(data []byte, noun string) (map[string]*Conf, error) {
+	var got map[string]*Conf
+	if err := yaml.Unmarshal(data, &got); err != nil {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	var notes Notes
+	for _, name := range sortedKeys(got) {
+		if got[name] == nil {
+			got[name] = &Conf{}
+		}
+		got[name].upgradeLegacy(noun+" "+name, &notes)
+	}
+	for _, n := range notes {
+		warnOnce("%s", n)
+	}
+	return got, nil
 }

@@ -7,89 +7,121 @@ import (
 	"strings"
 )
 
-// Field is one set value of a node's effective record, for
-// `wwctl node list --all`.
+// Field is one set value of a node's effective record, as `wwctl node list
+// -a` prints it: upstream's field name ("NetDevs[default].Ipaddr"), where
+// the value came from, and the value.
 type Field struct {
-	Path   string // YAML key path, e.g. "network devices.default.ipaddr"
+	Field string
+	// Source is the profile the value came from; "" when the node set
+	// it, SUPERSEDED when the node replaced a profile's value, and
+	// "p1,p2,n1" for a list several layers added to.
+	Source string
 	Value  string
-	Source string // "node", "profile:NAME", or several joined by "+"
 }
 
-// Fields flattens the record into its set values, sorted by path.
-func (n *Node) Fields() []Field {
+// Superseded marks a node value that replaced a profile's.
+const Superseded = "SUPERSEDED"
+
+type fieldMap struct {
+	byName map[string]*Field
+}
+
+func (fm *fieldMap) source(name string) string {
+	if f, ok := fm.byName[name]; ok {
+		return f.Source
+	}
+	return ""
+}
+
+func (fm *fieldMap) set(name, src, value string, _ bool) {
+	if value == "" {
+		return
+	}
+	f, ok := fm.byName[name]
+	if !ok {
+		f = &Field{Field: name}
+		fm.byName[name] = f
+	}
+	f.Value = value
+	if f.Source != "" && src == "" {
+		f.Source = Superseded
+	} else {
+		f.Source = src
+	}
+}
+
+// list returns the recorded fields in the order they appear in c.
+func (fm *fieldMap) list(c *Conf) []Field {
 	var out []Field
-	flatten(reflect.ValueOf(n.Conf), "", func(path, value string) {
-		out = append(out, Field{Path: path, Value: value, Source: n.sourceOf(path)})
+	seen := map[string]bool{}
+	walkFields(reflect.ValueOf(c).Elem(), "", func(name string, _ reflect.Value) {
+		if f, ok := fm.byName[name]; ok && !seen[name] {
+			seen[name] = true
+			out = append(out, *f)
+		}
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	var rest []string
+	for name := range fm.byName {
+		if !seen[name] {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	for _, name := range rest {
+		out = append(out, *fm.byName[name])
+	}
 	return out
 }
 
-func flatten(v reflect.Value, path string, emit func(path, value string)) {
-	join := func(key string) string {
-		if path == "" {
-			return key
-		}
-		if key == "" {
-			return path
-		}
-		return path + "." + key
-	}
-	switch v.Kind() {
-	case reflect.String:
-		if v.Len() > 0 {
-			emit(path, v.String())
-		}
-	case reflect.Bool:
-		emit(path, fmt.Sprint(v.Bool()))
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			flatten(v.Elem(), path, emit)
-		}
-	case reflect.Struct:
-		for _, f := range structFields(v.Type()) {
-			flatten(v.Field(f.index), join(f.key), emit)
-		}
-	case reflect.Slice:
-		if v.Len() == 0 {
-			return
-		}
-		parts := make([]string, v.Len())
-		for i := range parts {
-			parts[i] = fmt.Sprint(v.Index(i).Interface())
-		}
-		sep := ","
-		if v.Type() == reflect.TypeOf(Args(nil)) {
-			sep = " "
-		}
-		emit(path, strings.Join(parts, sep))
-	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-		for _, k := range keys {
-			flatten(v.MapIndex(k), join(k.String()), emit)
-		}
-	default:
-		if v.IsValid() {
-			emit(path, fmt.Sprint(v.Interface()))
-		}
-	}
-}
+// Fields returns the record's set fields with their sources, in
+// upstream's order. Only a record from MergedFields or MergedProfile has
+// them.
+func (n *Node) Fields() []Field { return n.fields }
 
-// sourceOf finds where a value came from; values inside free-form maps
-// (resources, disks) are recorded at their top key.
-func (n *Node) sourceOf(path string) string {
-	for p := path; p != ""; {
-		if s, ok := n.Source[p]; ok {
-			return s
+// walkFields calls emit for every leaf of a record with upstream's field
+// name: structs by field (Kernel.Args), maps of records by key
+// (NetDevs[default].Ipaddr), other maps by key (Tags[rack]).
+func walkFields(v reflect.Value, prefix string, emit func(name string, v reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() || strings.Contains(f.Tag.Get("yaml"), "inline") {
+			continue
 		}
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
+		name := f.Tag.Get("name")
+		if name == "" {
+			name = f.Name
 		}
-		p = p[:i]
+		fv := v.Field(i)
+		ft := f.Type
+		switch {
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			if !fv.IsNil() {
+				walkFields(fv.Elem(), prefix+name+".", emit)
+			}
+		case ft.Kind() == reflect.Struct:
+			walkFields(fv, prefix+name+".", emit)
+		case ft.Kind() == reflect.Map:
+			if fv.Len() == 0 {
+				continue
+			}
+			keys := fv.MapKeys()
+			sort.Slice(keys, func(a, b int) bool { return keys[a].String() < keys[b].String() })
+			for _, k := range keys {
+				e := fv.MapIndex(k)
+				key := fmt.Sprintf("%s%s[%s]", prefix, name, k.String())
+				if ft.Elem().Kind() == reflect.Pointer && ft.Elem().Elem().Kind() == reflect.Struct {
+					if !e.IsNil() {
+						walkFields(e.Elem(), key+".", emit)
+					}
+					continue
+				}
+				emit(key, e)
+			}
+		default:
+			emit(prefix+name, fv)
+		}
 	}
-	return ""
 }
 
 // Map renders a record as nested maps keyed like nodes.conf, for JSON.
@@ -110,18 +142,25 @@ func toMap(v reflect.Value) any {
 		return toMap(v.Elem())
 	case reflect.Struct:
 		out := map[string]any{}
-		for _, f := range structFields(v.Type()) {
-			val := toMap(v.Field(f.index))
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			val := toMap(v.Field(i))
 			if val == nil {
 				continue
 			}
-			if f.key == "" { // inline Extra
+			tag := f.Tag.Get("yaml")
+			key, _, _ := strings.Cut(tag, ",")
+			if strings.Contains(tag, "inline") {
 				for k, x := range val.(map[string]any) {
 					out[k] = x
 				}
 				continue
 			}
-			out[f.key] = val
+			out[key] = val
 		}
 		if len(out) == 0 {
 			return nil

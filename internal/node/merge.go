@@ -1,51 +1,175 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/sirupsen/logrus"
 )
 
-// Merged returns the effective record of one node: its profiles in order,
-// then the node itself. Scalars: the last one set wins. Lists: appended in
-// order, "~NAME" drops an inherited entry. Maps: merged key by key.
+// Merged returns the effective record of one node, as upstream merges it:
+// its profiles (nested ones first, each once) in order, then the node
+// itself. Scalars: the last one set wins. Lists: appended in order, then
+// "~NAME" drops NAME wherever it came from. Maps: merged key by key, and
+// a list inside resources is appended to. A profile's comment is not
+// inherited. A missing profile or a loop is warned about, naming the
+// chain, and skipped, as upstream does.
 func (db *DB) Merged(name string) (*Node, error) {
+	return db.merge(name, false)
+}
+
+// MergedFields is Merged with the record of where each field came from,
+// for `node list -a`.
+func (db *DB) MergedFields(name string) (*Node, error) {
+	return db.merge(name, true)
+}
+
+func (db *DB) merge(name string, track bool) (*Node, error) {
 	c, ok := db.Nodes[name]
-	if !ok || c == nil {
+	if !ok {
 		return nil, fmt.Errorf("node %q does not exist", name)
 	}
-	n := &Node{Name: name, Source: map[string]string{}}
-	for _, p := range c.Profiles {
-		pc, ok := db.Profiles[p]
-		if !ok || pc == nil {
-			return nil, fmt.Errorf("node %s: profile %q does not exist", name, p)
-		}
-		mergeValue(reflect.ValueOf(&n.Conf).Elem(), reflect.ValueOf(pc).Elem(), "profile:"+p, "", n.Source)
+	if c == nil {
+		c = &Conf{}
 	}
-	mergeValue(reflect.ValueOf(&n.Conf).Elem(), reflect.ValueOf(c).Elem(), "node", "", n.Source)
+	n := &Node{Name: name, Source: map[string]string{}}
+	var fm *fieldMap
+	if track {
+		fm = &fieldMap{byName: map[string]*Field{}}
+	}
+	for _, p := range db.ProfileChain(name) {
+		pc := db.Profiles[p]
+		if pc == nil {
+			continue
+		}
+		layer(&n.Conf, pc, p, p, fm)
+	}
+	layer(&n.Conf, c, "", name, fm)
 	n.Profiles = append(List(nil), c.Profiles...)
-	delete(n.Source, "profiles")
-	if len(c.Profiles) > 0 {
-		n.Source["profiles"] = "node"
+	n.Comment = c.Comment
+	if fm != nil {
+		delete(fm.byName, "Profiles")
+		delete(fm.byName, "Comment")
+		if len(c.Profiles) > 0 {
+			fm.set("Profiles", "", strings.Join(c.Profiles, ","), true)
+			fm.byName["Profiles"].Source = ""
+		}
+		if c.Comment != "" {
+			fm.set("Comment", "", c.Comment, true)
+			fm.byName["Comment"].Source = ""
+		}
+		n.fields = fm.list(&n.Conf)
+		for _, f := range n.fields {
+			n.Source[f.Field] = f.Source
+		}
+	}
+	n.SystemOverlay = cleanList(n.SystemOverlay)
+	n.RuntimeOverlay = cleanList(n.RuntimeOverlay)
+	if n.Kernel != nil {
+		n.Kernel.Args = cleanList(n.Kernel.Args)
+	}
+	if _, ok := n.NetDevs[n.PrimaryNetwork]; !ok && len(n.NetDevs) > 0 {
+		n.PrimaryNetwork = sortedKeys(n.NetDevs)[0]
 	}
 	return n, nil
 }
 
-// Overlay layers the values src sets onto dst with the merge rules, for
-// bulk imports that update records in place.
+// ProfileChain lists the profiles a node takes values from, in merge
+// order: each profile's own profiles before it, each profile once, "~NAME"
+// removing NAME. Missing profiles and loops are warned about.
+func (db *DB) ProfileChain(name string) []string {
+	c := db.Nodes[name]
+	if c == nil {
+		return nil
+	}
+	visited := map[string]bool{}
+	var out []string
+	var walk func(list []string, chain []string)
+	walk = func(list []string, chain []string) {
+		for _, p := range list {
+			if strings.HasPrefix(p, "~") {
+				out = append(out, p)
+				continue
+			}
+			here := append(append([]string(nil), chain...), p)
+			if visited[p] {
+				if contains(chain, p) {
+					warnOnce("profile loop: %s", strings.Join(here, " -> "))
+				}
+				continue
+			}
+			visited[p] = true
+			pc, ok := db.Profiles[p]
+			if !ok {
+				warnOnce("profile %q does not exist (%s)", p, strings.Join(here, " -> "))
+				continue
+			}
+			if pc != nil {
+				walk(pc.Profiles, here)
+			}
+			out = append(out, p)
+		}
+	}
+	walk(c.Profiles, []string{"node " + name})
+	return cleanList(out)
+}
+
+var warned sync.Map
+
+// warnOnce logs a warning once per process: a missing profile is merged
+// for every command and every node that names it.
+func warnOnce(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if _, dup := warned.LoadOrStore(msg, true); !dup {
+		logrus.Warn(msg)
+	}
+}
+
+// cleanList drops every "~NAME" entry and every NAME one of them negates.
+func cleanList[L ~[]string](list L) L {
+	var neg []string
+	for _, e := range list {
+		if s, ok := strings.CutPrefix(e, "~"); ok {
+			neg = append(neg, s)
+		}
+	}
+	if len(neg) == 0 {
+		return list
+	}
+	var out L
+	for _, e := range list {
+		if strings.HasPrefix(e, "~") || contains(neg, e) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Overlay writes the values src sets into dst, as `node set` would: for
+// bulk imports that update records in place. Unlike a merge, a list src
+// sets replaces dst's.
 func Overlay(dst, src *Conf) {
-	mergeValue(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), "", "", map[string]string{})
+	mergeInto(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), false)
 }
 
 // MergedProfile returns a profile on its own, as a Node, for listing.
 func (db *DB) MergedProfile(name string) (*Node, error) {
 	c, ok := db.Profiles[name]
-	if !ok || c == nil {
+	if !ok {
 		return nil, fmt.Errorf("profile %q does not exist", name)
 	}
+	if c == nil {
+		c = &Conf{}
+	}
 	n := &Node{Name: name, Source: map[string]string{}}
-	mergeValue(reflect.ValueOf(&n.Conf).Elem(), reflect.ValueOf(c).Elem(), "profile:"+name, "", n.Source)
+	fm := &fieldMap{byName: map[string]*Field{}}
+	layer(&n.Conf, c, "", name, fm)
+	n.fields = fm.list(&n.Conf)
 	return n, nil
 }
 
@@ -77,104 +201,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// mergeValue layers src over dst. path is the YAML key path of dst, used to
-// record in sources where each value came from.
-func mergeValue(dst, src reflect.Value, source, path string, sources map[string]string) {
-	switch src.Kind() {
-	case reflect.String:
-		if src.Len() > 0 {
-			dst.SetString(src.String())
-			sources[path] = source
-		}
-	case reflect.Pointer:
-		if src.IsNil() {
-			return
-		}
-		if dst.IsNil() {
-			dst.Set(reflect.New(src.Type().Elem()))
-		}
-		mergeValue(dst.Elem(), src.Elem(), source, path, sources)
-	case reflect.Bool:
-		dst.SetBool(src.Bool())
-		sources[path] = source
-	case reflect.Struct:
-		for _, f := range structFields(src.Type()) {
-			p := f.key
-			if path != "" && p != "" {
-				p = path + "." + p
-			} else if path != "" {
-				p = path
-			}
-			mergeValue(dst.Field(f.index), src.Field(f.index), source, p, sources)
-		}
-	case reflect.Slice:
-		if src.Len() == 0 {
-			return
-		}
-		merged := mergeList(dst.Interface(), src)
-		dst.Set(merged)
-		if prev, ok := sources[path]; ok && prev != source {
-			sources[path] = prev + "+" + source
-		} else {
-			sources[path] = source
-		}
-	case reflect.Map:
-		if src.Len() == 0 {
-			return
-		}
-		if dst.IsNil() {
-			dst.Set(reflect.MakeMap(src.Type()))
-		}
-		iter := src.MapRange()
-		for iter.Next() {
-			k, v := iter.Key(), iter.Value()
-			p := k.String()
-			if path != "" {
-				p = path + "." + p
-			}
-			elem := src.Type().Elem()
-			if elem.Kind() == reflect.Pointer && elem.Elem().Kind() == reflect.Struct {
-				cur := dst.MapIndex(k)
-				if !cur.IsValid() || cur.IsNil() {
-					cur = reflect.New(elem.Elem())
-				}
-				if !v.IsNil() {
-					mergeValue(cur.Elem(), v.Elem(), source, p, sources)
-				}
-				dst.SetMapIndex(k, cur)
-				continue
-			}
-			dst.SetMapIndex(k, v)
-			sources[p] = source
-		}
-	}
-}
-
-// mergeList appends src's entries to cur, dropping "~NAME" targets and
-// exact repeats.
-func mergeList(cur any, src reflect.Value) reflect.Value {
-	out := reflect.MakeSlice(src.Type(), 0, src.Len())
-	var have []string
-	if cur != nil {
-		have = reflect.ValueOf(cur).Convert(reflect.TypeOf([]string(nil))).Interface().([]string)
-	}
-	list := append([]string(nil), have...)
-	for i := 0; i < src.Len(); i++ {
-		e := src.Index(i).String()
-		if drop, ok := strings.CutPrefix(e, "~"); ok {
-			list = remove(list, drop)
-			continue
-		}
-		if !contains(list, e) {
-			list = append(list, e)
-		}
-	}
-	for _, e := range list {
-		out = reflect.Append(out, reflect.ValueOf(e).Convert(src.Type().Elem()))
-	}
-	return out
-}
-
 func contains(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {
@@ -184,52 +210,230 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func remove(list []string, s string) []string {
-	out := list[:0:0]
-	for _, e := range list {
-		if e != s {
-			out = append(out, e)
+// layer merges src into dst and, when fm is given, records the fields src
+// set: src named srcName for single values (empty for the node itself) and
+// multiName where a list gathers values from several layers.
+func layer(dst, src *Conf, srcName, multiName string, fm *fieldMap) {
+	mergeInto(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), true)
+	if fm == nil {
+		return
+	}
+	destVals := map[string]string{}
+	walkFields(reflect.ValueOf(dst).Elem(), "", func(name string, v reflect.Value) {
+		destVals[name] = valueStr(v)
+	})
+	walkFields(reflect.ValueOf(src).Elem(), "", func(name string, v reflect.Value) {
+		if valueStr(v) == "" {
+			return
+		}
+		s := srcName
+		if prev := fm.source(name); prev != "" && isMulti(v) {
+			s = prev + "," + multiName
+		}
+		fm.set(name, s, destVals[name], false)
+	})
+}
+
+func isMulti(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice:
+		return true
+	case reflect.Interface:
+		_, ok := v.Interface().([]any)
+		return ok
+	}
+	return false
+}
+
+// mergeInto layers src over dst, copying what it takes so that dst never
+// shares memory with a profile. appendLists: lists add to dst's (a
+// merge); else they replace them (a set).
+func mergeInto(dst, src reflect.Value, appendLists bool) {
+	var mergeValue func(dst, src reflect.Value)
+	mergeValue = func(dst, src reflect.Value) { mergeWith(dst, src, appendLists, mergeValue) }
+	mergeValue(dst, src)
+}
+
+func mergeWith(dst, src reflect.Value, appendLists bool, mergeValue func(dst, src reflect.Value)) {
+	switch src.Kind() {
+	case reflect.String:
+		if src.Len() > 0 {
+			dst.SetString(src.String())
+		}
+	case reflect.Pointer:
+		if src.IsNil() {
+			return
+		}
+		if src.Elem().Kind() != reflect.Struct {
+			p := reflect.New(src.Type().Elem())
+			p.Elem().Set(src.Elem())
+			dst.Set(p)
+			return
+		}
+		if dst.IsNil() {
+			dst.Set(reflect.New(src.Type().Elem()))
+		}
+		mergeValue(dst.Elem(), src.Elem())
+	case reflect.Struct:
+		for i := 0; i < src.NumField(); i++ {
+			if src.Type().Field(i).IsExported() {
+				mergeValue(dst.Field(i), src.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if src.Len() == 0 {
+			return
+		}
+		out := reflect.MakeSlice(src.Type(), 0, dst.Len()+src.Len())
+		if appendLists {
+			out = reflect.AppendSlice(out, dst)
+		}
+		dst.Set(reflect.AppendSlice(out, src))
+	case reflect.Map:
+		if src.Len() == 0 {
+			return
+		}
+		if dst.IsNil() {
+			dst.Set(reflect.MakeMap(src.Type()))
+		}
+		elem := src.Type().Elem()
+		iter := src.MapRange()
+		for iter.Next() {
+			k, v := iter.Key(), iter.Value()
+			switch {
+			case elem.Kind() == reflect.Pointer && elem.Elem().Kind() == reflect.Struct:
+				cur := dst.MapIndex(k)
+				if !cur.IsValid() || cur.IsNil() {
+					cur = reflect.New(elem.Elem())
+				}
+				if !v.IsNil() {
+					mergeValue(cur.Elem(), v.Elem())
+				}
+				dst.SetMapIndex(k, cur)
+			case elem.Kind() == reflect.Interface:
+				var cur any
+				if c := dst.MapIndex(k); c.IsValid() {
+					cur = c.Interface()
+				}
+				dst.SetMapIndex(k, reflect.ValueOf(mergeAny(cur, v.Interface())).Convert(elem))
+			default:
+				dst.SetMapIndex(k, v)
+			}
 		}
 	}
-	return out
 }
 
-type fieldInfo struct {
-	index int
-	key   string // YAML key; "" for an inline field
-}
-
-var fieldCache = map[reflect.Type][]fieldInfo{}
-
-// structFields lists a struct's YAML-visible fields. The cache is filled by
-// init for the node types, so concurrent readers never write to it.
-func structFields(t reflect.Type) []fieldInfo {
-	if f, ok := fieldCache[t]; ok {
-		return f
-	}
-	return computeFields(t)
-}
-
-func computeFields(t reflect.Type) []fieldInfo {
-	var out []fieldInfo
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		if tag == "-" || !f.IsExported() {
-			continue
+// mergeAny merges free-form values (resources): maps key by key, lists
+// appended, anything else replaced. The result shares nothing with src.
+func mergeAny(dst, src any) any {
+	switch s := src.(type) {
+	case map[string]any:
+		d, ok := dst.(map[string]any)
+		if !ok {
+			d = map[string]any{}
+		} else {
+			d = copyAny(d).(map[string]any)
 		}
-		key, _, _ := strings.Cut(tag, ",")
-		if strings.Contains(tag, "inline") {
-			key = ""
+		for k, v := range s {
+			d[k] = mergeAny(d[k], v)
 		}
-		out = append(out, fieldInfo{index: i, key: key})
+		return d
+	case []any:
+		if d, ok := dst.([]any); ok {
+			return append(copyAny(d).([]any), copyAny(s).([]any)...)
+		}
 	}
-	return out
+	return copyAny(src)
 }
 
-func init() {
-	for _, v := range []any{Conf{}, Kernel{}, NetDev{}, Ipmi{}} {
-		t := reflect.TypeOf(v)
-		fieldCache[t] = computeFields(t)
+func copyAny(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = copyAny(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = copyAny(e)
+		}
+		return out
 	}
+	return v
+}
+
+// valueStr is a field's value as `node list -a` prints it.
+func valueStr(v reflect.Value) string {
+	if !v.IsValid() {
+		return ""
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return ""
+		}
+		if v.Kind() == reflect.Pointer {
+			return valueStr(v.Elem())
+		}
+	case reflect.Slice, reflect.Map:
+		if v.IsNil() || v.Len() == 0 {
+			return ""
+		}
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return v.String()
+	case reflect.Bool:
+		return fmt.Sprint(v.Bool())
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.String {
+			parts := make([]string, v.Len())
+			for i := range parts {
+				parts[i] = v.Index(i).String()
+			}
+			return strings.Join(parts, ",")
+		}
+	}
+	data, err := json.Marshal(v.Interface())
+	if err != nil {
+		return fmt.Sprint(v.Interface())
+	}
+	return string(data)
+}
+
+// ProfileLoop returns the chain by which profile p reaches itself through
+// profiles' own `profiles:` lists ("p1 -> p2 -> p1"), or "" when it does
+// not. Set and add refuse to make one; a file that has one still loads.
+func (db *DB) ProfileLoop(p string) string {
+	var path []string
+	onPath := map[string]bool{}
+	done := map[string]bool{}
+	var walk func(q string) string
+	walk = func(q string) string {
+		q = strings.TrimPrefix(q, "~")
+		if onPath[q] {
+			return strings.Join(append(path, q), " -> ")
+		}
+		c, ok := db.Profiles[q]
+		if !ok || c == nil || done[q] {
+			return ""
+		}
+		onPath[q] = true
+		path = append(path, q)
+		for _, next := range c.Profiles {
+			if strings.HasPrefix(next, "~") {
+				continue
+			}
+			if loop := walk(next); loop != "" {
+				return loop
+			}
+		}
+		path = path[:len(path)-1]
+		onPath[q] = false
+		done[q] = true
+		return ""
+	}
+	return walk(p)
 }

@@ -39,12 +39,12 @@ nodes:
     network devices:
       default: {hwaddr: 52:54:00:AA:BB:CC, ipaddr: 10.0.0.1}
 `)
-	n, err := db.Merged("n1")
+	n, err := db.MergedFields("n1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.ImageName != "rocky-gpu" || n.Source["image name"] != "profile:gpu" {
-		t.Errorf("image: last profile should win, got %q from %q", n.ImageName, n.Source["image name"])
+	if n.ImageName != "rocky-gpu" || n.Source["ImageName"] != "gpu" {
+		t.Errorf("image: last profile should win, got %q from %q", n.ImageName, n.Source["ImageName"])
 	}
 	if got := n.KernelArgs(); got != "console=ttyS0 nouveau.modeset=0" {
 		t.Errorf("kernel args = %q", got)
@@ -59,7 +59,7 @@ nodes:
 	if d.Device != "eth0" || d.Netmask != "255.255.0.0" || d.Ipaddr != "10.0.0.1" || d.Hwaddr != "52:54:00:aa:bb:cc" {
 		t.Errorf("netdev = %+v", d)
 	}
-	if n.Source["network devices.default.device"] != "profile:base" || n.Source["network devices.default.ipaddr"] != "node" {
+	if n.Source["NetDevs[default].Device"] != "base" || n.Source["NetDevs[default].Ipaddr"] != "" {
 		t.Errorf("sources = %v", n.Source)
 	}
 	// Merging must not write through to the profiles.
@@ -71,7 +71,7 @@ nodes:
 	}
 }
 
-func TestV4FileKeepsUnknownKeys(t *testing.T) {
+func TestV4FileReadsLegacyKeys(t *testing.T) {
 	data, err := os.ReadFile("testdata/v4-nodes.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +94,16 @@ func TestV4FileKeepsUnknownKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"WW_INTERNAL: 45", "primary: true", "vfstype: ext4", "asset key: ABC-123", "type: infiniband"} {
+	// Legacy keys are read into their current places (primary: true is
+	// "primary network"); unknown ones are dropped, as upstream does.
+	for _, key := range []string{"primary network: default", "vfstype: ext4", "asset key: ABC-123", "type: infiniband", `onboot: "true"`, `discoverable: "false"`} {
 		if !strings.Contains(string(out), key) {
-			t.Errorf("rewrite lost %q", key)
+			t.Errorf("rewrite lost %q:\n%s", key, out)
+		}
+	}
+	for _, key := range []string{"WW_INTERNAL", "primary: true"} {
+		if strings.Contains(string(out), key) {
+			t.Errorf("rewrite kept %q", key)
 		}
 	}
 	again, err := Parse(out)
@@ -111,17 +118,17 @@ func TestV4FileKeepsUnknownKeys(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	cases := map[string]string{
-		"bad mac":         "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:zz:00:01}}}}",
-		"bad ip":          "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.300}}}}",
-		"bad netmask":     "nodes: {n1: {network devices: {default: {netmask: 255.0.255.0}}}}",
-		"bad mtu":         "nodes: {n1: {network devices: {default: {mtu: jumbo}}}}",
-		"duplicate ip":    "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.1}}}, n2: {network devices: {x: {ipaddr: 10.0.0.1}}}}",
-		"duplicate mac":   "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}, n2: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}}",
-		"unknown profile": "nodes: {n1: {profiles: [nope]}}",
-		"bad name":        "nodes: {-n1: {}}",
-		"bad ipv6":        "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
-		"bad yaml":        "nodes: [",
-		"bad root":        "nodes: {n1: {root: somewhere}}",
+		"bad mac":       "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:zz:00:01}}}}",
+		"bad ip":        "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.300}}}}",
+		"bad netmask":   "nodes: {n1: {network devices: {default: {netmask: 255.0.255.0}}}}",
+		"bad mtu":       "nodes: {n1: {network devices: {default: {mtu: jumbo}}}}",
+		"duplicate ip":  "nodes: {n1: {network devices: {default: {ipaddr: 10.0.0.1}}}, n2: {network devices: {x: {ipaddr: 10.0.0.1}}}}",
+		"duplicate mac": "nodes: {n1: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}, n2: {network devices: {default: {hwaddr: 52:54:00:00:00:01}}}}",
+		"bad onboot":    "nodes: {n1: {network devices: {default: {onboot: maybe}}}}",
+		"bad name":      "nodes: {-n1: {}}",
+		"bad ipv6":      "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
+		"bad yaml":      "nodes: [",
+		"bad root":      "nodes: {n1: {root: somewhere}}",
 	}
 	for name, doc := range cases {
 		if _, err := Parse([]byte(doc)); err == nil {
@@ -180,10 +187,10 @@ func TestUpdateFailureLeavesFileUntouched(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	err := Update(path, func(db *DB) error {
-		db.Nodes["n2"] = &Conf{Profiles: List{"missing"}}
+		db.Nodes["n2"] = &Conf{NetDevs: map[string]*NetDev{"default": {Ipaddr: "10.0.0.300"}}}
 		return nil
 	})
-	if err == nil || !strings.Contains(err.Error(), `"missing"`) {
+	if err == nil || !strings.Contains(err.Error(), `10.0.0.300`) {
 		t.Fatalf("err = %v", err)
 	}
 	after, _ := os.ReadFile(path)
@@ -221,15 +228,128 @@ func TestFieldsWithSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := db.Merged("n001")
+	n, _ := db.MergedFields("n001")
 	found := map[string]Field{}
 	for _, f := range n.Fields() {
-		found[f.Path] = f
+		found[f.Field] = f
 	}
-	if f := found["ipmi.username"]; f.Value != "admin" || f.Source != "profile:default" {
-		t.Errorf("ipmi.username = %+v", f)
+	if f := found["Ipmi.UserName"]; f.Value != "admin" || f.Source != "default" {
+		t.Errorf("Ipmi.UserName = %+v", f)
 	}
-	if f := found["network devices.ib0.ipaddr"]; f.Value != "10.1.0.1" || f.Source != "node" {
+	if f := found["NetDevs[ib0].Ipaddr"]; f.Value != "10.1.0.1" || f.Source != "" {
 		t.Errorf("ib0 ipaddr = %+v", f)
+	}
+	if f := found["Ipmi.Netmask"]; f.Source != "default" {
+		t.Errorf("Ipmi.Netmask = %+v", f)
+	}
+}
+
+func TestNestedProfiles(t *testing.T) {
+	db := mustParse(t, `
+nodeprofiles:
+  base: {kernel: {args: [quiet]}, image name: base, comment: base comment, tags: {a: base}}
+  mid: {profiles: [base], image name: mid, kernel: {args: [mid]}, tags: {b: mid}}
+  top: {profiles: [mid, ~base], runtime overlay: [r1]}
+  loop1: {profiles: [loop2], tags: {l: "1"}}
+  loop2: {profiles: [loop1], tags: {l: "2"}}
+nodes:
+  n1: {profiles: [top]}
+  n2: {profiles: [mid, top]}
+  n3: {profiles: [loop1]}
+  n4: {profiles: [missing, mid]}
+`)
+	// base is negated by top: only mid and top count, mid first.
+	n1, _ := db.Merged("n1")
+	if got := db.ProfileChain("n1"); !reflect.DeepEqual(got, []string{"mid", "top"}) {
+		t.Errorf("n1 chain %v", got)
+	}
+	if n1.ImageName != "mid" || n1.Tags["a"] != "" || n1.Comment != "" {
+		t.Errorf("n1: %+v", n1.Conf)
+	}
+	n2, _ := db.Merged("n2")
+	if got := db.ProfileChain("n2"); !reflect.DeepEqual(got, []string{"mid", "top"}) {
+		t.Errorf("n2 chain %v", got)
+	}
+	if n2.KernelArgs() != "mid" {
+		t.Errorf("n2 args %q", n2.KernelArgs())
+	}
+	// A loop is followed once, then warned about and cut.
+	if got := db.ProfileChain("n3"); !reflect.DeepEqual(got, []string{"loop2", "loop1"}) {
+		t.Errorf("n3 chain %v", got)
+	}
+	n3, _ := db.Merged("n3")
+	if n3.Tags["l"] != "1" {
+		t.Errorf("n3 tags %v", n3.Tags)
+	}
+	// A missing profile is skipped, the rest merged.
+	n4, err := db.Merged("n4")
+	if err != nil || n4.ImageName != "mid" || n4.Tags["a"] != "base" {
+		t.Errorf("n4: %v %+v", err, n4)
+	}
+	if got := db.ProfileChain("n4"); !reflect.DeepEqual(got, []string{"base", "mid"}) {
+		t.Errorf("n4 chain %v", got)
+	}
+}
+
+func TestQuotedBooleansKeepTheirType(t *testing.T) {
+	doc := "nodes:\n  n1:\n    discoverable: \"true\"\n    network devices:\n      default:\n        onboot: \"false\"\n"
+	db := mustParse(t, doc)
+	n, _ := db.Merged("n1")
+	if !n.Discoverable.Bool() || n.NetDevs["default"].OnBoot.BoolDefaultTrue() {
+		t.Errorf("values: %+v", n.Conf)
+	}
+	out, _ := db.Marshal()
+	if !strings.Contains(string(out), `discoverable: "true"`) || !strings.Contains(string(out), `onboot: "false"`) {
+		t.Errorf("rewrite changed the type:\n%s", out)
+	}
+}
+
+func TestResourcesAppend(t *testing.T) {
+	db := mustParse(t, `
+nodeprofiles:
+  p1: {resources: {fstab: [{spec: "warewulf:/home", file: /home}]}}
+nodes:
+  n1: {profiles: [p1], resources: {fstab: [{spec: "warewulf:/opt", file: /opt}]}}
+`)
+	n, _ := db.MergedFields("n1")
+	if l, _ := n.Resources["fstab"].([]any); len(l) != 2 {
+		t.Errorf("fstab %v", n.Resources["fstab"])
+	}
+	if n.Source["Resources[fstab]"] != "p1,n1" {
+		t.Errorf("source %q", n.Source["Resources[fstab]"])
+	}
+	if l, _ := db.Profiles["p1"].Resources["fstab"].([]any); len(l) != 1 {
+		t.Error("merge wrote into the profile")
+	}
+}
+
+func TestEditClearsWithUnsetWords(t *testing.T) {
+	c := &Conf{ImageName: "img", NetDevs: map[string]*NetDev{"default": {Ipaddr: "10.0.0.1"}}, Ipmi: &Ipmi{Write: "true"}}
+	e := &Edit{Values: map[string]string{"image": "UNSET", "ipaddr": "0.0.0.0", "ipmiwrite": "UNDEF"},
+		Order: []string{"image", "ipaddr", "ipmiwrite"}, Sel: Selector{Net: "default"}}
+	if err := e.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(c, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.ImageName != "" || c.NetDevs != nil || c.Ipmi != nil {
+		t.Errorf("not cleared: %+v", c)
+	}
+	bad := &Edit{Values: map[string]string{"ipaddr": "10.0.1"}, Order: []string{"ipaddr"}, Sel: Selector{Net: "default"}}
+	if err := bad.Apply(&Conf{}, 0, nil); err == nil || !strings.Contains(err.Error(), "10.0.1") {
+		t.Errorf("bad ip: %v", err)
+	}
+	fs := &Edit{Values: map[string]string{"fspath": "/var"}, Order: []string{"fspath"}, Sel: Selector{FS: "var"}}
+	if err := fs.Prepare(); err == nil || !strings.Contains(err.Error(), "var") {
+		t.Errorf("filesystem without a device: %v", err)
+	}
+}
+
+func TestOverlayReplacesLists(t *testing.T) {
+	dst := &Conf{Profiles: List{"default"}, SystemOverlay: List{"a"}, ImageName: "x"}
+	Overlay(dst, &Conf{Profiles: List{"default"}, SystemOverlay: List{"b"}})
+	if !reflect.DeepEqual(dst.Profiles, List{"default"}) || !reflect.DeepEqual(dst.SystemOverlay, List{"b"}) || dst.ImageName != "x" {
+		t.Errorf("got %+v", dst)
 	}
 }

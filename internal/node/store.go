@@ -81,12 +81,15 @@ func (db *DB) save(path string) error {
 	if err != nil {
 		return err
 	}
-	perm := fs.FileMode(0o640) // asset keys and BMC passwords live here
+	// Asset keys and BMC passwords live here: 0640 whatever mode the file
+	// had (an older tool or a hand copy may have left it 0644), or
+	// stricter if it was.
+	perm := fs.FileMode(0o640)
 	if st, err := os.Stat(path); err == nil {
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) && st.Mode().Perm()&^perm == 0 {
 			return nil
 		}
-		perm = st.Mode().Perm()
+		perm &= st.Mode().Perm()
 	}
 	return safefile.WriteFile(path, data, perm)
 }

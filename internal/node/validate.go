@@ -9,15 +9,19 @@ import (
 	"strings"
 )
 
-var labelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$`)
 
-// ValidName checks a node or profile name against DNS label rules.
+// ValidName checks a node or profile name: letters, digits, '_', '-' and
+// '.' (upstream sites use test_node1 and n1.rack2), at most 63, usable as
+// a file name.
 func ValidName(name string) error {
-	if !labelRE.MatchString(name) {
-		return fmt.Errorf("%q is not a valid name (letters, digits and '-', at most 63, not starting or ending with '-')", name)
+	if !labelRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%q is not a valid name (letters, digits, '_', '-' and '.', at most 63, starting with a letter, digit or '_')", name)
 	}
 	return nil
 }
+
+func errNotBool(s string) error { return fmt.Errorf("%q is not a boolean (true/false, yes/no)", s) }
 
 // NormalizeMAC returns a MAC address in lowercase colon form, or an error
 // naming the bad value.
@@ -64,6 +68,7 @@ func (db *DB) Validate() error {
 	}
 	macs := map[string]string{}
 	ips := map[string]string{}
+	folded := map[string]string{} // host names ignore case: n1 and N1 are one host
 	sharedHW := map[string][]string{}
 	defer func() {
 		for _, hw := range sortedKeys(sharedHW) {
@@ -76,17 +81,19 @@ func (db *DB) Validate() error {
 		if err := ValidName(name); err != nil {
 			return fmt.Errorf("node %s", err)
 		}
+		if other, ok := folded[strings.ToLower(name)]; ok {
+			return fmt.Errorf("node %s: the same name as node %s but for case", name, other)
+		}
+		folded[strings.ToLower(name)] = name
 		c := db.Nodes[name]
 		if c == nil {
 			c = &Conf{}
 			db.Nodes[name] = c
 		}
-		for _, p := range c.Profiles {
-			if _, ok := db.Profiles[p]; !ok {
-				return fmt.Errorf("node %s: profile %q does not exist", name, p)
-			}
-		}
 		if err := c.check(); err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		if err := c.Discoverable.check("discoverable"); err != nil {
 			return fmt.Errorf("node %s: %w", name, err)
 		}
 		n, err := db.Merged(name)
@@ -95,10 +102,14 @@ func (db *DB) Validate() error {
 		}
 		for _, dev := range sortedKeys(n.NetDevs) {
 			d := n.NetDevs[dev]
+			own := c.NetDevs[dev]
+			if own == nil {
+				own = &NetDev{}
+			}
 			// An address a profile gives is shared by its nodes by design
 			// (upstream loads such a nodes.conf): only the nodes' own
 			// addresses must be unique.
-			if src := n.Source["network devices."+dev+".hwaddr"]; d.Hwaddr != "" && src != "node" {
+			if d.Hwaddr != "" && own.Hwaddr == "" {
 				sharedHW[d.Hwaddr] = append(sharedHW[d.Hwaddr], name)
 			} else if d.Hwaddr != "" {
 				if other, ok := macs[d.Hwaddr]; ok {
@@ -106,7 +117,7 @@ func (db *DB) Validate() error {
 				}
 				macs[d.Hwaddr] = "node " + name
 			}
-			if src := n.Source["network devices."+dev+".ipaddr"]; d.Ipaddr != "" && src != "node" {
+			if d.Ipaddr != "" && own.Ipaddr == "" {
 				continue
 			}
 			if d.Ipaddr != "" {
@@ -122,6 +133,9 @@ func (db *DB) Validate() error {
 
 // check validates the values one node or profile sets on its own.
 func (c *Conf) check() error {
+	if err := c.checkInput(); err != nil {
+		return err
+	}
 	for _, dev := range sortedKeys(c.NetDevs) {
 		d := c.NetDevs[dev]
 		if d == nil {
@@ -133,6 +147,9 @@ func (c *Conf) check() error {
 		}
 	}
 	if i := c.Ipmi; i != nil {
+		if err := i.Write.check("ipmi write"); err != nil {
+			return err
+		}
 		for key, v := range map[string]string{"ipmi ipaddr": i.Ipaddr, "ipmi gateway": i.Gateway} {
 			if err := checkIPv4(key, v); err != nil {
 				return err
@@ -157,7 +174,17 @@ func (c *Conf) check() error {
 	return nil
 }
 
+func (b WWbool) check(key string) error {
+	if _, ok := b.parse(); !ok && !isUnset(string(b)) {
+		return fmt.Errorf("%s: %w", key, errNotBool(string(b)))
+	}
+	return nil
+}
+
 func (d *NetDev) check() error {
+	if err := d.OnBoot.check("onboot"); err != nil {
+		return err
+	}
 	if d.Hwaddr != "" {
 		mac, err := NormalizeMAC(d.Hwaddr)
 		if err != nil {

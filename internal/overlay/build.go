@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ import (
 
 // formatVersion changes whenever what a build writes changes, so that an
 // upgrade rebuilds everything once.
-const formatVersion = "1"
+const formatVersion = "2" // 2: secret files left out of system overlays
 
 // archivePerm is the mode of every built archive: they hold nodes' host
 // keys and shadow files, for warewulfd's eyes only.
@@ -211,6 +212,7 @@ type overlaySet struct {
 	dirs      map[string]Entry
 	templates []*parsedTemplate
 	man       *setManifest
+	manName   string          // the manifest as pinned for the node entries built now
 	nodeScope map[string]bool // templates (overlay/path) rendered per node
 	err       error
 }
@@ -321,6 +323,10 @@ type Stats struct {
 	Failed    int
 	Shared    int // shared archives written
 	HostKeys  int // ssh host keys made (once per node and type)
+	// Withheld counts secret files left out of system overlays, and
+	// WithheldFrom names their overlays (list them as runtime overlays).
+	Withheld     int
+	WithheldFrom []string
 }
 
 // Build builds the overlay images of kinds (System, Runtime; both if
@@ -336,10 +342,29 @@ func (b *Builder) Build(db *node.DB, names []string, kinds ...string) (Stats, er
 		return Stats{}, err
 	}
 	defer unlock()
+	b.sweepTemps()
 	made := b.keys.made
 	st, err := b.build(db, names, kinds)
 	st.HostKeys = b.keys.made - made
 	return st, err
+}
+
+// sweepTemps removes what builds killed mid-write left: temporaries of
+// packs, indexes and shared archives. Only builds write those, and the
+// caller holds the build lock, so none is being written. (Per-node
+// copies are written by Parts, without the lock, and are left alone.)
+func (b *Builder) sweepTemps() {
+	for _, dir := range []string{filepath.Join(b.cfg.ProvisionDir(), "overlays"), b.cfg.OverlaySharedDir()} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && e.Type().IsRegular() {
+				os.Remove(filepath.Join(dir, n))
+			}
+		}
+	}
 }
 
 // lock serializes builds of different processes (wwctl and warewulfd).
@@ -451,6 +476,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 	var wg sync.WaitGroup
 	var mu sync.Mutex     // guards idx.Nodes writes, st and replaced
 	var replaced []string // copies Parts made of archives now replaced
+	builtBefore := st.Built
 	for w := 0; w < b.opts.Workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -478,10 +504,27 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				if old != nil && old.Key == key && (!old.UsesNodes || old.NodesHash == v.allHash) && depOK.all(idx.depsOf(old)) {
 					mu.Lock()
 					st.Unchanged++
+					if old.Set != jb.set.manName { // its own archive as it was, the set's new shared ones
+						c := *old
+						c.Set = jb.set.manName
+						idx.own()
+						idx.Nodes[n.Name] = &c
+						idx.changed = true
+					}
 					mu.Unlock()
 					continue
 				}
-				e, data, err := b.renderNode(jb, n, rs, pk)
+				e, data, withheld, err := b.renderNode(jb, n, rs, pk)
+				if len(withheld) > 0 {
+					mu.Lock()
+					st.Withheld += len(withheld)
+					for _, o := range withheld {
+						if !slices.Contains(st.WithheldFrom, o) {
+							st.WithheldFrom = append(st.WithheldFrom, o)
+						}
+					}
+					mu.Unlock()
+				}
 				if err != nil {
 					mu.Lock()
 					st.Failed++
@@ -497,6 +540,7 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				if len(data) > 0 {
 					e.Pack, e.Off, e.Len = packName, pw.off, int64(len(data))
 					if _, err := pw.Write(data); err != nil {
+						st.Failed++
 						mu.Unlock()
 						errs.add(err)
 						continue
@@ -512,14 +556,19 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 		}()
 	}
 	wg.Wait()
-	if err := pw.commit(); err != nil {
-		return err
+	// Until the index is saved nothing built here counts: a full disk
+	// fails them all, and the summary must not say they were built.
+	err := pw.commit()
+	if err == nil {
+		err = b.keys.save()
 	}
-	if err := b.keys.save(); err != nil {
-		return err
+	if err == nil {
+		err = b.saveIndex(kind, idx)
 	}
-	if err := b.saveIndex(kind, idx); err != nil {
-		return err
+	if err != nil {
+		st.Failed += st.Built - builtBefore
+		st.Built = builtBefore
+		return fmt.Errorf("%s overlay images not saved, the previous ones stay: %w", kind, err)
 	}
 	// A reader holding the old copy sees it vanish and asks Parts again.
 	for _, p := range replaced {
@@ -574,8 +623,9 @@ func (p *packWriter) abort() {
 }
 
 // renderNode renders the node-scope templates of a job's set for n and
-// packs them; no data means the node has none.
-func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) (*nodeEntry, []byte, error) {
+// packs them; no data means the node has none. Secret outputs of a system
+// overlay are left out; withheld names the overlay of each.
+func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) (e *nodeEntry, data []byte, withheld []string, err error) {
 	s := jb.set
 	rs.deps, rs.usedNodes = nil, false
 	var outs []output
@@ -585,21 +635,27 @@ func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) 
 		}
 		o, err := rs.render(t, n)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, withheld, err
 		}
-		outs = append(outs, o...)
+		for _, f := range o {
+			if f.secret && jb.kind == System {
+				withheld = append(withheld, t.overlay)
+				continue
+			}
+			outs = append(outs, f)
+		}
 	}
-	e := &nodeEntry{Set: s.id, UsesNodes: rs.usedNodes}
+	e = &nodeEntry{Set: s.manName, UsesNodes: rs.usedNodes}
 	if len(outs) == 0 {
-		return e, nil, nil
+		return e, nil, withheld, nil
 	}
-	data, err := pk.pack(outs, s)
+	data, err = pk.pack(outs, s)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node %s: %w", n.Name, err)
+		return nil, nil, withheld, fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	sum := sha256.Sum256(data)
 	e.Sum = hex.EncodeToString(sum[:8])
-	return e, data, nil
+	return e, data, withheld, nil
 }
 
 // depCache checks each dependency once per build: ten thousand nodes
@@ -735,7 +791,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		(m.Static == "" || exists(filepath.Join(shared, m.Static))) &&
 		(m.Cluster == "" || exists(filepath.Join(shared, m.Cluster))) {
 		s.setManifest(m)
-		return 0, nil
+		return 0, b.pinManifest(s, m)
 	}
 	m = &setManifest{ID: s.id, CtlHash: v.ctlHash, NodeScope: []string{}}
 	wrote := 0
@@ -755,7 +811,8 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	var outs []output
 	for _, t := range s.templates {
 		o, err := rs.render(t, nil)
-		if errors.Is(err, errNeedsNode) {
+		// A secret goes per node, where a system overlay leaves it out.
+		if errors.Is(err, errNeedsNode) || err == nil && slices.ContainsFunc(o, func(f output) bool { return f.secret }) {
 			m.NodeScope = append(m.NodeScope, t.overlay+"/"+t.src)
 			continue
 		}
@@ -784,6 +841,9 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 			wrote++
 		}
 	}
+	if err := b.pinManifest(s, m); err != nil {
+		return 0, err
+	}
 	data, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
@@ -793,6 +853,24 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	s.setManifest(m)
 	return wrote, nil
+}
+
+// pinManifest writes m also under a name made of the set's id and a hash
+// of m, and node entries point at that one. set-ID.json is the latest;
+// while a build writes new shared archives, and after one that fails, an
+// entry not (yet) rebuilt still finds the shared archives it was built
+// with: a node gets its old image or its new one, never a mix.
+func (b *Builder) pinManifest(s *overlaySet, m *setManifest) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	s.manName = s.id + "-" + hex.EncodeToString(sum[:8])
+	if p := b.setManifestPath(s.manName); !exists(p) {
+		return safefile.WriteFile(p, data, 0o644)
+	}
+	return nil
 }
 
 func (s *overlaySet) setManifest(m *setManifest) {
@@ -934,16 +1012,20 @@ func (b *Builder) collect(v *clusterView) {
 			return
 		}
 		for _, e := range idx.Nodes {
-			name := "set-" + e.Set + ".json"
-			if keep[name] {
-				continue
+			// The manifest the entry was built with, and its set's latest.
+			id, _, _ := strings.Cut(e.Set, "-")
+			for _, set := range []string{e.Set, id} {
+				name := "set-" + set + ".json"
+				if keep[name] {
+					continue
+				}
+				keep[name] = true
+				m := &setManifest{}
+				if !readJSON(b.setManifestPath(set), m) {
+					return
+				}
+				keep[m.Static], keep[m.Cluster] = true, true
 			}
-			keep[name] = true
-			m := &setManifest{}
-			if !readJSON(b.setManifestPath(e.Set), m) {
-				return
-			}
-			keep[m.Static], keep[m.Cluster] = true, true
 		}
 	}
 	shared := b.cfg.OverlaySharedDir()

@@ -3,16 +3,20 @@ package overlay
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
@@ -91,10 +95,9 @@ func TestImageWithGNUCpio(t *testing.T) {
 	}
 	list := cpioListing(t, parts)
 	want := map[string]string{
-		"etc":                          "drwxr-xr-x 0 0",
-		"etc/hostname":                 "-rw-r--r-- 0 0",
-		"etc/hosts":                    "-rw-r--r-- 0 0",
-		"etc/ssh/ssh_host_ed25519_key": "-rw------- 0 0",
+		"etc":          "drwxr-xr-x 0 0",
+		"etc/hostname": "-rw-r--r-- 0 0",
+		"etc/hosts":    "-rw-r--r-- 0 0",
 		"etc/NetworkManager/system-connections/warewulf-eth0.nmconnection": "-rw------- 0 0",
 		"etc/systemd/network/20-warewulf-eth0.network":                     "-rw-r--r-- 0 0",
 		"etc/sysconfig/network-scripts/ifcfg-ib0":                          "-rw-r--r-- 0 0",
@@ -117,7 +120,13 @@ func TestImageWithGNUCpio(t *testing.T) {
 		t.Fatal(err)
 	}
 	rl := cpioListing(t, rparts)
-	for p, w := range map[string]string{"root": "drwx------ 0 0", "root/.ssh": "drwx------ 0 0", "root/.ssh/authorized_keys": "-rw------- 0 0", "etc/shadow": "-rw-r----- 0 42", "etc/passwd": "-rw-r--r-- 0 0"} {
+	for p := range list {
+		if strings.HasPrefix(p, "etc/ssh/ssh_host_") || p == "etc/shadow" {
+			t.Errorf("system overlay holds %s: secrets go in the runtime overlay only", p)
+		}
+	}
+	for p, w := range map[string]string{"root": "drwx------ 0 0", "root/.ssh": "drwx------ 0 0", "root/.ssh/authorized_keys": "-rw------- 0 0", "etc/shadow": "-rw-r----- 0 42", "etc/passwd": "-rw-r--r-- 0 0",
+		"etc/ssh/ssh_host_ed25519_key": "-rw------- 0 0", "etc/ssh/ssh_host_ed25519_key.pub": "-rw-r--r-- 0 0"} {
 		if rl[p] != w {
 			t.Errorf("runtime %s: cpio says %q, want %q", p, rl[p], w)
 		}
@@ -349,5 +358,98 @@ func TestRebuildReplacesCopy(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "etc/resolv.conf")); !strings.Contains(string(data), "nameserver 10.9.9.9") {
 		t.Fatalf("resolv.conf after rebuild: %s", data)
+	}
+}
+
+// A build killed while writing a pack, an index or a shared archive left
+// its temporary; the next build removes it (it holds the build lock, so no
+// other build is writing one).
+func TestBuildSweepsTemporaries(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := buildDB(t, sb)
+	mustBuild(t, b, db)
+	dir := filepath.Join(sb.cfg.ProvisionDir(), "overlays")
+	left := []string{
+		filepath.Join(dir, ".system-18a0b1c2d3e4f5.pack.tmp-123456"),
+		filepath.Join(dir, ".runtime-18a0b1c2d3e4f5.pack.tmp-654321"),
+		filepath.Join(dir, ".system.index.tmp-42"),
+		filepath.Join(sb.cfg.OverlaySharedDir(), ".static-abc.img.gz.tmp-7"),
+	}
+	for _, p := range left {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustBuild(t, NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}), db, "n1")
+	for _, p := range left {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is still there after a build", p)
+		}
+	}
+}
+
+const fullDiskEnv = "WWOVERLAY_FULLDISK" // CONFIG:NODESCONF:HOSTROOT
+
+// fullDiskChild builds every overlay with files limited to 1 KiB
+// (RLIMIT_FSIZE, as a full disk: writes fail) and prints the summary.
+func fullDiskChild(spec string) int {
+	f := strings.Split(spec, ":")
+	cfg, err := config.Load(f[0])
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	db, err := node.Load(f[1])
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	signal.Ignore(syscall.SIGXFSZ) // a write past the limit fails with EFBIG instead
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1024, Max: 1024}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	st, err := NewBuilder(cfg, Options{HostRoot: f[2]}).Build(db, nil)
+	fmt.Printf("built=%d failed=%d err=%v\n", st.Built, st.Failed, err)
+	return 0
+}
+
+// A build whose pack or index cannot be written (a full disk) reports
+// every node image as failed, not built, and the previous images stay.
+func TestBuildFullDiskCounts(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	db := buildDB(t, sb)
+	mustBuild(t, NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}), db)
+	before, err := Parts(sb.cfg, "n1", System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Profiles["default"].ClusterName = "changed" // every image must be rebuilt
+	data, err := db.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodesConf := filepath.Join(sb.dir, "nodes-changed.conf")
+	if err := os.WriteFile(nodesConf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fullDiskEnv+"="+sb.cfg.File()+":"+nodesConf+":"+sb.hostRoot)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	line := strings.TrimSpace(string(out))
+	t.Log(line)
+	if !strings.HasPrefix(line, "built=0 failed=") || strings.HasPrefix(line, "built=0 failed=0 ") || !strings.Contains(line, "file too large") {
+		t.Errorf("a build that saved nothing reports: %s", line)
+	}
+	// n1 keeps its whole previous image: its own archive and the shared
+	// ones it was built with (the set's new cluster archive, small enough
+	// to fit, is not part of it).
+	after, err := Parts(sb.cfg, "n1", System)
+	if err != nil || strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("the previous image of n1 changed: %v %v (was %v)", after, err, before)
 	}
 }

@@ -46,6 +46,9 @@ func keyWorker(file string, w, rounds int) ([]string, error) {
 const keyWorkerEnv = "WWOVERLAY_KEY_WORKER" // FILE:WORKER:ROUNDS
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(fullDiskEnv); spec != "" { // a child of TestBuildFullDiskCounts
+		os.Exit(fullDiskChild(spec))
+	}
 	if spec := os.Getenv(keyWorkerEnv); spec != "" {
 		f := strings.Split(spec, ":")
 		w, _ := strconv.Atoi(f[1])

@@ -121,12 +121,26 @@ func TestKnownHostsBuild(t *testing.T) {
 	withKnownHosts := func() *node.DB {
 		db := buildDB(t, sb)
 		p := db.Profiles["default"]
-		p.SystemOverlay = append(p.SystemOverlay, "ssh.known_hosts")
+		// ssh.host_keys in the system overlay too, as upstream lists it:
+		// the public keys land there, the private ones are withheld.
+		p.SystemOverlay = append(p.SystemOverlay, "ssh.known_hosts", "ssh.host_keys")
 		return db
 	}
 	db := withKnownHosts()
-	if st := mustBuild(t, b, db); st.Built != 6 || st.HostKeys != 6 {
-		t.Fatalf("first build %+v, want 6 images and 6 host keys", st)
+	if st := mustBuild(t, b, db); st.Built != 6 || st.HostKeys != 6 || st.Withheld != 6 || len(st.WithheldFrom) != 1 || st.WithheldFrom[0] != "ssh.host_keys" {
+		t.Fatalf("first build %+v, want 6 images, 6 host keys, 6 private keys withheld from ssh.host_keys", st)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		parts, err := Parts(sb.cfg, n, System)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := extract(t, parts)
+		for _, typ := range []string{"ed25519", "ecdsa"} {
+			if _, err := os.Stat(filepath.Join(dir, "etc/ssh/ssh_host_"+typ+"_key")); err == nil {
+				t.Fatalf("%s: the system overlay holds the private %s host key", n, typ)
+			}
+		}
 	}
 	known := readNodeFile(t, sb, "n1", "etc/ssh/ssh_known_hosts")
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -172,8 +186,8 @@ func TestKnownHostsBuild(t *testing.T) {
 	}
 	os.WriteFile(HostKeysFile(sb.cfg), []byte(strings.Join(kept, "")), 0o600)
 	st = mustBuild(t, NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}), db2)
-	if st.Built != 1 || st.HostKeys != 2 {
-		t.Fatalf("n2's keys deleted: %+v, want n2's system image and 2 keys", st)
+	if st.Built != 2 || st.HostKeys != 2 {
+		t.Fatalf("n2's keys deleted: %+v, want n2's system and runtime images and 2 keys", st)
 	}
 	pub = strings.TrimSpace(readNodeFile(t, sb, "n2", "etc/ssh/ssh_host_ecdsa_key.pub"))
 	if got := readNodeFile(t, sb, "n3", "etc/ssh/ssh_known_hosts"); !strings.Contains(got, "n2,10.0.1.2 "+pub+"\n") {

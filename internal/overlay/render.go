@@ -3,9 +3,11 @@ package overlay
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
@@ -109,6 +111,56 @@ func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, for
 		res[i] = Rendered{Path: o.path, Mode: o.mode, UID: o.uid, GID: o.gid, Link: o.link, Data: o.data}
 	}
 	return res, nil
+}
+
+// RenderFile renders a template file outside any overlay for a node, with
+// the data and functions of overlay templates (warewulfd's /files/ route
+// with ?render). The texts of every file it writes are returned, in order.
+func (b *Builder) RenderFile(db *node.DB, path, nodeName string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	unlock, err := b.lock() // a host key made here is saved to the store
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	e := Entry{Path: filepath.Base(path), Type: archive.TypeReg, Mode: 0o644, Template: true}
+	t, err := parseTemplate("files", e, string(data))
+	if err != nil {
+		return nil, err
+	}
+	v, err := b.view(db, false)
+	if err != nil {
+		return nil, err
+	}
+	i, ok := v.byName[nodeName]
+	if !ok {
+		return nil, fmt.Errorf("node %q does not exist", nodeName)
+	}
+	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, v.views, Data{Cluster: v.ctl.withTime(buildTime())})
+	outs, pre, err := rs.renderAll(t, v.nodes[i])
+	if err == nil {
+		err = b.keys.save()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rs.aborted {
+		return pre, nil
+	}
+	var out []byte
+	for _, o := range outs {
+		if o.secret {
+			// /files/ checks no source address: secrets go by the runtime overlay.
+			return nil, fmt.Errorf("%s: %s is marked secret", path, o.path)
+		}
+		out = append(out, o.data...)
+	}
+	return out, nil
 }
 
 func findTemplate(l *loadedOverlay, rel string) *parsedTemplate {

@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -54,6 +55,14 @@ var expect = map[string]map[string][]string{
 	},
 	"ssh.known_hosts":     {"etc/ssh/ssh_known_hosts": {"\nn1,n1.alpha,10.0.1.1,n1-ib,10.1.1.1,fd00::1 ssh-ed25519 ", "\nn2,10.0.1.2 ecdsa-sha2-nistp256 ", " root@n3\n"}},
 	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
+	// The disk overlays (disks_test.go tests them with disks): n1 has none,
+	// so their scripts do nothing and their unit templates write nothing.
+	"sfdisk":        {"warewulf/init.d/10-sfdisk": {"#!/bin/sh\n"}},
+	"mkfs":          {"warewulf/init.d/20-mkfs": {"#!/bin/sh\n"}},
+	"mkswap":        {"warewulf/init.d/20-mkswap": {"#!/bin/sh\n"}},
+	"systemd.mount": {"warewulf/init.d/30-mount": {"#!/bin/sh\n"}},
+	"systemd.swap":  {"warewulf/init.d/30-swapon": {"#!/bin/sh\n"}},
+	"ignition":      {},
 	"syncuser": {
 		"etc/passwd": {"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"},
 		"etc/group":  {"root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\n"},
@@ -304,7 +313,7 @@ func bondVLANDB(t *testing.T) *node.DB {
 	db.Nodes["n1"].NetDevs = map[string]*node.NetDev{
 		"nic1":  {Device: "ens3", Hwaddr: "52:54:00:00:01:01", Tags: map[string]string{"master": "bond0"}},
 		"nic2":  {Device: "ens4", Hwaddr: "52:54:00:00:01:02", Tags: map[string]string{"master": "bond0"}},
-		"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, MTU: "9000", Tags: map[string]string{"mode": "802.3ad", "miimon": "50", "xmit_hash_policy": "layer3+4"}},
+		"bond0": {Device: "bond0", Type: "bond", OnBoot: node.WWbool(strconv.FormatBool(onboot)), MTU: "9000", Tags: map[string]string{"mode": "802.3ad", "miimon": "50", "xmit_hash_policy": "layer3+4"}},
 		"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: "10.42.0.5", Netmask: "255.255.255.0", Gateway: "10.42.0.1",
 			Ipaddr6: "fd42::5", Prefixlen6: "64",
 			Tags: map[string]string{"vlan_id": "42", "parent_device": "bond0", "route1": "10.99.0.0/16,10.42.0.254", "DNS1": "10.42.0.53", "DNS2": "10.42.0.54", "DNSSEARCH": "a.example,b.example"}},

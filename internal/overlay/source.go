@@ -41,7 +41,13 @@ type Overlay struct {
 }
 
 // Rootfs is where the overlay's files live.
-func (o *Overlay) Rootfs() string { return filepath.Join(o.Dir, "rootfs") }
+func (o *Overlay) Rootfs() string {
+	// As upstream: an overlay without rootfs/ keeps its files at its top.
+	if r := filepath.Join(o.Dir, "rootfs"); isDir(r) || !isDir(o.Dir) {
+		return r
+	}
+	return o.Dir
+}
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 

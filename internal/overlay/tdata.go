@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -116,36 +115,6 @@ type PathsData struct {
 	WWFilesdir     string
 }
 
-func extraString(m map[string]any, key string) string {
-	if v, ok := m[key]; ok && v != nil {
-		return strings.TrimSpace(strings.Trim(fmtAny(v), "\""))
-	}
-	return ""
-}
-
-func extraBool(m map[string]any, key string, def bool) bool {
-	if v, ok := m[key]; ok {
-		switch b := v.(type) {
-		case bool:
-			return b
-		case string:
-			if x, ok := parseBool(b); ok {
-				return x
-			}
-		}
-	}
-	return def
-}
-
-func extraInt(m map[string]any, key string, def int) int {
-	if v, ok := m[key]; ok {
-		if i, err := strconv.Atoi(fmtAny(v)); err == nil {
-			return i
-		}
-	}
-	return def
-}
-
 func newCluster(cfg *config.Config, buildHost string) Cluster {
 	c := Cluster{
 		BuildHost: buildHost,
@@ -187,11 +156,15 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		}
 	}
 	w := cfg.Warewulf
+	secureFiles := w.Secure // upstream: `secure files` follows `secure` unless set
+	if w.SecureFiles != nil {
+		secureFiles = *w.SecureFiles
+	}
 	c.Warewulf = WarewulfData{
 		Port:              w.Port,
 		TLSPort:           w.TLSPort,
 		Secure:            w.Secure,
-		SecureFiles:       w.Secure,
+		SecureFiles:       secureFiles,
 		TLSEnabled:        w.TLS,
 		UpdateInterval:    w.UpdateInterval,
 		AutobuildOverlays: w.AutobuildOverlays,
@@ -199,9 +172,6 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		GrubBoot:          w.GrubBoot,
 		Syslog:            w.Syslog,
 		SystemdName:       w.SystemdName,
-	}
-	if w.SecureFiles != nil {
-		c.Warewulf.SecureFiles = *w.SecureFiles
 	}
 	d := cfg.DHCP
 	c.Dhcp = DhcpData{Enabled: d.Enabled, Template: d.Template, RangeStart: d.RangeStart, RangeEnd: d.RangeEnd,
@@ -228,17 +198,17 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		Bindir:         p.Bindir,
 		Sysconfdir:     filepath.Dir(filepath.Clean(cfg.SysconfDir())),
 		Localstatedir:  cfg.StateDir(),
-		Cachedir:       extraString(p.Extra, "cachedir"),
+		Cachedir:       p.Cachedir,
 		Ipxesource:     cfg.IpxeSourceDir(),
-		Srvdir:         extraString(p.Extra, "srvdir"),
-		Firewallddir:   extraString(p.Extra, "firewallddir"),
+		Srvdir:         p.Srvdir,
+		Firewallddir:   p.Firewallddir,
 		Systemddir:     p.Systemddir,
 		Datadir:        filepath.Dir(cfg.DataDir()),
 		WWOverlaydir:   cfg.SiteOverlayDir(),
 		WWChrootdir:    cfg.ImageStoreDir(),
 		WWProvisiondir: cfg.ProvisionDir(),
 		WWClientdir:    p.WWClientdir,
-		WWFilesdir:     extraString(p.Extra, "wwfilesdir"),
+		WWFilesdir:     p.WWFilesdir,
 	}
 	if c.Paths.Srvdir == "" {
 		c.Paths.Srvdir = "/srv"

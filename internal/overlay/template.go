@@ -39,7 +39,8 @@ type output struct {
 	uid, gid uint32
 	link     string // non-empty: a symlink to link
 	skip     bool
-	start    int // offset of its body in the render buffer
+	secret   bool // only for the runtime overlay (the `secret` function)
+	start    int  // offset of its body in the render buffer
 	data     []byte
 }
 
@@ -403,6 +404,9 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			st.outs = append(st.outs, output{path: clean, mode: e.Mode, uid: e.UID, gid: e.GID, start: st.buf.Len()})
 			return "", nil
 		},
+		// secret marks the current output as a secret: a system overlay,
+		// which iPXE fetches without any proof of who asks, leaves it out.
+		"secret": func() string { st.cur().secret = true; return "" },
 		// softlink makes the current output a symlink to target.
 		"softlink": func(target string) string {
 			st.cur().link = target

@@ -57,12 +57,14 @@ func parseBool(s string) (bool, bool) {
 	return v, err == nil
 }
 
-func wwbool(b *bool) WWbool {
-	if b == nil {
+func wwbool(b node.WWbool) WWbool {
+	if !b.IsSet() {
 		return ""
 	}
-	return WWbool(strconv.FormatBool(*b))
+	return WWbool(strconv.FormatBool(b.Bool()))
 }
+
+func boolP(b *bool) bool { return b != nil && *b }
 
 // TNode is a node as templates see it (.ThisNode, each of .AllNodes).
 type TNode struct {
@@ -182,13 +184,13 @@ type TFileSystem struct {
 }
 
 func (d *TDisk) Id() string                    { return d.id }
-func (d *TDisk) WipeTable() bool               { return node.Bool(d.WipeTableP) }
+func (d *TDisk) WipeTable() bool               { return boolP(d.WipeTableP) }
 func (p *TPartition) Id() string               { return p.id }
-func (p *TPartition) WipePartitionEntry() bool { return node.Bool(p.WipePartitionEntryP) }
-func (p *TPartition) ShouldExist() bool        { return node.Bool(p.ShouldExistP) }
-func (p *TPartition) Resize() bool             { return node.Bool(p.ResizeP) }
+func (p *TPartition) WipePartitionEntry() bool { return boolP(p.WipePartitionEntryP) }
+func (p *TPartition) ShouldExist() bool        { return boolP(p.ShouldExistP) }
+func (p *TPartition) Resize() bool             { return boolP(p.ResizeP) }
 func (f *TFileSystem) Id() string              { return f.id }
-func (f *TFileSystem) WipeFileSystem() bool    { return node.Bool(f.WipeFileSystemP) }
+func (f *TFileSystem) WipeFileSystem() bool    { return boolP(f.WipeFileSystemP) }
 
 // Id is the node's name.
 func (n *TNode) Id() string { return n.id }
@@ -345,10 +347,7 @@ func viewOf(n *node.Node) *TNode {
 // decodeInto types a free-form nodes.conf section (disks, filesystems).
 // Validation reports bad values when nodes.conf is loaded; what does not
 // decode here is left out.
-func decodeInto(src map[string]any, dst any) {
-	if len(src) == 0 {
-		return
-	}
+func decodeInto(src any, dst any) {
 	data, err := yaml.Marshal(src)
 	if err == nil {
 		_ = yaml.Unmarshal(data, dst)

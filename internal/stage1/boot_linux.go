@@ -55,11 +55,15 @@ func boot() error {
 	if err != nil {
 		return err
 	}
+	// The asset key is the SMBIOS asset tag, sent on every request.
+	p.AssetKey = readAssetTag()
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	kver := unix.ByteSliceToString(uts.Release[:])
-	if idx, err := readModIndex(filepath.Join("/lib/modules", kver)); err != nil {
+	idx, err := readModIndex(filepath.Join("/lib/modules", kver))
+	if err != nil {
 		logf("no kernel modules for %s (%v): relying on built-in drivers", kver, err)
+		idx = &modIndex{}
 	} else if mods := idx.loadForDevices(); len(mods) > 0 {
 		logf("loaded %s", strings.Join(mods, " "))
 	}
@@ -75,10 +79,16 @@ func boot() error {
 			logf("%v (going on: the controller may be on this network)", err)
 		}
 	}
-	logf("%s (%s) is %s/%s; fetching from %s", link.Name, p.MAC, p.IP, net.IPMask(p.Netmask), p.Base)
+	logf("%s (%s) is %s netmask %s; fetching from %s", link.Name, p.MAC, p.IP, p.Netmask, p.Base)
 
 	os.MkdirAll(NewRoot, 0o755)
-	if err := unix.Mount("tmpfs", NewRoot, "tmpfs", 0, "mode=0755,size="+p.TmpfsSize); err != nil {
+	if strings.HasPrefix(p.Root, "/dev/") {
+		dev, fstype, err := mountDisk(idx, p.Root, NewRoot)
+		if err != nil {
+			return err
+		}
+		logf("root on %s (%s, %s): the image goes onto the disk", p.Root, dev, fstype)
+	} else if err := unix.Mount("tmpfs", NewRoot, "tmpfs", 0, "mode=0755,size="+p.TmpfsSize); err != nil {
 		return fmt.Errorf("mount the root tmpfs: %w", err)
 	}
 	ctx := context.Background()
@@ -227,4 +237,68 @@ func switchRoot(dir, init string) error {
 		return fmt.Errorf("the new root has no %s (is the wwinit overlay in the system overlay?)", init)
 	}
 	return unix.Exec(init, []string{init}, env)
+}
+
+// diskTypes are the file systems a root on disk is tried as, in order.
+var diskTypes = []string{"ext4", "xfs", "btrfs", "ext3", "ext2"}
+
+// mountDisk mounts the node's root device (a /dev path, or
+// /dev/disk/by-partlabel/NAME, found in sysfs: stage 1 has no udev) on
+// dir, waiting up to 30 s for its driver, and loading the file system's
+// module first.
+func mountDisk(idx *modIndex, root, dir string) (dev, fstype string, err error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dev = resolveDevice(root)
+		if fi, err := os.Stat(dev); err == nil && fi.Mode()&os.ModeDevice != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", "", fmt.Errorf("root %s: no such block device after 30 s", root)
+		}
+		idx.loadForDevices() // a storage controller may bring the disk
+		time.Sleep(200 * time.Millisecond)
+	}
+	var errs []string
+	for _, t := range diskTypes {
+		idx.loadAlias("fs-" + t)
+		if t == "ext4" || t == "btrfs" || t == "xfs" {
+			idx.loadAlias("crypto-crc32c") // their checksums; the kernel cannot modprobe it here
+		}
+		err := unix.Mount(dev, dir, t, 0, "")
+		if err == nil {
+			return dev, t, nil
+		}
+		errs = append(errs, t+": "+err.Error())
+	}
+	return dev, "", fmt.Errorf("root %s (%s): cannot mount it (%s); is it formatted? (the mkfs overlay makes it at an earlier boot)", root, dev, strings.Join(errs, "; "))
+}
+
+// resolveDevice maps /dev/disk/by-partlabel/NAME to the partition's /dev
+// node by its PARTNAME in sysfs; other paths are returned as they are.
+func resolveDevice(p string) string {
+	name, ok := strings.CutPrefix(p, "/dev/disk/by-partlabel/")
+	if !ok {
+		return p
+	}
+	files, _ := filepath.Glob("/sys/class/block/*/uevent")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var devname, partname string
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+				devname = v
+			}
+			if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
+				partname = v
+			}
+		}
+		if partname == name && devname != "" {
+			return "/dev/" + devname
+		}
+	}
+	return p
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -19,6 +20,24 @@ type Params struct {
 	Compress  string // wwstage1.compress
 	Runtime   bool   // wwstage1.runtime=1: fetch the runtime overlay too (server not in secure mode)
 	TmpfsSize string // wwinit.tmpfs.size (upstream's name): size= of the root tmpfs
+	// AssetKey is the machine's SMBIOS asset tag, which warewulfd checks
+	// on every route when the node has an asset key.
+	AssetKey string
+	// Root is the node's `root`: a /dev/ path (/dev/disk/by-partlabel/NAME
+	// or a device) provisions the image onto that file system; anything
+	// else, a tmpfs.
+	Root string // wwstage1.root
+}
+
+// assetTagFile is where Linux shows the SMBIOS chassis asset tag.
+var assetTagFile = "/sys/class/dmi/id/chassis_asset_tag"
+
+func readAssetTag() string {
+	b, err := os.ReadFile(assetTagFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // ParseCmdline reads Params from a kernel command line; a missing or bad
@@ -54,6 +73,11 @@ func ParseCmdline(cmdline string) (*Params, error) {
 			p.Runtime = v == "1" || v == "true" || v == "yes"
 		case "wwinit.tmpfs.size":
 			p.TmpfsSize = v
+		case "wwstage1.root":
+			if v != "" && v != "tmpfs" && v != "initramfs" && !strings.HasPrefix(v, "/dev/") {
+				err = fmt.Errorf("not tmpfs, initramfs or a /dev/ path")
+			}
+			p.Root = v
 		}
 		if err != nil {
 			return nil, fmt.Errorf("kernel command line: %s=%q: %v", k, v, err)
@@ -88,9 +112,16 @@ func parseIPv4(s string) (net.IP, error) {
 
 // URL is the address of one of the node's files (image, system, ...).
 func (p *Params) URL(stage, compress string) string {
-	u := p.Base + "/" + stage + "/" + p.MAC
+	q := url.Values{}
 	if compress != "" {
-		u += "?compress=" + compress
+		q.Set("compress", compress)
+	}
+	if p.AssetKey != "" {
+		q.Set("assetkey", p.AssetKey)
+	}
+	u := p.Base + "/" + stage + "/" + p.MAC
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,11 +57,15 @@ type Retry struct {
 	Stall time.Duration
 	// MaxRetryAfter caps a server's Retry-After.
 	MaxRetryAfter time.Duration
+	// Idle drops a connection that brought nothing for this long (a link
+	// that went down leaves TCP waiting for minutes) and resumes on a new
+	// one.
+	Idle time.Duration
 }
 
 // DefaultRetry suits a boot: a node has nothing better to do than wait,
 // but a dead server should be reported within minutes.
-var DefaultRetry = Retry{Base: 500 * time.Millisecond, Max: 30 * time.Second, Stall: 10 * time.Minute, MaxRetryAfter: 5 * time.Minute}
+var DefaultRetry = Retry{Base: 500 * time.Millisecond, Max: 30 * time.Second, Stall: 10 * time.Minute, MaxRetryAfter: 5 * time.Minute, Idle: 3 * time.Second}
 
 // Download is an HTTP GET that reads as one stream however many times the
 // connection breaks: after a cut it asks again for the rest (Range, with
@@ -71,6 +76,9 @@ type Download struct {
 	Client *http.Client
 	Retry  Retry
 	Logf   func(format string, args ...any)
+	// Progress, when set, is called each time another tenth of the file
+	// has arrived.
+	Progress func(off, size int64)
 
 	ctx      context.Context
 	body     io.ReadCloser
@@ -82,6 +90,9 @@ type Download struct {
 	attempt  int // failed attempts since the last progress
 	progress time.Time
 	done     bool
+	tenth    int64        // the last tenth reported to Progress
+	waiting  atomic.Int64 // UnixNano since a Read has waited on the body (0: none is), for the watchdog
+	stopDog  chan struct{}
 
 	// Resumes counts the requests that continued a cut download;
 	// Waits the 503 answers that asked us to come back later.
@@ -135,15 +146,23 @@ func (d *Download) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		d.waiting.Store(time.Now().UnixNano())
 		n, err := d.body.Read(p)
+		d.waiting.Store(0)
 		if n > 0 {
 			d.h.Write(p[:n])
 			d.off += int64(n)
 			d.attempt, d.progress = 0, time.Now()
+			if d.Progress != nil && d.size > 0 {
+				if t := d.off * 10 / d.size; t > d.tenth {
+					d.tenth = t
+					d.Progress(d.off, d.size)
+				}
+			}
 		}
 		if err == io.EOF && (d.size < 0 || d.off == d.size) {
-			d.body.Close()
-			d.body, d.done = nil, true
+			d.drop()
+			d.done = true
 			if err := d.check(); err != nil {
 				return n, err
 			}
@@ -153,8 +172,7 @@ func (d *Download) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if err != nil {
-			d.body.Close()
-			d.body = nil
+			d.drop()
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -173,11 +191,46 @@ func (d *Download) Read(p []byte) (int, error) {
 
 // Close drops the connection.
 func (d *Download) Close() error {
+	d.drop()
+	return nil
+}
+
+// drop closes the current response and stops its watchdog.
+func (d *Download) drop() {
 	if d.body != nil {
 		d.body.Close()
 		d.body = nil
 	}
-	return nil
+	if d.stopDog != nil {
+		close(d.stopDog)
+		d.stopDog = nil
+	}
+}
+
+// watch closes body when a Read has waited on it for Retry.Idle (a slow
+// consumer that does not call Read is not a silent server): the blocked
+// Read then fails and the download resumes on a new connection.
+func (d *Download) watch(body io.Closer) {
+	if d.Retry.Idle <= 0 {
+		return
+	}
+	stop := make(chan struct{})
+	d.stopDog = stop
+	go func() {
+		t := time.NewTicker(d.Retry.Idle / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				if w := d.waiting.Load(); w != 0 && now.Sub(time.Unix(0, w)) > d.Retry.Idle {
+					body.Close()
+					return
+				}
+			}
+		}
+	}()
 }
 
 func (d *Download) check() error {
@@ -251,6 +304,7 @@ func (d *Download) open() error {
 	}
 	ok = true
 	d.body = resp.Body
+	d.watch(resp.Body)
 	return nil
 }
 

@@ -117,3 +117,16 @@ func (m *modIndex) load(p string) bool {
 	err = unix.FinitModule(int(f.Fd()), "", flags)
 	return err == nil
 }
+
+// loadAlias loads the modules serving alias (fs-ext4, crypto-crc32c): what
+// modprobe does when the kernel asks for one, which it cannot here (stage
+// 1 has no modprobe).
+func (m *modIndex) loadAlias(alias string) {
+	for _, a := range m.aliases {
+		if ok, _ := path.Match(a[0], alias); ok {
+			if p, ok := m.byName[strings.ReplaceAll(a[1], "-", "_")]; ok {
+				m.load(p)
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -274,10 +275,47 @@ func TestParseCmdline(t *testing.T) {
 	for cmdline, want := range map[string]string{
 		"wwid=52:54:00:aa:00:01 wwstage1.base=http://x wwstage1.ip=10.0.0.500 wwstage1.netmask=255.0.0.0": `wwstage1.ip="10.0.0.500"`,
 		"wwid=52:54:00:aa:00:01 wwstage1.base=ftp://x wwstage1.ip=10.0.0.5 wwstage1.netmask=255.0.0.0":    `wwstage1.base="ftp://x"`,
-		"wwid=52:54:00:aa:00:01": "lacks wwstage1.base, wwstage1.ip, wwstage1.netmask",
+		"wwid=52:54:00:aa:00:01":                    "lacks wwstage1.base, wwstage1.ip, wwstage1.netmask",
+		"wwid=52:54:00:aa:00:01 wwstage1.root=sda1": `wwstage1.root="sda1": not tmpfs, initramfs or a /dev/ path`,
 	} {
 		if _, err := ParseCmdline(cmdline); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want %s", cmdline, err, want)
 		}
+	}
+}
+
+// A connection that goes quiet (a link down: TCP would wait for minutes)
+// is dropped after Retry.Idle and the download resumes on a new one.
+func TestDownloadResumesAfterSilence(t *testing.T) {
+	data, big := testArchive(t, archive.Gzip)
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sum := sha256.Sum256(data)
+		w.Header().Set(DigestHeader, FormatDigest(sum[:]))
+		w.Header().Set("ETag", `"v1"`)
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			w.Write(data[:300_000])
+			w.(http.Flusher).Flush()
+			select { // silent, as behind a dead link
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Unix(1, 0), bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	d := NewDownload(context.Background(), srv.Client(), srv.URL)
+	fastRetry(d)
+	d.Retry.Idle = 300 * time.Millisecond
+	root := t.TempDir()
+	start := time.Now()
+	if _, err := Unpack(d, root); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, root, big)
+	if d.Resumes != 1 || time.Since(start) > 5*time.Second {
+		t.Errorf("%d resumes in %v; want 1, well before the server's 10 s", d.Resumes, time.Since(start))
 	}
 }

@@ -211,6 +211,11 @@ func Fetch(ctx context.Context, client *http.Client, url, root string, logf func
 		d := NewDownload(ctx, client, url)
 		if logf != nil {
 			d.Logf = logf
+			d.Progress = func(off, size int64) {
+				if size >= 64<<20 { // only big files: a line per tenth
+					logf("%s: %d%% (%d of %d MB)", url, off*100/size, off>>20, size>>20)
+				}
+			}
 		}
 		n, err := Unpack(d, root)
 		d.Close()

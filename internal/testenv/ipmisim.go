@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,12 +107,14 @@ func startBMC(dir string, o BMCOptions) (*BMC, error) {
 	b.cmd = exec.Command(args[0], args[1:]...)
 	b.cmd.Dir = dir
 	b.cmd.Stdout, b.cmd.Stderr = log, log
+	// A test binary killed outright takes its BMCs with it.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go b.cmd.Wait() //nolint:errcheck // reaped here; Stop only signals
 	deadline := time.Now().Add(10 * time.Second)
-	for !udpBound(o.Addr, o.Port) {
+	for !udpBound(b.cmd.Process.Pid, o.Addr, o.Port) {
 		if time.Now().After(deadline) {
 			b.Stop()
 			out, _ := os.ReadFile(filepath.Join(dir, "sim.log"))
@@ -168,11 +171,34 @@ func StartBMCs(t testing.TB, n int, addr func(i int) string, o BMCOptions) []*BM
 	return out
 }
 
-// Stop ends ipmi_sim (and, through ip netns exec, only it), by its PID.
+// Stop ends ipmi_sim and what it started (a VM), by their PIDs. `ip netns
+// exec` execs, so the PID started is ipmi_sim's own.
 func (b *BMC) Stop() {
-	if b.cmd != nil && b.cmd.Process != nil {
-		_ = b.cmd.Process.Kill()
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
 	}
+	pids := descendants(b.cmd.Process.Pid)
+	_ = b.cmd.Process.Kill()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// descendants lists the processes below pid, from /proc.
+func descendants(pid int) []int {
+	var out []int
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	for _, f := range strings.Fields(string(data)) {
+		var child int
+		if _, err := fmt.Sscan(f, &child); err == nil {
+			out = append(out, child)
+			out = append(out, descendants(child)...)
+		}
+	}
+	return out
 }
 
 // Power is the power state the chassis script keeps: "on" or "off".
@@ -193,16 +219,17 @@ func (b *BMC) SetPower(on bool) error {
 	return os.WriteFile(filepath.Join(b.Dir, "power"), []byte(v), 0o644)
 }
 
-// udpBound reports whether some process listens on addr:port (UDP, IPv4),
-// from /proc/net/udp, without sending it anything.
-func udpBound(addr string, port int) bool {
+// udpBound reports whether some process listens on addr:port (UDP, IPv4)
+// in the network namespace of pid, from /proc/PID/net/udp, without sending
+// it anything.
+func udpBound(pid int, addr string, port int) bool {
 	ip := net.ParseIP(addr).To4()
 	if ip == nil {
 		return false
 	}
 	// /proc/net/udp prints the address as the little-endian u32 in hex.
 	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], port)
-	data, err := os.ReadFile("/proc/net/udp")
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
 	if err != nil {
 		return false
 	}
@@ -246,4 +273,12 @@ func sensorEmu(num, sensorType, unit byte, name string, raw byte) string {
 	}
 	fmt.Fprintf(&s, "\nsensor_add 0x20 0 %d 0x%02x 0x01\nsensor_set_value 0x20 0 %d %d 0\n", num, sensorType, num, raw)
 	return s.String()
+}
+
+// Pause stops ipmi_sim (SIGSTOP) for d, as a BMC that stops answering for
+// a while.
+func (b *BMC) Pause(d time.Duration) {
+	_ = b.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(d)
+	_ = b.cmd.Process.Signal(syscall.SIGCONT)
 }

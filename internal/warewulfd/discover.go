@@ -43,8 +43,7 @@ func (s *Server) discover(mac string) (*nodeEntry, error) {
 				c.NetDevs[dev] = &node.NetDev{}
 			}
 			c.NetDevs[dev].Hwaddr = mac
-			no := false
-			c.Discoverable = &no
+			c.Discoverable = "false"
 			name = n
 			return nil
 		}

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // openFiles opens the parts of one response and describes them: total
@@ -203,7 +207,99 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	err    error         // the last write error, for the log line of a cut transfer
+	stall  time.Duration // see stallAfter
+	conn   *net.TCPConn  // asked how much the peer has acknowledged
+	acked  uint64
 }
+
+// stallAfter cuts the response only when it makes no progress for d: the
+// write deadline moves on whenever bytes enter the socket or the peer
+// acknowledges more of them. It is lifted when the handler returns, for
+// the keep-alive requests that follow.
+func (r *recorder) stallAfter(d time.Duration, conn *net.TCPConn) {
+	r.stall, r.conn = d, conn
+	r.acked, _ = ackedBytes(conn)
+	r.deadline()
+}
+
+// ackedBytes is how many bytes the peer has acknowledged on conn
+// (TCP_INFO). A socket buffer can take a minute to drain on a saturated
+// link while every byte of it reaches the peer: that is progress too.
+func ackedBytes(conn *net.TCPConn) (uint64, bool) {
+	if conn == nil {
+		return 0, false
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var info *unix.TCPInfo
+	if rc.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }) != nil || err != nil {
+		return 0, false
+	}
+	return info.Bytes_acked, true
+}
+
+// moved reports whether the peer acknowledged bytes since the last look.
+func (r *recorder) moved() bool {
+	acked, ok := ackedBytes(r.conn)
+	if !ok || acked == r.acked {
+		return false
+	}
+	r.acked = acked
+	return true
+}
+
+// lift removes the write deadline.
+func (r *recorder) lift() {
+	if r.stall > 0 {
+		r.stall = 0
+		http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Time{})
+	}
+}
+
+func (r *recorder) deadline() {
+	if r.stall > 0 {
+		http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.stall))
+	}
+}
+
+// expected is the body length the response announced, 0 if none (HEAD,
+// errors, no Content-Length).
+func (r *recorder) expected(req *http.Request) int64 {
+	if req.Method == http.MethodHead || (r.status != 0 && r.status != http.StatusOK && r.status != http.StatusPartialContent) {
+		return 0
+	}
+	n, _ := strconv.ParseInt(r.Header().Get("Content-Length"), 10, 64)
+	return n
+}
+
+// send hands src to rf (sendfile) again for as long as each call moves
+// bytes before the deadline.
+func (r *recorder) send(rf io.ReaderFrom, src io.Reader) (int64, error) {
+	var total int64
+	for {
+		r.deadline() // a paced transfer may have waited for its turn
+		n, err := rf.ReadFrom(src)
+		total += n
+		if r.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded) && (n > 0 || r.moved()) {
+			continue
+		}
+		if err != nil {
+			r.err = err
+		}
+		return total, err
+	}
+}
+
+// sender is a recorder's send as an io.ReaderFrom, for multiFile.
+type sender struct {
+	r  *recorder
+	rf io.ReaderFrom
+}
+
+func (s sender) ReadFrom(src io.Reader) (int64, error) { return s.r.send(s.rf, src) }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
@@ -218,6 +314,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
+	if err != nil {
+		r.err = err
+	}
 	return n, err
 }
 
@@ -243,13 +342,13 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 			return int64(n), err
 		}
 		if m, ok := lr.R.(*multiFile); ok {
-			n, err := m.writeTo(rf, lr.N)
+			n, err := m.writeTo(sender{r, rf}, lr.N)
 			lr.N -= n
 			r.bytes += n
 			return n, err
 		}
 	}
-	n, err := rf.ReadFrom(src)
+	n, err := r.send(rf, src)
 	r.bytes += n
 	return n, err
 }

@@ -62,9 +62,12 @@ type fileProvider struct {
 	comp       archive.Compression
 }
 
+// testKernelVersion is the kernel version of every test image.
+const testKernelVersion = "6.1.0-57-amd64"
+
 func (p *fileProvider) Image(cfg *config.Config, name, kver string) (*image.Artifacts, error) {
 	dir := cfg.ImageProvisionDir(name)
-	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img"), Compression: p.comp}
+	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img"), Compression: p.comp, KernelVersion: testKernelVersion}
 	if _, err := os.Stat(a.Image); err != nil {
 		return nil, errors.New("image " + name + " is not built")
 	}
@@ -140,6 +143,9 @@ type envOptions struct {
 	// tftpPort: TFTP listens where warewulf.conf says, on this port
 	// rather than 69 (with confAddr), instead of on Options.TFTPAddr.
 	tftpPort int
+	// listenNetns and httpAddr: HTTP listens on httpAddr inside the
+	// network namespace listenNetns.
+	listenNetns, httpAddr string
 	// built serves overlays the real builder makes (overlay.Parts,
 	// autobuild) from the shipped overlays, instead of fileProvider's.
 	built bool
@@ -177,6 +183,7 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	cfg.Warewulf.Secure = o.secure
 	if o.built {
 		cfg.Paths.Datadir = testenv.RepoDatadir(t, "../..") // the shipped overlays
+		cfg.Warewulf.AutobuildOverlays = true
 	}
 	cfg.TFTP.Enabled = o.tftp
 	cfg.DHCP.Enabled = false
@@ -239,7 +246,13 @@ func newEnv(t testing.TB, o envOptions) *testEnv {
 	if o.netns != "" {
 		srv.netns = func(fn func() error) error { return testenv.InNetns(o.netns, fn) }
 	}
-	if err := srv.Listen(); err != nil {
+	if o.listenNetns != "" {
+		srv.opts.HTTPAddr = o.httpAddr
+		err = testenv.InNetns(o.listenNetns, srv.Listen)
+	} else {
+		err = srv.Listen()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

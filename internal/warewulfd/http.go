@@ -1,9 +1,9 @@
 package warewulfd
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -20,9 +20,10 @@ import (
 // asks again.
 const unknownRetry = 30
 
-// minRate is the slowest average transfer rate a client may have before
-// its response is cut (bytes per second, after a minute's grace).
-const minRate = 1 << 20
+// stallTimeout is how long a response may send nothing before it is cut
+// (a variable so tests need not wait for it). Only progress counts, not
+// rate: on a saturated link every node is slow, and none should fail.
+var stallTimeout = time.Minute
 
 // request is one provisioning request on its way through the handler.
 type request struct {
@@ -35,6 +36,7 @@ type request struct {
 	remote netip.AddrPort
 	why    string // for the log line of a refused request
 	note   string // for the log line of a request served with a caveat
+	file   string // the file sent, when the route does not say (shim, GRUB)
 	// release gives back a paced transfer's slot (pacing.go); nil if none.
 	release func()
 	paced   *bucket // the bandwidth bucket the body goes through, if any
@@ -42,6 +44,10 @@ type request struct {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isAPI(r.URL.Path) {
+		s.api.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		q := newRequest(w, r)
 		defer s.finish(q)
@@ -49,6 +55,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.fail(http.StatusMethodNotAllowed, "method "+strconv.Quote(r.Method)+" is not GET or HEAD")
 		return
 	}
+	provisionAlias(r.URL)
 	switch r.URL.Path {
 	case StatusPath:
 		s.serveStatus(w)
@@ -61,10 +68,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveEFI(w, r, name)
 		return
 	}
+	if name, ok := strings.CutPrefix(r.URL.Path, FilesPath); ok {
+		s.serveFiles(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, EFIBootPath); ok {
+		s.serveEFIBoot(w, r, name)
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, GrubPath); ok {
+		s.serveGrub(w, r, name)
+		return
+	}
 	q := newRequest(w, r)
 	defer s.finish(q)
 
-	stage, mac, err := ParsePath(r.URL.Path)
+	stage, mac, err := identify(r, q.remote)
 	if err != nil {
 		q.fail(http.StatusNotFound, err.Error())
 		return
@@ -84,11 +103,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st = s.st.Load()
 	}
 	if stage == StageIpxe {
+		if q.node != nil {
+			if code, why := checkAssetKey(q.node, r); code != 0 {
+				q.fail(code, why)
+				return
+			}
+		}
 		s.serveIpxe(st, q)
 		return
 	}
 	if q.node == nil {
 		q.fail(http.StatusNotFound, "unknown hwaddr")
+		return
+	}
+	if code, why := checkAssetKey(q.node, r); code != 0 {
+		q.fail(code, why)
 		return
 	}
 	if stage == StageStage1 {
@@ -113,6 +142,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			body, err = s.overlayFiles(st, q, overlay.Runtime)
+		default: // a stage with a route of its own
+			q.fail(http.StatusNotFound, "no "+stage.String()+" files on this route")
+			return
 		}
 		if err != nil {
 			q.fail(http.StatusNotFound, err.Error())
@@ -162,8 +194,8 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why := ""
 	defer func() {
 		s.metrics.observe(stageCount, rec.bytes, rec.status)
-		s.log.WithFields(logrus.Fields{"file": name, "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
-			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + why)
+		s.log.WithFields(logrus.Fields{"file": clip(name), "ip": r.RemoteAddr, "status": rec.status, "bytes": rec.bytes,
+			"duration": time.Since(start).Round(time.Microsecond).String()}).Info("efi: " + clip(why))
 	}()
 	f, err := s.openBootFile(name)
 	if err != nil {
@@ -181,30 +213,6 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 	why = "served"
 	rec.Header().Set("Content-Type", "application/efi")
 	http.ServeContent(rec, r, "", fi.ModTime(), f)
-}
-
-// checkRuntime applies the secure-mode rules for runtime overlays, which
-// carry secrets; it returns why a request is refused, or "".
-func checkRuntime(st *state, q *request) string {
-	if !st.cfg.Warewulf.Secure {
-		return ""
-	}
-	if !q.remote.IsValid() {
-		return "unknown source address"
-	}
-	if p := q.remote.Port(); p >= 1024 {
-		return "source port " + strconv.Itoa(int(p)) + " is not privileged (secure mode wants < 1024)"
-	}
-	if !q.node.hasAddr(q.remote.Addr()) {
-		return "source address " + q.remote.Addr().Unmap().String() + " is not one of the node's addresses"
-	}
-	if key := q.node.AssetKey; key != "" {
-		got := q.r.URL.Query().Get("assetkey")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
-			return "asset key does not match"
-		}
-	}
-	return ""
 }
 
 func (s *Server) serveIpxe(st *state, q *request) {
@@ -349,9 +357,13 @@ func (s *Server) overlayFiles(st *state, q *request, kind string) (*content, err
 func (s *Server) serveContent(q *request, c *content) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	var w http.ResponseWriter = q.w
+	if q.paced != nil { // an image under a bandwidth budget (pacing.go)
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if c.data != nil && c.fresh() {
 		h.Set("ETag", c.etag)
-		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
+		http.ServeContent(w, q.r, "", c.mod, &memReader{data: c.data})
 		return nil
 	}
 	files, size, mod, etag, err := openFiles(c.paths)
@@ -359,16 +371,12 @@ func (s *Server) serveContent(q *request, c *content) error {
 		return err
 	}
 	defer closeAll(files)
-	// A client slower than minRate on average is cut off.
-	deadline := time.Now().Add(time.Minute + time.Duration(size/minRate)*time.Second)
-	http.NewResponseController(q.w.ResponseWriter).SetWriteDeadline(deadline)
+	tc, _ := q.r.Context().Value(connKey{}).(*net.TCPConn)
+	q.w.stallAfter(stallTimeout, tc)
+	defer q.w.lift()
 	h.Set("ETag", etag)
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
-	}
-	var w http.ResponseWriter = q.w
-	if q.paced != nil {
-		w = pacedWriter{q.w, q.paced, q.r.Context()}
 	}
 	if len(files) == 1 {
 		http.ServeContent(w, q.r, "", mod, files[0])
@@ -381,6 +389,19 @@ func (s *Server) serveContent(q *request, c *content) error {
 	}
 	http.ServeContent(w, q.r, "", mod, m)
 	return nil
+}
+
+// logClip is as much of a client's path as a log line repeats: a refused
+// 20 KB name must not cost 20 KB of log per request.
+const logClip = 200
+
+// clip cuts s, which may come from a client, to logClip bytes and says
+// how long it was.
+func clip(s string) string {
+	if len(s) <= logClip {
+		return s
+	}
+	return strings.ToValidUTF8(s[:logClip], "") + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // fail answers with an error status and remembers why for the log line.
@@ -397,6 +418,14 @@ func (s *Server) finish(q *request) {
 		status = http.StatusOK
 	}
 	s.metrics.observe(q.stage, q.w.bytes, status)
+	if want := q.w.expected(q.r); q.w.bytes < want {
+		// Cut: the client went away, or sent nothing back for stallTimeout.
+		q.why = fmt.Sprintf("cut after %d of %d bytes", q.w.bytes, want)
+		if q.w.err != nil {
+			q.why += ": " + q.w.err.Error()
+		}
+		s.metrics.errors[min(q.stage, stageCount)].Add(1)
+	}
 	name := "-"
 	if q.node != nil {
 		name = q.node.Name
@@ -417,7 +446,11 @@ func (s *Server) finish(q *request) {
 		"duration": time.Since(q.start).Round(time.Microsecond).String(),
 	}
 	if q.stage == stageCount {
-		f["path"] = q.r.URL.Path
+		f["path"] = clip(q.r.URL.Path)
+	}
+	q.why = clip(q.why)
+	if q.file != "" {
+		f["file"] = clip(q.file)
 	}
 	if status >= 400 && q.why == "" {
 		// Refused by net/http's ServeContent: a range past the end (416)
@@ -429,7 +462,7 @@ func (s *Server) finish(q *request) {
 	}
 	e := s.log.WithFields(f)
 	switch {
-	case status == http.StatusForbidden:
+	case status == http.StatusForbidden, status == http.StatusUnauthorized:
 		e.Warn("refused: " + q.why)
 	case status >= 500:
 		e.Error("failed: " + q.why)
@@ -437,6 +470,8 @@ func (s *Server) finish(q *request) {
 		e.Warn("failed: " + q.why)
 	case status >= 400:
 		e.Info("failed: " + q.why)
+	case strings.HasPrefix(q.why, "cut after"):
+		e.Warn("failed: " + q.why)
 	case q.why != "":
 		e.Info("not booted: " + q.why)
 	case q.note != "":

@@ -67,7 +67,7 @@ func TestIpxeScript(t *testing.T) {
 				for _, want := range []string{
 					"#!ipxe\n",
 					"set base " + e.base + "\n",
-					"kernel --name kernel ${base}/kernel/52:54:00:00:00:01 quiet crashkernel=no wwid=52:54:00:00:00:01 initrd=image initrd=kmods initrd=system",
+					"kernel --name kernel ${base}/kernel/52:54:00:00:00:01?${params} quiet crashkernel=no wwid=52:54:00:00:00:01 initrd=image initrd=kmods initrd=system",
 					"initrd --name image ${base}/image/52:54:00:00:00:01?compress=gz",
 					"initrd --name kmods ${base}/kmods/52:54:00:00:00:01",
 					"initrd --name system ${base}/system/52:54:00:00:00:01",
@@ -136,8 +136,8 @@ func TestStageBytes(t *testing.T) {
 func TestCompress(t *testing.T) {
 	e := newEnv(t, envOptions{nodesConf: nodesConf(""), comp: archive.Zstd})
 	resp, script := e.get("/ipxe/52:54:00:00:00:01")
-	if resp.StatusCode != 200 || !bytes.Contains(script, []byte("/image/52:54:00:00:00:01?compress=zstd ")) ||
-		!bytes.Contains(script, []byte("/kmods/52:54:00:00:00:01?compress=zstd ")) || !bytes.Contains(script, []byte("/system/52:54:00:00:00:01?compress=gz ")) {
+	if resp.StatusCode != 200 || !bytes.Contains(script, []byte("/image/52:54:00:00:00:01?compress=zstd&")) ||
+		!bytes.Contains(script, []byte("/kmods/52:54:00:00:00:01?compress=zstd&")) || !bytes.Contains(script, []byte("/system/52:54:00:00:00:01?compress=gz&")) {
 		t.Fatalf("%s\n%s", resp.Status, script)
 	}
 	img := e.imageFile("image.img")
@@ -447,6 +447,9 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("WWTEST_FLOOD") != "" { // a child of TestConnectionFlood
+		os.Exit(floodChild())
+	}
 	os.Exit(m.Run())
 }
 
@@ -499,5 +502,23 @@ func TestReloadConfig(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "reload failed") })
 	if resp, _ := e.get("/runtime/52:54:00:00:00:01"); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("runtime after a broken warewulf.conf: %s", resp.Status)
+	}
+}
+
+// A refused path is logged cut short: a client cannot make each log line
+// as long as its request.
+func TestRefusedPathLoggedShort(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	long := strings.Repeat("a", 15000)
+	for _, p := range []string{"/" + long, "/efi/" + long, "/ipxe/" + long, "/kernel/" + long} {
+		if resp, _ := e.get(p); resp.StatusCode != 404 {
+			t.Errorf("%s...: %s", p[:10], resp.Status)
+		}
+	}
+	e.awaitLog(t, "(15000 bytes)")
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if len(line) > 1200 {
+			t.Errorf("a log line of %d bytes: %.300s...", len(line), line)
+		}
 	}
 }

@@ -23,8 +23,8 @@ import (
 // plus jitter, and asks again, resuming with Range what it already has).
 //
 // The budget is a number of transfers at once, a bandwidth, or both. A
-// bandwidth admits only as many transfers as can each get fairShare, so no
-// admitted transfer falls under minRate and is cut, and its transfers
+// bandwidth admits only as many transfers as can each get fairShare, so
+// each admitted transfer moves along briskly, and its transfers
 // together are held to the bandwidth by a token bucket, in chunks that
 // still leave through sendfile.
 type pacer struct {
@@ -39,8 +39,8 @@ type pacer struct {
 }
 
 // fairShare is the least rate each admitted transfer is given under a
-// bandwidth budget: twice minRate, the rate under which a client is cut.
-const fairShare = 2 * minRate
+// bandwidth budget (2 MiB/s).
+const fairShare = 2 << 20
 
 // paceChunk is how much of a paced transfer leaves per sendfile call.
 const paceChunk = 256 << 10

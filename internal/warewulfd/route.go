@@ -3,6 +3,7 @@ package warewulfd
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 )
 
@@ -19,10 +20,12 @@ const (
 	StageRuntime
 	StageStage1    // the two-stage boot's own initramfs (stage1.go)
 	StageInitramfs // the image's dracut initramfs, for upstream's dracut template
+	StageGrub      // grub.cfg, /grub/MAC
+	StageEFIBoot   // shim, GRUB or grub.cfg, /efiboot/NAME
 	stageCount
 )
 
-var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "stage1", "initramfs"}
+var stageNames = [stageCount]string{"ipxe", "kernel", "image", "kmods", "system", "runtime", "stage1", "initramfs", "grub", "efiboot"}
 
 func (s Stage) String() string {
 	if s >= 0 && s < stageCount {
@@ -85,6 +88,23 @@ func ParsePath(p string) (Stage, string, error) {
 		}
 	}
 	return 0, "", fmt.Errorf("path %q: unknown stage %q", p, name)
+}
+
+// ProvisionPath is upstream's route that names the stage in the query:
+// /provision/MAC?stage=STAGE (no stage: ipxe).
+const ProvisionPath = "/provision/"
+
+// provisionAlias rewrites /provision/MAC?stage=STAGE to /STAGE/MAC.
+func provisionAlias(u *url.URL) {
+	mac, ok := strings.CutPrefix(u.Path, ProvisionPath)
+	if !ok {
+		return
+	}
+	stage := u.Query().Get("stage")
+	if stage == "" {
+		stage = "ipxe"
+	}
+	u.Path = "/" + stage + "/" + mac
 }
 
 // ipxeHost checks a Host header before it goes into a script: a host name

@@ -59,21 +59,22 @@ func TestRuntimeRefusedFromOtherIP(t *testing.T) {
 
 func TestRuntimeRefusedWithWrongAssetKey(t *testing.T) {
 	e, _ := runtimeEnv(t, "s3cret")
-	for _, q := range []string{"?assetkey=wrong", ""} {
+	for q, want := range map[string]int{"?assetkey=wrong": http.StatusForbidden, "": http.StatusUnauthorized} {
 		code, _ := runtimeFrom(t, e, "127.0.0.11", privilegedPort(t, "127.0.0.11"), q)
-		if code != http.StatusForbidden {
-			t.Fatalf("%q: %d", q, code)
+		if code != want {
+			t.Fatalf("%q: %d, want %d", q, code, want)
 		}
 	}
 	wantLog(t, e, "node=n1", "ip=127.0.0.11", "asset key does not match")
+	wantLog(t, e, "node=n1", "ip=127.0.0.11", "asset key missing")
 }
 
 // In secure mode the iPXE script leaves the runtime overlay out; without
-// secure mode anyone may fetch it.
+// secure mode anyone with the asset tag may fetch it.
 func TestRuntimeNotSecure(t *testing.T) {
 	e := newEnv(t, envOptions{nodesConf: nodesConf("s3cret"), secure: false})
 	want := e.nodeOverlay("n1", overlay.Runtime, 100)
-	resp, body := e.get("/runtime/52:54:00:00:00:01")
+	resp, body := e.get("/runtime/52:54:00:00:00:01?assetkey=s3cret")
 	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
 		t.Fatalf("%s", resp.Status)
 	}

@@ -81,6 +81,7 @@ type Server struct {
 	// watched, and the sockets and services Run started with the settings
 	// they reflect, so that a reload restarts only what changed.
 	reloadMu sync.Mutex
+	api      http.Handler // the REST API (apiroute.go)
 	stamps   []fileStamp
 	applied  *config.Config  // the settings the sockets and services reflect
 	runCtx   context.Context // Run's while it serves; nil before and after
@@ -99,6 +100,10 @@ type Server struct {
 	netns func(func() error) error
 	// tftpPort replaces port 69 (tests: a reload that moves TFTP).
 	tftpPort string
+	// conns caps HTTP connections; perAddr and maxConns replace its
+	// defaults when set (tests).
+	conns             *connLimiter
+	perAddr, maxConns int
 }
 
 // New loads warewulf.conf and nodes.conf; it fails if either is broken.
@@ -123,6 +128,7 @@ func New(opts Options) (*Server, error) {
 	s.st.Store(st)
 	s.stamps = s.watchedFiles(st)
 	s.loadStatus()
+	s.api = s.newAPI()
 	return s, nil
 }
 
@@ -227,6 +233,14 @@ func (s *Server) Run(ctx context.Context) error {
 	errLog := s.log.WriterLevel(logrus.DebugLevel) // net/http's own complaints (bad requests, resets)
 	defer errLog.Close()
 	s.reloadMu.Lock()
+	per, most := perAddrConns, connCaps()
+	if s.perAddr > 0 {
+		per = s.perAddr
+	}
+	if s.maxConns > 0 {
+		most = s.maxConns
+	}
+	s.conns = newConnLimiter(per, most, s.log)
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: headerTimeout,
@@ -235,13 +249,14 @@ func (s *Server) Run(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(errLog, "http: ", 0),
 		ConnContext:       withConn,
+		ConnState:         s.conns.connState,
 	}
 	s.runCtx, s.errc = ctx, make(chan error, 1)
 	errc := s.errc
 	stopStatus := s.startStatusSaver()
 	defer stopStatus() // after the shutdown below: requests in flight are recorded
 	s.serveHTTP(s.httpLn)
-	s.log.Infof("warewulfd: http on %s", s.httpLn.Addr())
+	s.log.Infof("warewulfd: http on %s, at most %d connections, %d per source address", s.httpLn.Addr(), most, per)
 	if s.tftpConn != nil {
 		s.serveTFTP()
 		s.log.Infof("warewulfd: tftp on %s serving %s", s.tftpConn.LocalAddr(), s.applied.IpxeSourceDir())
@@ -299,9 +314,9 @@ loop:
 // serveHTTP serves ln until it is closed. A listener a reload replaced
 // ends quietly; the current one ending ends Run.
 func (s *Server) serveHTTP(ln net.Listener) {
-	srv := s.httpSrv
+	srv, lim := s.httpSrv, s.conns
 	go func() {
-		err := srv.Serve(ln)
+		err := srv.Serve(limitedListener{Listener: ln, l: lim})
 		s.reloadMu.Lock()
 		replaced := ln != s.httpLn
 		s.reloadMu.Unlock()

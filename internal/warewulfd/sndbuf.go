@@ -37,6 +37,9 @@ type connKey struct{}
 // withConn is the http.Server's ConnContext: handlers find their
 // connection in the request context.
 func withConn(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok {
+		c = lc.TCPConn
+	}
 	return context.WithValue(ctx, connKey{}, c)
 }
 

@@ -60,9 +60,11 @@ func (s *Server) openBootFile(name string) (*os.File, error) {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(name)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+	// below); it changes nothing for a regular file.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && ownerOnly(dir, name) {
-		f, err = os.Open(filepath.Join(dir, name))
+		f, err = os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -77,29 +79,67 @@ func (s *Server) openBootFile(name string) (*os.File, error) {
 	return f, nil
 }
 
-// ownerOnly reports whether the directories that name passes through
-// inside dir can be changed only by their owners, each root or the user
-// warewulfd runs as, so that a link in them is theirs. A link to a
-// directory ends the walk: what lies beyond is where its owner pointed it.
+// ownerOnly reports whether every directory in which name is looked up,
+// from dir on and following links wherever they lead, can be changed only
+// by its owner, root or the user warewulfd runs as: then every link on
+// the way is theirs. A link into a directory others can write is not:
+// anyone could put a link to any file there.
 func ownerOnly(dir, name string) bool {
-	parts := strings.Split(name, "/")
-	for i := range parts {
-		fi, err := os.Lstat(filepath.Join(dir, filepath.Join(parts[:i]...)))
-		if err != nil {
+	cur, rest := dir, strings.Split(name, "/")
+	for hops := 0; len(rest) > 0; {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..": // only from a link's target: cur has no links in it
+			cur = filepath.Dir(cur)
+			continue
+		}
+		p := filepath.Join(cur, part)
+		fi, err := os.Lstat(p)
+		if err != nil || !safeLookup(cur, fi) {
 			return false
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return true
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = p // a directory, if anything follows
+			continue
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || (st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+		target, err := os.Readlink(p)
+		if hops++; err != nil || hops > 40 {
 			return false
 		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
 	}
 	return true
 }
 
+// safeLookup reports whether entry, found in dir, can only have been put
+// there by root or warewulfd's user: dir is theirs and nobody else may
+// write to it, or it is sticky (as /tmp) and entry is theirs.
+func safeLookup(dir string, entry fs.FileInfo) bool {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() || !trusted(fi) {
+		return false
+	}
+	if fi.Mode().Perm()&0o022 == 0 {
+		return true
+	}
+	return fi.Mode()&fs.ModeSticky != 0 && trusted(entry)
+}
+
+func trusted(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && (st.Uid == 0 || int(st.Uid) == os.Geteuid())
+}
+
 func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
+	if ok, err := s.tftpGrub(name, rf); ok {
+		return err
+	}
 	f, err := s.openBootFile(name)
 	if err != nil {
 		return err
@@ -119,6 +159,13 @@ func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
 // tftpHook writes one log line per finished transfer.
 type tftpHook struct{ s *Server }
 
+// tftpLogName is a file name for the log: without its query, which may
+// hold an asset key.
+func tftpLogName(name string) string {
+	name, _, _ = strings.Cut(name, "?")
+	return name
+}
+
 func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 	h.s.metrics.tftp.Add(1)
 	blksize := st.Opts["blksize"]
@@ -126,14 +173,14 @@ func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 		blksize = "512"
 	}
 	h.s.log.WithFields(map[string]any{
-		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
+		"file": tftpLogName(st.Filename), "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
 		"datagrams": st.DatagramsSent, "blksize": blksize,
 	}).Info("tftp: served")
 }
 
 func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
-	if st.Filename == "" { // socket errors at shutdown
+	if st.Filename == "" || errors.Is(err, errTFTPLogged) { // socket errors at shutdown; logged already
 		return
 	}
-	h.s.log.WithFields(map[string]any{"file": st.Filename, "peer": st.RemoteAddr.String()}).Warnf("tftp: %v", err)
+	h.s.log.WithFields(map[string]any{"file": clip(tftpLogName(st.Filename)), "peer": st.RemoteAddr.String()}).Warn("tftp: " + clip(err.Error()))
 }

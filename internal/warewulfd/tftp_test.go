@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +185,66 @@ func TestTFTPSymlinkedBinary(t *testing.T) {
 	if got, err := goTFTP(t, e, "undionly.kpxe", 0); err != nil || string(got) != "inside" {
 		t.Errorf("undionly.kpxe from a world-writable directory: %v, %q", err, got)
 	}
+}
+
+// A link that root made to a directory others can write does not make
+// what they put there root's: a link planted there to a secret is
+// refused (the walk goes on past the directory link).
+func TestSymlinkIntoWritableDir(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, secret, []byte("root:secret"))
+	drop := filepath.Join(t.TempDir(), "drop")
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(drop, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "ipxe")
+	writeFile(t, filepath.Join(src, "undionly.kpxe"), []byte("inside"))
+	if err := os.Symlink(drop, filepath.Join(src, "linkdir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(drop, "evil")); err != nil { // as any user could
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true,
+		edit: func(c *config.Config) { c.Paths.IpxeSource = src }})
+	if got, err := goTFTP(t, e, "linkdir/evil", 0); err == nil {
+		t.Errorf("tftp linkdir/evil: served %q", got)
+	}
+	if resp, body := e.get("/efi/linkdir/evil"); resp.StatusCode != 404 {
+		t.Errorf("/efi/linkdir/evil: %s %q", resp.Status, body)
+	}
+}
+
+// A FIFO (or any file that is not regular) is refused at once, over HTTP
+// and TFTP, instead of holding a thread and descriptors until a writer
+// comes.
+func TestFIFORefused(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "ipxe")
+	writeFile(t, filepath.Join(src, "undionly.kpxe"), []byte("inside"))
+	if err := os.MkdirAll(filepath.Join(src, "w"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(src, "w", "fifo"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true,
+		edit: func(c *config.Config) { c.Paths.IpxeSource = src }})
+	c := &http.Client{Timeout: 3 * time.Second}
+	for i := 0; i < 20; i++ {
+		resp, err := c.Get(e.base + "/efi/w/fifo")
+		if err != nil {
+			t.Fatalf("/efi/w/fifo: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("/efi/w/fifo: %s", resp.Status)
+		}
+	}
+	if got, err := goTFTP(t, e, "w/fifo", 0); err == nil {
+		t.Errorf("tftp w/fifo: served %q", got)
+	}
+	e.awaitLog(t, "efi: \\\"w/fifo\\\" is not a file")
 }

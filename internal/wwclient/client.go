@@ -21,10 +21,11 @@ const retryAfterError = 5 * time.Second
 
 // Client fetches and applies one node's runtime overlay.
 type Client struct {
-	cfg  *Config
-	http *http.Client
-	uuid string
-	log  logrus.FieldLogger
+	cfg   *Config
+	http  *http.Client
+	uuid  string
+	asset string
+	log   logrus.FieldLogger
 }
 
 // New prepares a client. In secure mode (the default) every request leaves
@@ -42,18 +43,19 @@ func New(cfg *Config, log logrus.FieldLogger) *Client {
 		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext
 	}
 	return &Client{
-		cfg:  cfg,
-		http: &http.Client{Transport: tr, Timeout: 2 * time.Minute},
-		uuid: readUUID(),
-		log:  log,
+		cfg:   cfg,
+		http:  &http.Client{Transport: tr, Timeout: 2 * time.Minute},
+		uuid:  readUUID(),
+		asset: ReadAssetTag(AssetTagFile),
+		log:   log,
 	}
 }
 
 // URL is the runtime overlay's address for this node.
 func (c *Client) URL(hwaddr string) string {
 	q := url.Values{}
-	if c.cfg.AssetKey != "" {
-		q.Set("assetkey", c.cfg.AssetKey)
+	if c.asset != "" {
+		q.Set("assetkey", c.asset)
 	}
 	if c.uuid != "" {
 		q.Set("uuid", c.uuid)
@@ -144,6 +146,20 @@ func hwaddrTowards(controller string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no interface with address %s has a MAC address", local)
+}
+
+// AssetTagFile is where Linux shows the SMBIOS chassis asset tag, the
+// node's asset key. It is read from the hardware, never from an overlay:
+// anything in an overlay a stranger could fetch too.
+var AssetTagFile = "/sys/class/dmi/id/chassis_asset_tag"
+
+// ReadAssetTag reads the asset tag ("" when the machine has none).
+func ReadAssetTag(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // readUUID is the node's SMBIOS UUID, which warewulfd may check.

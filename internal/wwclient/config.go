@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,6 @@ type Config struct {
 	Controller string `yaml:"controller"`
 	Port       int    `yaml:"port"`
 	Hwaddr     string `yaml:"hwaddr,omitempty"`
-	AssetKey   string `yaml:"asset key,omitempty"`
 	// Interval is the update interval in seconds.
 	Interval int `yaml:"update interval"`
 	// Root is where the overlay is applied; "/" on a node.
@@ -37,7 +37,13 @@ type Config struct {
 	// Secure says whether warewulfd checks the source port; when false
 	// the client may use any port (for a node that is not root).
 	Secure *bool `yaml:"secure,omitempty"`
+	// Ignored lists the file's keys wwclient does not know, for a warning
+	// ("asset key" among them: the key is read from the hardware now).
+	Ignored []string `yaml:"-"`
 }
+
+var knownKeys = map[string]bool{"controller": true, "port": true, "hwaddr": true,
+	"update interval": true, "root": true, "source": true, "secure": true}
 
 // LoadConfig reads the configuration file and then the kernel command line
 // (cmdline, normally the contents of /proc/cmdline; "" to skip).
@@ -51,6 +57,14 @@ func LoadConfig(file, cmdline string) (*Config, error) {
 		if err := yaml.Unmarshal(data, c); err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
+		var all map[string]any
+		yaml.Unmarshal(data, &all)
+		for k := range all {
+			if !knownKeys[k] {
+				c.Ignored = append(c.Ignored, k)
+			}
+		}
+		sort.Strings(c.Ignored)
 	}
 	for _, f := range strings.Fields(cmdline) {
 		k, v, ok := strings.Cut(f, "=")

@@ -203,12 +203,18 @@ func newTestClient(t *testing.T, url string, secure bool) *Client {
 	host, port, _ := net.SplitHostPort(u)
 	var p int
 	fmt.Sscan(port, &p)
-	cfg := &Config{Controller: host, Port: p, Hwaddr: "52:54:00:00:00:01", AssetKey: "k1", Interval: 1, Root: t.TempDir(), Secure: &secure}
+	cfg := &Config{Controller: host, Port: p, Hwaddr: "52:54:00:00:00:01", Interval: 1, Root: t.TempDir(), Secure: &secure}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
+	// The asset key comes from the SMBIOS asset tag, here a file.
+	tag := filepath.Join(t.TempDir(), "chassis_asset_tag")
+	os.WriteFile(tag, []byte("k1\n"), 0o444)
+	old := AssetTagFile
+	AssetTagFile = tag
+	defer func() { AssetTagFile = old }()
 	return New(cfg, log)
 }
 
@@ -376,7 +382,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Controller != "10.99.0.1" || c.Port != 9999 || c.AssetKey != "abc" || c.Interval != 5 || c.Root != "/" {
+	if c.Controller != "10.99.0.1" || c.Port != 9999 || len(c.Ignored) != 1 || c.Ignored[0] != "asset key" || c.Interval != 5 || c.Root != "/" {
 		t.Errorf("%+v", c)
 	}
 	os.WriteFile(f, []byte("controller: nowhere\n"), 0o600)

@@ -146,7 +146,7 @@ func compatSandbox(t *testing.T, dir, repo string, c compatCase) string {
 		}
 	}
 	conf["paths"] = map[string]any{
-		"sysconfdir": "etc", "datadir": testenv.RepoDatadir(t, repo), "localstatedir": "state", "rundir": "run",
+		"sysconfdir": "etc", "datadir": testenv.RepoDatadir(t, repo), "localstatedir": "state", "cachedir": "state/cache", "srvdir": "state", "rundir": "run",
 		"wwoverlaydir": "state/overlays", "wwchrootdir": "state/chroots", "wwprovisiondir": "state/provision",
 	}
 	data, err := yaml.Marshal(conf)

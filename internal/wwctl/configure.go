@@ -14,6 +14,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/dhcp"
 	"github.com/warewulf-ng/warewulf/internal/node"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
+	"github.com/warewulf-ng/warewulf/internal/warewulfd"
 )
 
 type configureFlags struct {
@@ -79,6 +80,7 @@ func newConfigureCmd() *cobra.Command {
 		{"nfs", "Export the nfs: export paths to the cluster network in /etc/exports", configureNFS},
 		{"ssh", "Create the cluster's root login key if missing; list the nodes' host keys in the controller's ssh_known_hosts (between markers)", configureSSH},
 		{"tftp", "Copy the iPXE binaries (tftp: ipxe) into the TFTP root for an external TFTP server", configureTFTP},
+		{"warewulfd", "Start warewulfd (restart it if it runs), as upstream's configure enables its service", configureWarewulfd},
 	} {
 		sub := sub
 		cmd.AddCommand(&cobra.Command{
@@ -240,4 +242,18 @@ func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) er
 		logrus.Warnf("tftp: %s is missing: clients of that architecture cannot boot", file)
 	}
 	return err
+}
+
+// configureWarewulfd (re)starts the daemon so that it serves the
+// configuration just written.
+func configureWarewulfd(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	if f.dryRun {
+		fmt.Fprintln(cmd.OutOrStdout(), "warewulfd: would (re)start")
+		return nil
+	}
+	if err := (&warewulfd.Service{Cfg: cfg}).Restart(); err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "warewulfd: started")
+	return nil
 }

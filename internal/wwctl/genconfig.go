@@ -84,7 +84,11 @@ func copyEtc(dir string) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(dst, data, 0o644)
+		perm := fs.FileMode(0o644)
+		if p == "nodes.conf" { // asset keys and BMC passwords
+			perm = 0o640
+		}
+		return os.WriteFile(dst, data, perm)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,7 +20,7 @@ import (
 )
 
 func newImageCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Aliases: []string{"container"}, Short: "Import, build and manage node images"}
+	cmd := &cobra.Command{Use: "image", Aliases: []string{"container", "vnfs"}, Short: "Import, build and manage node images"}
 	cmd.AddCommand(newImageImportCmd(), newImageBuildCmd(), newImageListCmd(), newImageShowCmd(),
 		newImageDeleteCmd(), newImageCopyCmd(), newImageRenameCmd(), newImageExecCmd(),
 		newImageShellCmd(), newImageSyncuserCmd(), newImageKernelsCmd())
@@ -34,7 +35,7 @@ func imgSignalContext() (context.Context, context.CancelFunc) {
 
 func newImageImportCmd() *cobra.Command {
 	var o image.ImportOptions
-	var build bool
+	var build, update, syncuser bool
 	var passwordStdin bool
 	cmd := &cobra.Command{
 		Use:   "import SOURCE NAME",
@@ -63,10 +64,18 @@ func newImageImportCmd() *cobra.Command {
 			ctx, stop := imgSignalContext()
 			defer stop()
 			o.Progress = cmd.ErrOrStderr()
+			if update {
+				o.Force = true
+			}
 			if _, err := image.Import(ctx, cfg, args[0], args[1], o); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s as %s\n", args[0], args[1])
+			if syncuser {
+				if err := syncUsers(cmd, cfg, args[1]); err != nil {
+					return err
+				}
+			}
 			if build {
 				return imgBuild(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
 			}
@@ -75,9 +84,13 @@ func newImageImportCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.Force, "force", "f", false, "replace an existing image of that name")
+	f.BoolVarP(&update, "update", "u", false, "update an existing image of that name (as --force)")
+	f.BoolVar(&syncuser, "syncuser", false, "make the image's user and group IDs match the controller's")
+	f.BoolVar(&o.PlainHTTP, "nohttps", false, "talk plain HTTP to the registry (upstream's name of --plain-http)")
 	f.BoolVarP(&build, "build", "b", false, "build the image after importing it")
 	f.StringVar(&o.Platform, "platform", "", "OS/ARCH[/VARIANT] to pick from a multi-arch image (default: this host's)")
 	f.BoolVar(&o.PlainHTTP, "plain-http", false, "talk plain HTTP to the registry (implies --tls-skip-verify)")
+	f.Lookup("nohttps").Hidden = true
 	f.BoolVar(&o.TLSSkipVerify, "tls-skip-verify", false, "do not verify the registry's TLS certificate")
 	f.StringVar(&o.AuthFile, "authfile", "", "auth.json with registry credentials (default: the containers/image search path)")
 	f.StringVar(&o.Username, "username", "", "registry user name")
@@ -87,7 +100,7 @@ func newImageImportCmd() *cobra.Command {
 }
 
 func newImageBuildCmd() *cobra.Command {
-	var all bool
+	var all, syncuser bool
 	var o image.BuildOptions
 	var comp string
 	cmd := &cobra.Command{
@@ -113,12 +126,20 @@ func newImageBuildCmd() *cobra.Command {
 					return err
 				}
 			}
+			if syncuser {
+				for _, n := range args {
+					if err := syncUsers(cmd, cfg, n); err != nil {
+						return err
+					}
+				}
+			}
 			ctx, stop := imgSignalContext()
 			defer stop()
 			return imgBuild(ctx, cmd, cfg, args, o)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "build every image")
+	cmd.Flags().BoolVar(&syncuser, "syncuser", false, "first make the image's user and group IDs match the controller's")
 	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "rebuild even if the image did not change")
 	cmd.Flags().StringVarP(&comp, "compression", "z", "", "gz or zstd (default: warewulf.conf 'image compression')")
 	return cmd
@@ -140,7 +161,9 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 			if ctx.Err() != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			if len(names) > 1 { // one image: its error is the command's
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			}
 			failed = append(failed, n)
 			if first == nil {
 				first = err
@@ -354,8 +377,51 @@ func newImageRenameCmd() *cobra.Command {
 	}
 }
 
+// execFlags are the flags exec and shell share.
+type execFlags struct {
+	nobuild, build, syncuser bool
+	binds                    []string
+	node                     string
+}
+
+func (f *execFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.nobuild, "nobuild", false, "do not rebuild the image afterwards (as --build=false)")
+	cmd.Flags().BoolVar(&f.build, "build", true, "rebuild the image afterwards if it changed")
+	cmd.Flags().BoolVar(&f.syncuser, "syncuser", false, "afterwards, make the image's user and group IDs match the controller's")
+	cmd.Flags().StringArrayVarP(&f.binds, "bind", "b", nil, "bind SRC[:DST[:ro|copy]] into the image for the command (copy: copy the file in, then put the image's own back)")
+	cmd.Flags().StringVarP(&f.node, "node", "n", "", "a read-only view of the image with this node's overlays (not supported yet: refused)")
+}
+
+// parseBinds reads --bind values.
+func parseBinds(list []string) ([]config.MountConf, error) {
+	var out []config.MountConf
+	for _, b := range list {
+		parts := strings.Split(b, ":")
+		m := config.MountConf{Source: parts[0]}
+		if len(parts) > 1 {
+			m.Dest = parts[1]
+		}
+		if len(parts) > 2 {
+			switch parts[2] {
+			case "ro":
+				m.ReadOnly = true
+			case "copy":
+				m.Copy = true
+			case "rw", "":
+			default:
+				return nil, fmt.Errorf("--bind %q: %q is not ro or copy", b, parts[2])
+			}
+		}
+		if len(parts) > 3 || m.Source == "" || !filepath.IsAbs(m.Source) || (m.Dest != "" && !filepath.IsAbs(m.Dest)) {
+			return nil, fmt.Errorf("--bind %q: want SRC[:DST[:ro|copy]] with absolute paths", b)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 func newImageExecCmd() *cobra.Command {
-	var nobuild bool
+	var f execFlags
 	cmd := &cobra.Command{
 		Use:   "exec NAME -- CMD [ARG...]",
 		Short: "Run a command inside an image, then rebuild it if it changed",
@@ -365,15 +431,15 @@ func newImageExecCmd() *cobra.Command {
 changed, unless --nobuild. The exit status is the command's.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return imgExec(cmd, args[0], args[1:], nil, nobuild)
+			return imgExec(cmd, args[0], args[1:], nil, f)
 		},
 	}
-	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
+	f.add(cmd)
 	return cmd
 }
 
 func newImageShellCmd() *cobra.Command {
-	var nobuild bool
+	var f execFlags
 	cmd := &cobra.Command{
 		Use:   "shell NAME",
 		Short: "Open a shell inside an image, then rebuild it if it changed",
@@ -389,10 +455,10 @@ func newImageShellCmd() *cobra.Command {
 					sh = "/bin/bash"
 				}
 			}
-			return imgExec(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, nobuild)
+			return imgExec(cmd, args[0], []string{sh}, []string{"PS1=[image " + args[0] + "] \\w# "}, f)
 		},
 	}
-	cmd.Flags().BoolVarP(&nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
+	f.add(cmd)
 	return cmd
 }
 
@@ -402,10 +468,20 @@ type imgExitError int
 func (e imgExitError) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
 func (e imgExitError) ExitCode() int { return int(e) }
 
-func imgExec(cmd *cobra.Command, name string, argv, env []string, nobuild bool) error {
+func imgExec(cmd *cobra.Command, name string, argv, env []string, f execFlags) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
+	}
+	binds, err := parseBinds(f.binds)
+	if err != nil {
+		return err
+	}
+	if f.node != "" {
+		return fmt.Errorf("--node %s: a per-node view of the image is not supported by this version", f.node)
+	}
+	if !f.build {
+		f.nobuild = true
 	}
 	// Ctrl-C and Ctrl-\ at the terminal are for the command (a shell keeps
 	// running); wwctl catches them so as not to die, without ignoring them,
@@ -414,13 +490,18 @@ func imgExec(cmd *cobra.Command, name string, argv, env []string, nobuild bool) 
 	signal.Notify(swallow, os.Interrupt, syscall.SIGQUIT)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
-		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env})
+		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env, Binds: binds})
 	stop()
 	signal.Stop(swallow)
 	if err != nil {
 		return err
 	}
-	if !nobuild {
+	if f.syncuser {
+		if err := syncUsers(cmd, cfg, name); err != nil {
+			return err
+		}
+	}
+	if !f.nobuild {
 		bctx, bstop := imgSignalContext()
 		defer bstop()
 		if err := imgBuild(bctx, cmd, cfg, []string{name}, image.BuildOptions{}); err != nil {
@@ -508,4 +589,17 @@ func newImageKernelsCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// syncUsers makes an image's user and group IDs match the controller's
+// (the --syncuser of import, build, exec and shell).
+func syncUsers(cmd *cobra.Command, cfg *config.Config, name string) error {
+	changes, err := image.SyncUser(cfg, name, image.SyncUserOptions{Write: true})
+	if err != nil {
+		return fmt.Errorf("syncuser: %w", err)
+	}
+	for _, c := range changes {
+		fmt.Fprintln(cmd.ErrOrStderr(), "syncuser: "+c)
+	}
+	return nil
 }

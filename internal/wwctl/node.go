@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -95,38 +96,65 @@ func readDB() (*node.DB, error) {
 }
 
 func (k kind) addCmd() *cobra.Command {
-	return k.valuesCmd("add NAME...", "Add "+k.noun+"s (names take ranges: n[001-100])", true)
+	cmd := k.valuesCmd("add NAME...", "Add "+k.noun+"s (names take ranges: n[001-100])", true)
+	cmd.Aliases = []string{"new", "create"}
+	return cmd
 }
 
 func (k kind) setCmd() *cobra.Command {
-	return k.valuesCmd("set NAME...", "Change settings of "+k.noun+"s", false)
+	cmd := k.valuesCmd("set NAME...", "Change settings of "+k.noun+"s (UNSET or UNDEF clears a value)", false)
+	cmd.Aliases = []string{"modify"}
+	return cmd
 }
 
 // valuesCmd is add (create) or set: both write the value flags into
 // records, stepping IP addresses across a range.
 func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
-	var f confFlags
+	var all, yes, force bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.MinimumNArgs(1),
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !create && !changedAny(cmd.Flags()) {
 				return errors.New("nothing to set: give at least one flag")
 			}
-			list, err := names(args)
+			edit, err := readEdit(cmd.Flags(), k.profile)
 			if err != nil {
 				return err
 			}
-			return updateDB(func(db *node.DB) error {
+			if create && (edit.Sel.Disk != "") != (edit.Sel.Part != "") {
+				return errors.New("--diskname and --partname go together")
+			}
+			var list []string
+			if !all || create {
+				if len(args) == 0 {
+					if create {
+						return fmt.Errorf("give the %s name(s) to add", k.noun)
+					}
+					return fmt.Errorf("no %ss given; use --all to change every %s", k.noun, k.noun)
+				}
+				if list, err = names(args); err != nil {
+					return err
+				}
+			}
+			var summary string
+			err = updateDB(func(db *node.DB) error {
 				recs := k.records(db)
+				if all && !create {
+					list = sortedNames(recs)
+					fmt.Fprintf(cmd.ErrOrStderr(), "wwctl: changing all %d %ss\n", len(list), k.noun)
+				}
+				var changed, missing []string
+				before := map[string]*node.Conf{}
 				for i, name := range list {
 					c, exists := recs[name]
 					switch {
 					case create && exists:
 						return fmt.Errorf("%s %s already exists", k.noun, name)
 					case !create && !exists:
-						return fmt.Errorf("%s %s does not exist", k.noun, name)
+						missing = append(missing, name)
+						continue
 					case create:
 						if err := node.ValidName(name); err != nil {
 							return fmt.Errorf("%s %w", k.noun, err)
@@ -137,55 +165,166 @@ func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
 						}
 						recs[name] = c
 					}
-					if err := f.apply(cmd.Flags(), c, i); err != nil {
-						return err
+					if c == nil {
+						c = &node.Conf{}
+						recs[name] = c
 					}
-					prune(c)
+					before[name] = node.Clone(c)
+					if err := edit.Apply(c, i, stepped); err != nil {
+						return fmt.Errorf("%s %s: %w", k.noun, name, err)
+					}
+					if _, ok := edit.Values["profile"]; ok {
+						if err := refuseLoop(db, k, name, c); err != nil {
+							return err
+						}
+					}
+					changed = append(changed, name)
+				}
+				if len(changed) == 0 && len(missing) > 0 {
+					return fmt.Errorf("%s %s does not exist", k.noun, summarize(missing))
+				}
+				for _, name := range missing {
+					fmt.Fprintf(cmd.ErrOrStderr(), "wwctl: %s %s does not exist, skipped\n", k.noun, name)
+				}
+				if create {
+					return nil
+				}
+				summary = node.Diff(before, recs)
+				if yes || !interactive() {
+					return nil
+				}
+				if summary == "" {
+					return errNoChanges
+				}
+				fmt.Fprint(cmd.OutOrStdout(), summary)
+				if !confirm(cmd, fmt.Sprintf("Apply these changes to %d %s(s)?", len(changed), k.noun)) {
+					return errNotApplied
 				}
 				return nil
 			})
+			switch {
+			case errors.Is(err, errNoChanges):
+				fmt.Fprintln(cmd.ErrOrStderr(), "No changes to apply.")
+				return nil
+			case errors.Is(err, errNotApplied):
+				fmt.Fprintln(cmd.ErrOrStderr(), "No changes made!")
+				return nil
+			case err == nil && yes && summary != "":
+				fmt.Fprint(cmd.OutOrStdout(), "Applying following changes:\n"+summary)
+			}
+			return err
 		},
 	}
-	f.addSetFlags(cmd.Flags(), k.profile)
+	addValueFlags(cmd.Flags(), k.profile)
+	if !create {
+		cmd.Flags().BoolVarP(&all, "all", "a", false, "change every "+k.noun)
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "no effect (upstream's old flag)")
+	cmd.Flags().Lookup("force").Hidden = true
 	return cmd
 }
 
+var (
+	errNoChanges  = errors.New("no changes")
+	errNotApplied = errors.New("not applied")
+)
+
+func sortedNames(recs map[string]*node.Conf) []string {
+	out := make([]string, 0, len(recs))
+	for n := range recs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (k kind) unsetCmd() *cobra.Command {
-	var netname string
+	var yes, force bool
 	cmd := &cobra.Command{
 		Use:   "unset NAME... --FIELD...",
 		Short: "Clear settings of " + k.noun + "s, so inherited values show through",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !changedAny(cmd.Flags()) {
-				return errors.New("nothing to unset: name at least one field flag")
+			u, tags, ipmi, netdevs := readUnset(cmd.Flags())
+			if err := u.Check(); err != nil && !(tags || ipmi || netdevs) {
+				return err
 			}
 			list, err := names(args)
 			if err != nil {
 				return err
 			}
-			return updateDB(func(db *node.DB) error {
+			var summary string
+			err = updateDB(func(db *node.DB) error {
 				recs := k.records(db)
+				before := map[string]*node.Conf{}
 				for _, name := range list {
-					c, err := k.existing(recs, name)
-					if err != nil {
-						return err
+					c, ok := recs[name]
+					if !ok {
+						if force {
+							fmt.Fprintf(cmd.ErrOrStderr(), "wwctl: %s %s does not exist, skipped\n", k.noun, name)
+							continue
+						}
+						return fmt.Errorf("%s not found: %s", k.noun, name)
 					}
-					unset(cmd.Flags(), c, netname)
+					if c == nil {
+						c = &node.Conf{}
+						recs[name] = c
+					}
+					before[name] = node.Clone(c)
+					if err := u.Apply(c); err != nil {
+						return fmt.Errorf("%s %s: %w", k.noun, name, err)
+					}
+					if tags {
+						c.Tags = nil
+					}
+					if ipmi {
+						c.Ipmi = nil
+					}
+					if netdevs {
+						c.NetDevs = nil
+					}
+				}
+				if len(before) == 0 {
+					return fmt.Errorf("no %ss were modified", k.noun)
+				}
+				summary = node.Diff(before, recs)
+				if yes || !interactive() {
+					return nil
+				}
+				if summary == "" {
+					return errNoChanges
+				}
+				fmt.Fprint(cmd.OutOrStdout(), summary)
+				if !confirm(cmd, fmt.Sprintf("Apply these changes to %d %s(s)?", len(before), k.noun)) {
+					return errNotApplied
 				}
 				return nil
 			})
+			switch {
+			case errors.Is(err, errNoChanges):
+				fmt.Fprintln(cmd.ErrOrStderr(), "No changes to apply.")
+				return nil
+			case errors.Is(err, errNotApplied):
+				fmt.Fprintln(cmd.ErrOrStderr(), "No changes made!")
+				return nil
+			case err == nil && yes && summary != "":
+				fmt.Fprint(cmd.OutOrStdout(), "Applying following changes:\n"+summary)
+			}
+			return err
 		},
 	}
-	addUnsetFlags(cmd, &netname, k.profile)
+	addUnsetFlags(cmd, k.profile)
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "skip names that do not exist")
 	return cmd
 }
 
 func (k kind) deleteCmd() *cobra.Command {
-	var yes bool
+	var yes, force bool
 	cmd := &cobra.Command{
 		Use:     "delete NAME...",
-		Aliases: []string{"rm", "del"},
+		Aliases: []string{"rm", "del", "remove"},
 		Short:   "Delete " + k.noun + "s (asks first unless --yes)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -195,12 +334,18 @@ func (k kind) deleteCmd() *cobra.Command {
 			}
 			return updateDB(func(db *node.DB) error {
 				recs := k.records(db)
+				var found []string
 				for _, name := range list {
-					if _, err := k.existing(recs, name); err != nil {
-						return err
+					if _, ok := recs[name]; !ok {
+						fmt.Fprintf(cmd.ErrOrStderr(), "wwctl: %s %s does not exist, skipped\n", k.noun, name)
+						continue
 					}
+					found = append(found, name)
 				}
-				if k.profile {
+				if list = found; len(list) == 0 {
+					return nil
+				}
+				if k.profile && !force {
 					if err := profilesInUse(db, list); err != nil {
 						return err
 					}
@@ -216,6 +361,7 @@ func (k kind) deleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete a profile even if nodes use it")
 	return cmd
 }
 
@@ -223,6 +369,9 @@ func profilesInUse(db *node.DB, profiles []string) error {
 	for _, p := range profiles {
 		var users []string
 		for _, n := range db.NodeNames() {
+			if db.Nodes[n] == nil {
+				continue
+			}
 			for _, q := range db.Nodes[n].Profiles {
 				if q == p {
 					users = append(users, n)
@@ -230,7 +379,7 @@ func profilesInUse(db *node.DB, profiles []string) error {
 			}
 		}
 		if len(users) > 0 {
-			return fmt.Errorf("profile %s is used by %d node(s): %s", p, len(users), summarize(users))
+			return fmt.Errorf("profile %s is used by %d node(s): %s (--force deletes it anyway)", p, len(users), summarize(users))
 		}
 	}
 	return nil
@@ -251,51 +400,88 @@ func confirm(cmd *cobra.Command, question string) bool {
 	return err == nil && ok
 }
 
+type listFlags struct {
+	output                           string
+	all, long, yaml, json, net, ipmi bool
+}
+
 func (k kind) listCmd() *cobra.Command {
-	var output string
-	var all bool
+	var f listFlags
 	cmd := &cobra.Command{
 		Use:     "list [NAME...]",
 		Aliases: []string{"ls"},
-		Short:   "List " + k.noun + "s: a table, every field (--all), or YAML/JSON (-o)",
+		Short:   "List " + k.noun + "s: a table, every field (-a), or YAML/JSON (-y, -j)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, err := readDB()
 			if err != nil {
 				return err
 			}
-			var list []string
-			if len(args) == 0 {
-				list = db.NodeNames()
-				if k.profile {
-					list = db.ProfileNames()
-				}
-			} else if list, err = names(args); err != nil {
+			recs := k.records(db)
+			list, err := node.ExpandNames(args)
+			if err != nil {
 				return err
 			}
-			recs := make([]*node.Node, 0, len(list))
+			if len(list) == 0 {
+				list = sortedNames(recs)
+			} else {
+				sort.Strings(list)
+			}
+			var out []*node.Node
 			for _, name := range list {
-				n, err := k.merged(db, name)
+				if _, ok := recs[name]; !ok {
+					fmt.Fprintf(cmd.ErrOrStderr(), "wwctl: %s %s does not exist\n", k.noun, name)
+					continue
+				}
+				var n *node.Node
+				switch {
+				case k.profile:
+					n, err = db.MergedProfile(name)
+				case f.all:
+					n, err = db.MergedFields(name)
+				default:
+					n, err = db.Merged(name)
+				}
 				if err != nil {
 					return err
 				}
-				recs = append(recs, n)
+				out = append(out, n)
+			}
+			switch {
+			case f.yaml:
+				f.output = "yaml"
+			case f.json:
+				f.output = "json"
 			}
 			w := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
 			defer w.Flush()
 			switch {
-			case output == "json" || output == "yaml":
-				return writeRecords(w, recs, output)
-			case output != "" && output != "table":
-				return fmt.Errorf("-o %q: want table, yaml or json", output)
-			case all:
-				return writeAllFields(w, recs, k)
+			case f.output == "json" || f.output == "yaml":
+				return writeRecords(w, out, f.output)
+			case f.output != "" && f.output != "table":
+				return fmt.Errorf("-o %q: want table, yaml or json", f.output)
+			case f.all:
+				return writeAllFields(w, out, k)
+			case f.ipmi && !k.profile:
+				return writeIpmi(w, out)
+			case f.net && !k.profile:
+				return writeNet(w, out)
+			case f.long && !k.profile:
+				return writeLong(w, out)
 			default:
-				return writeTable(w, recs, k)
+				return writeTable(w, out, k)
 			}
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "every set field, its value and where it comes from")
+	fs := cmd.Flags()
+	fs.StringVarP(&f.output, "output", "o", "table", "table, yaml or json")
+	fs.BoolVarP(&f.all, "all", "a", false, "every set field, its value and the profile it comes from")
+	fs.BoolVarP(&f.yaml, "yaml", "y", false, "YAML")
+	fs.BoolVarP(&f.json, "json", "j", false, "JSON")
+	if !k.profile {
+		fs.BoolVarP(&f.long, "long", "l", false, "kernel, image and overlays")
+		fs.BoolVarP(&f.net, "net", "n", false, "network devices")
+		fs.BoolVarP(&f.ipmi, "ipmi", "i", false, "BMC settings")
+	}
 	return cmd
 }
 
@@ -323,36 +509,113 @@ func writeRecords(w io.Writer, recs []*node.Node, format string) error {
 	return enc.Encode(out)
 }
 
-func writeTable(w io.Writer, recs []*node.Node, k kind) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if k.profile {
-		fmt.Fprintln(tw, "PROFILE\tCOMMENT\tIMAGE\tSYSTEM OVERLAYS\tRUNTIME OVERLAYS")
-		for _, n := range recs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, dash(n.Comment), dash(n.ImageName),
-				dash(strings.Join(n.SystemOverlay, ",")), dash(strings.Join(n.RuntimeOverlay, ",")))
-		}
-		return tw.Flush()
+// table prints upstream's tables: a header, a line of dashes under each
+// header cell, "--" for an empty cell.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	dashes := make([]string, len(header))
+	for i, h := range header {
+		dashes[i] = strings.Repeat("-", len(h))
 	}
-	fmt.Fprintln(tw, "NODE\tPROFILES\tIMAGE\tHWADDR\tIPADDR")
-	for _, n := range recs {
-		var hw, ip string
-		if _, d := n.Primary(); d != nil {
-			hw, ip = d.Hwaddr, d.Ipaddr
+	fmt.Fprintln(tw, strings.Join(dashes, "\t"))
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = dash(c)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, dash(strings.Join(n.Profiles, ",")), dash(n.ImageName), dash(hw), dash(ip))
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
 
-func writeAllFields(w io.Writer, recs []*node.Node, k kind) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tFIELD\tSOURCE\tVALUE\n", strings.ToUpper(k.noun))
+func writeTable(w io.Writer, recs []*node.Node, k kind) error {
+	var rows [][]string
+	if k.profile {
+		for _, n := range recs {
+			rows = append(rows, []string{n.Name, n.Comment})
+		}
+		return table(w, []string{"PROFILE NAME", "COMMENT/DESCRIPTION"}, rows)
+	}
 	for _, n := range recs {
-		for _, f := range n.Fields() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, f.Path, dash(f.Source), f.Value)
+		rows = append(rows, []string{n.Name, strings.Join(n.Profiles, ","), strings.Join(sortedKeysOf(n.NetDevs), ", ")})
+	}
+	return table(w, []string{"NODE NAME", "PROFILES", "NETWORK"}, rows)
+}
+
+func sortedKeysOf(m map[string]*node.NetDev) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func writeLong(w io.Writer, recs []*node.Node) error {
+	var rows [][]string
+	for _, n := range recs {
+		var kv string
+		if n.Kernel != nil {
+			kv = n.Kernel.Version
+		}
+		rows = append(rows, []string{n.Name, kv, n.ImageName,
+			strings.Join(n.SystemOverlay, ",") + "/" + strings.Join(n.RuntimeOverlay, ",")})
+	}
+	return table(w, []string{"NODE NAME", "KERNEL VERSION", "IMAGE", "OVERLAYS (S/R)"}, rows)
+}
+
+func writeNet(w io.Writer, recs []*node.Node) error {
+	var rows [][]string
+	for _, n := range recs {
+		if len(n.NetDevs) == 0 {
+			rows = append(rows, []string{n.Name, "", "", "", "", ""})
+			continue
+		}
+		for _, name := range sortedKeysOf(n.NetDevs) {
+			d := n.NetDevs[name]
+			rows = append(rows, []string{n.Name, name, d.Hwaddr, ipOrNil(d.Ipaddr), ipOrNil(d.Gateway), d.Device})
 		}
 	}
-	return tw.Flush()
+	return table(w, []string{"NODE", "NETWORK", "HWADDR", "IPADDR", "GATEWAY", "DEVICE"}, rows)
+}
+
+// ipOrNil prints an unset address inside a set record as upstream does.
+func ipOrNil(s string) string {
+	if s == "" {
+		return "<nil>"
+	}
+	return s
+}
+
+func writeIpmi(w io.Writer, recs []*node.Node) error {
+	var rows [][]string
+	for _, n := range recs {
+		if n.Ipmi == nil {
+			rows = append(rows, []string{n.Name, "", "", "", ""})
+			continue
+		}
+		i := n.Ipmi
+		rows = append(rows, []string{n.Name, ipOrNil(i.Ipaddr), i.Port, i.UserName, i.Interface})
+	}
+	return table(w, []string{"NODE", "IPMI IPADDR", "IPMI PORT", "IPMI USERNAME", "IPMI INTERFACE"}, rows)
+}
+
+func writeAllFields(w io.Writer, recs []*node.Node, k kind) error {
+	var rows [][]string
+	for _, n := range recs {
+		for _, f := range n.Fields() {
+			if k.profile {
+				rows = append(rows, []string{n.Name, f.Field, f.Value})
+			} else {
+				rows = append(rows, []string{n.Name, f.Field, f.Source, f.Value})
+			}
+		}
+	}
+	if k.profile {
+		return table(w, []string{"PROFILE", "FIELD", "VALUE"}, rows)
+	}
+	return table(w, []string{"NODE", "FIELD", "PROFILE", "VALUE"}, rows)
 }
 
 func dash(s string) string {
@@ -414,9 +677,9 @@ func (k kind) editCmd() *cobra.Command {
 // applyEdit replaces the selected records with the edited YAML, on a trial
 // copy first so a failed validation changes nothing.
 func applyEdit(db *node.DB, recs, sel map[string]*node.Conf, edited []byte) error {
-	var got map[string]*node.Conf
-	if err := yaml.Unmarshal(edited, &got); err != nil {
-		return fmt.Errorf("invalid YAML: %w", err)
+	got, err := node.ParseRecords(edited, "record")
+	if err != nil {
+		return err
 	}
 	backup := make(map[string]*node.Conf, len(sel))
 	for name := range sel {
@@ -503,9 +766,9 @@ func newNodeImportCmd() *cobra.Command {
 			err = updateDB(func(db *node.DB) error {
 				switch format {
 				case "yaml":
-					var got map[string]*node.Conf
-					if err := yaml.Unmarshal(data, &got); err != nil {
-						return fmt.Errorf("%s: invalid YAML: %w", args[0], err)
+					got, err := node.ParseRecords(data, "node")
+					if err != nil {
+						return fmt.Errorf("%s: %w", args[0], err)
 					}
 					for name, c := range got {
 						if c == nil {
@@ -543,6 +806,7 @@ func newNodeImportCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "yaml or csv (default: by the file's extension)")
+	cmd.Flags().BoolP("yes", "y", false, "do not ask (import never asks: it only adds and replaces the nodes in FILE)")
 	return cmd
 }
 
@@ -589,4 +853,18 @@ func marshalYAML(v any) ([]byte, error) {
 	}
 	err := enc.Close()
 	return buf.Bytes(), err
+}
+
+// refuseLoop refuses a --profile that makes profiles include each other.
+func refuseLoop(db *node.DB, k kind, name string, c *node.Conf) error {
+	starts := []string{name}
+	if !k.profile {
+		starts = c.Profiles
+	}
+	for _, p := range starts {
+		if loop := db.ProfileLoop(p); loop != "" {
+			return fmt.Errorf("%s %s: --profile makes a profile loop: %s", k.noun, name, loop)
+		}
+	}
+	return nil
 }

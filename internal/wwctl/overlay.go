@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +23,7 @@ func newOverlayCmd() *cobra.Command {
 	cmd.AddCommand(
 		newOverlayListCmd(),
 		newOverlayShowCmd(),
+		newOverlayInfoCmd(),
 		&cobra.Command{
 			Use:   "create NAME",
 			Short: "Create an empty site overlay",
@@ -104,7 +106,7 @@ func newOverlayCmd() *cobra.Command {
 }
 
 func newOverlayListCmd() *cobra.Command {
-	var all, long bool
+	var all, long, path bool
 	cmd := &cobra.Command{
 		Use:   "list [NAME...]",
 		Short: "List overlays; --all lists their files",
@@ -130,6 +132,7 @@ func newOverlayListCmd() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			defer w.Flush()
+			long = long || (path && !all)
 			if !all {
 				fmt.Fprintln(w, "OVERLAY\tFILES\tTEMPLATES\tSOURCE")
 			} else if long {
@@ -181,6 +184,7 @@ func newOverlayListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "list every file of each overlay")
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "with modes, owners and sizes (with --all), or where each overlay lives")
+	cmd.Flags().BoolVarP(&path, "path", "p", false, "where each overlay lives")
 	return cmd
 }
 
@@ -361,6 +365,7 @@ func newOverlayMkdirCmd() *cobra.Command {
 
 func newOverlayBuildCmd() *cobra.Command {
 	var kind string
+	var workers int
 	cmd := &cobra.Command{
 		Use:   "build [NODES...]",
 		Short: "Build the overlay images of nodes (all by default; ranges such as n[001-100])",
@@ -386,9 +391,13 @@ func newOverlayBuildCmd() *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			st, err := overlay.NewBuilder(cfg, overlay.Options{}).Build(db, names, kinds...)
+			st, err := overlay.NewBuilder(cfg, overlay.Options{Workers: workers}).Build(db, names, kinds...)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d node images: %d built, %d unchanged, %d failed; %d shared archives written; %d ssh host keys made; %s\n",
 				st.Nodes, st.Built, st.Unchanged, st.Failed, st.Shared, st.HostKeys, time.Since(start).Round(time.Millisecond))
+			if st.Withheld > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d secret files left out of system overlays, which anyone who knows a MAC can fetch; list %s as runtime overlays (docs/security.md)\n",
+					st.Withheld, strings.Join(slices.Sorted(slices.Values(st.WithheldFrom)), ", "))
+			}
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "in %s\n", filepath.Join(cfg.ProvisionDir(), "overlays"))
 			}
@@ -396,5 +405,37 @@ func newOverlayBuildCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "all", "system, runtime or all")
+	cmd.Flags().IntVar(&workers, "workers", 0, "nodes rendered in parallel (0: one per CPU)")
 	return cmd
+}
+
+func newOverlayInfoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info NAME FILE",
+		Short: "List the variables a template reads, with the node flag that sets each",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			data, err := overlay.ReadFile(cfg, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			vars, err := overlay.Variables(args[1], data)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", args[0], args[1], err)
+			}
+			var rows [][]string
+			for _, v := range vars {
+				opt, typ, help := "", "", ""
+				if s := node.SpecByField(v); s != nil {
+					opt, typ, help = "--"+s.Lopt, s.TypeName(), s.Usage
+				}
+				rows = append(rows, []string{v, opt, typ, help})
+			}
+			return table(cmd.OutOrStdout(), []string{"VARIABLE", "OPTION", "TYPE", "HELP"}, rows)
+		},
+	}
 }

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/controller"
+	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
 // Version is set at build time with -ldflags.
@@ -37,7 +41,8 @@ func NewRoot() *cobra.Command {
 		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&global.config, "config", "", "warewulf.conf to use (default $"+config.EnvVar+" or "+config.DefaultFile+")")
+	pf.StringVar(&global.config, "config", "", "warewulf.conf to use (default $"+config.EnvVar+", $"+config.UpstreamEnvVar+" or "+config.DefaultFile+")")
+	pf.StringVar(&global.config, "warewulfconf", "", "upstream's name of --config")
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log more")
 	pf.BoolVarP(&global.debug, "debug", "d", false, "log everything")
 	root.AddCommand(
@@ -51,7 +56,10 @@ func NewRoot() *cobra.Command {
 		newConfigureCmd(),
 		newGenconfigCmd(),
 		newVersionCmd(),
+		newUpgradeCmd(),
+		newCleanCmd(),
 	)
+	addCompletions(root)
 	return root
 }
 
@@ -91,12 +99,58 @@ func loadConfig() (*config.Config, error) {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var full bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version (--full: and the paths and settings in use)",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "wwctl", Version)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "wwctl", Version)
+			if !full {
+				return nil
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			for _, kv := range [][2]string{
+				{"VERSION", Version}, {"GOVERSION", runtime.Version()},
+				{"WAREWULFCONF", cfg.File()}, {"SYSCONFDIR", cfg.SysconfDir()}, {"NODESCONF", cfg.NodesConf()},
+				{"DATADIR", cfg.DataDir()}, {"DISTOVERLAYDIR", cfg.DistOverlayDir()}, {"SITEOVERLAYDIR", cfg.SiteOverlayDir()},
+				{"LOCALSTATEDIR", cfg.StateDir()}, {"CHROOTDIR", cfg.ImageStoreDir()}, {"PROVISIONDIR", cfg.ProvisionDir()},
+				{"CACHEDIR", cfg.CacheDir()}, {"IPXESOURCE", cfg.IpxeSourceDir()}, {"TFTPDIR", cfg.TftpRoot()},
+				{"WWCLIENTDIR", cfg.Paths.WWClientdir},
+			} {
+				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&full, "full", false, "also the paths in use")
+	return cmd
+}
+
+func newCleanCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "clean",
+		Short: "Remove built overlays of deleted nodes, artifacts of deleted images, and the image cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			db, err := node.Load(cfg.NodesConf())
+			if err != nil {
+				return err
+			}
+			removed, err := controller.Clean(cfg, db)
+			for _, p := range removed {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed "+p)
+			}
+			return err
 		},
 	}
 }

@@ -41,7 +41,6 @@ func TestBondVLANDebian(t *testing.T) {
 	if err := os.Symlink("/lib/systemd/system/systemd-networkd.service", filepath.Join(site, "systemd-networkd.service")); err != nil {
 		t.Fatal(err)
 	}
-	onboot := true
 	err := node.Update(e.cfg.NodesConf(), func(db *node.DB) error {
 		db.Nodes[name] = &node.Conf{
 			Profiles:       node.List{"default"},
@@ -57,7 +56,7 @@ func TestBondVLANDebian(t *testing.T) {
 				// the bond; "default" as the profile's device is named.
 				"default": {Device: "eth0", Hwaddr: mac1, Ipaddr: prefix + "18", Netmask: netmask, Tags: map[string]string{"master": "bond0"}},
 				"nic2":    {Device: "eth1", Hwaddr: mac2, Tags: map[string]string{"master": "bond0"}},
-				"bond0": {Device: "bond0", Type: "bond", OnBoot: &onboot, Ipaddr: bondIP, Netmask: netmask,
+				"bond0": {Device: "bond0", Type: "bond", OnBoot: "true", Ipaddr: bondIP, Netmask: netmask,
 					Tags: map[string]string{"mode": "active-backup", "miimon": "100"}},
 				"v42": {Device: "bond0.42", Type: "vlan", Ipaddr: vlanIP, Netmask: netmask, Tags: map[string]string{
 					"vlan_id": "42", "parent_device": "bond0", "route1": "10.77.0.0/16,10.42.0.1",

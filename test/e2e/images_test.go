@@ -24,11 +24,11 @@ func envOr(k, def string) string {
 	return def
 }
 
-// nodeModules are the drivers a qemu node needs (virtio and e1000 NICs,
-// bonds and VLANs for TestBondVLANDebian); the test images carry only these
-// and their dependencies, which keeps the kernel-modules initrd small
-// under TCG.
-var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet", "bonding", "8021q"}
+// nodeModules are the drivers a qemu node needs (virtio and e1000 NICs, the
+// KCS interface to its BMC, bonds and VLANs for TestBondVLANDebian); the
+// test images carry only these and their dependencies, which keeps the
+// kernel-modules initrd small under TCG.
+var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet", "ipmi_si", "ipmi_devintf", "bonding", "8021q"}
 
 // debianKernel returns a Debian kernel's version and the directory its
 // .deb is extracted in (boot/vmlinuz-VERSION, lib/modules/VERSION). The
@@ -92,9 +92,9 @@ func kernelPackage(t testing.TB) string {
 	return ""
 }
 
-// installKernel copies the kernel and the modules nodeModules need (with
-// their dependencies) into an image root, and runs depmod there.
-func installKernel(t testing.TB, imageRoot, version, kroot string) {
+// installKernel copies the kernel and the modules nodeModules and extra
+// need (with their dependencies) into an image root, and runs depmod there.
+func installKernel(t testing.TB, imageRoot, version, kroot string, extra ...string) {
 	t.Helper()
 	src := filepath.Join(kroot, "lib/modules", version)
 	dst := filepath.Join(imageRoot, "lib/modules", version)
@@ -113,7 +113,7 @@ func installKernel(t testing.TB, imageRoot, version, kroot string) {
 	}
 	for rel := range deps {
 		base := strings.SplitN(filepath.Base(rel), ".ko", 2)[0]
-		for _, m := range nodeModules {
+		for _, m := range append(nodeModules[:len(nodeModules):len(nodeModules)], extra...) {
 			if base == m || base == strings.ReplaceAll(m, "_", "-") {
 				add(rel)
 			}

@@ -36,13 +36,17 @@ func TestNodeOverlaysRender(t *testing.T) {
 	for file, want := range map[string][]string{
 		"wwinit warewulf/wwinit.conf.ww": {"WWNAME=n1", "WWROOT=tmpfs", "WWINIT=/lib/systemd/systemd"},
 		"wwinit warewulf/netdevs.ww":     {"default eth0 52:54:00:aa:bb:01 10.5.0.11 255.255.255.0 10.5.0.254 -"},
-		"wwclient warewulf/config.ww":    {"controller: 10.5.0.1", "port: 9999", "secure: true", "update interval: 60", `asset key: "k 1"`},
+		"wwclient warewulf/config.ww":    {"controller: 10.5.0.1", "port: 9999", "secure: true", "update interval: 60"},
 	} {
 		got := ww(append(append([]string{"overlay", "show"}, strings.Fields(file)...), "--render", "n1")...)
 		for _, w := range want {
 			if !strings.Contains(got, w+"\n") {
 				t.Errorf("%s for n1 lacks %q:\n%s", file, w, got)
 			}
+		}
+		// The asset key is the node's SMBIOS asset tag: never in an overlay.
+		if strings.Contains(got, "k 1") {
+			t.Errorf("%s for n1 holds the asset key:\n%s", file, got)
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 // vm is a qemu node booting from the network on a tap of a netns.
 type vm struct {
 	name, mac string
+	tap       string // its tap device in the namespace
 	uefi      bool
 	p         *proc
 	powerOn   time.Time
@@ -33,7 +34,9 @@ const (
 type vmOpts struct {
 	uefi   bool
 	memory string
-	echo   bool // show the console on stdout (the demo)
+	cpu    string // qemu -cpu (default qemu's)
+	disk   string // a raw disk image, attached as a virtio disk (/dev/vda)
+	echo   bool   // show the console on stdout (the demo)
 	// more NICs (their MACs), each on its own tap of the same bridge,
 	// without a boot ROM: the node boots from the first.
 	moreNICs []string
@@ -56,6 +59,12 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
 		"-boot", "n",
+	}
+	if o.cpu != "" {
+		argv = append(argv, "-cpu", o.cpu)
+	}
+	if o.disk != "" {
+		argv = append(argv, "-drive", "file="+o.disk+",if=virtio,format=raw")
 	}
 	if o.uefi {
 		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
@@ -87,7 +96,7 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{name: name, mac: mac, uefi: o.uefi, p: p, powerOn: powerOn}
+	v := &vm{name: name, mac: mac, tap: tap, uefi: o.uefi, p: p, powerOn: powerOn}
 	t.Cleanup(func() {
 		v.p.stop()
 		v.writeTimed(strings.TrimSuffix(logFile, ".log") + ".timed.log")

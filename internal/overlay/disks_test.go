@@ -1,0 +1,385 @@
+package overlay
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/testenv"
+)
+
+// diskDB is one node with a disk: scratch (ext4, 64 MiB), swap (16 MiB),
+// and data (the rest), in upstream's nodes.conf keys.
+func diskDB(t testing.TB, disk, mnt string, wipeTable, wipeFS bool) *node.DB {
+	t.Helper()
+	doc := fmt.Sprintf(`
+nodeprofiles:
+  default: {}
+nodes:
+  d1:
+    image name: rocky
+    disks:
+      %[1]s:
+        wipe_table: %[3]v
+        partitions:
+          scratch:
+            number: "1"
+            size_mib: "64"
+            should_exist: true
+          swap:
+            number: "2"
+            size_mib: "16"
+            should_exist: true
+          data:
+            number: "3"
+            should_exist: true
+          never:
+            number: "4"
+            should_exist: false
+    filesystems:
+      %[1]sp1:
+        format: ext4
+        path: %[2]s/scratch
+        wipe_filesystem: %[4]v
+      /dev/disk/by-partlabel/data:
+        format: ext4
+        path: %[2]s/data
+        mount_options: noatime
+      %[1]sp2:
+        format: swap
+        path: swap
+`, disk, mnt, wipeTable, wipeFS)
+	db, err := node.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// renderAll renders every template of overlay name for node d1.
+func renderAll(t testing.TB, sb *sandbox, db *node.DB, name string) map[string]Rendered {
+	t.Helper()
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	ov, err := Find(sb.cfg, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := Scan(ov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Rendered{}
+	for _, e := range entries {
+		if !e.Template {
+			continue
+		}
+		outs, err := b.Render(db, name, e.Path, "d1")
+		if err != nil {
+			t.Fatalf("%s %s: %v", name, e.Path, err)
+		}
+		for _, o := range outs {
+			got[o.Path] = o
+		}
+	}
+	return got
+}
+
+func TestDiskOverlaysRender(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	db := diskDB(t, "/dev/vda", "", false, false)
+	want := map[string]map[string][]string{
+		"sfdisk": {"warewulf/init.d/10-sfdisk": {`dev='/dev/vda'`, `matches "$dev" 'scratch:64' 'swap:16' 'data:'`,
+			"label: gpt\nsize=64MiB, name=scratch\nsize=16MiB, name=swap\nname=data\nWWEOF", `&& true; then`}},
+		"mkfs":   {"warewulf/init.d/20-mkfs": {`dev=$(device '/dev/vdap1')`, `mkfs.ext4 "$dev"`, `dev=$(device '/dev/disk/by-partlabel/data')`}},
+		"mkswap": {"warewulf/init.d/20-mkswap": {`dev=$(device '/dev/vdap2')`, `mkswap "$dev"`}},
+		"systemd.mount": {
+			"etc/systemd/system/scratch.mount":                       {"What=/dev/vdap1\nWhere=/scratch\nType=ext4", "RequiredBy=local-fs.target"},
+			"etc/systemd/system/data.mount":                          {"What=/dev/disk/by-partlabel/data\nWhere=/data\nType=ext4\nOptions=noatime"},
+			"etc/systemd/system/local-fs.target.wants/scratch.mount": nil,
+			"etc/systemd/system/local-fs.target.wants/data.mount":    nil,
+			"warewulf/init.d/30-mount":                               {`mount -t ext4 -o 'noatime' "$(device '/dev/disk/by-partlabel/data')" '/data'`},
+		},
+		"systemd.swap": {
+			`etc/systemd/system/dev-vdap2.swap`:                   {"What=/dev/vdap2", "RequiredBy=swap.target"},
+			`etc/systemd/system/swap.target.wants/dev-vdap2.swap`: nil,
+			"warewulf/init.d/30-swapon":                           {`swapon "$(device '/dev/vdap2')"`},
+		},
+		"ignition": {
+			"warewulf/ignition.json":                                 {`"device":"/dev/vda"`, `"label":"scratch","number":1`, `"sizeMiB":64`, `"format":"swap"`},
+			"etc/systemd/system/scratch.mount":                       {"Requires=ww-ignition.service"},
+			"etc/systemd/system/data.mount":                          {"What=/dev/disk/by-partlabel/data"},
+			"etc/systemd/system/local-fs.target.wants/scratch.mount": nil,
+			"etc/systemd/system/local-fs.target.wants/data.mount":    nil,
+			"etc/systemd/system/dev-vdap2.swap":                      {"What=/dev/vdap2"},
+			"etc/systemd/system/swap.target.wants/dev-vdap2.swap":    nil,
+		},
+	}
+	for name, files := range want {
+		t.Run(name, func(t *testing.T) {
+			got := renderAll(t, sb, db, name)
+			for file, subs := range files {
+				o, ok := got[file]
+				if !ok {
+					t.Fatalf("%s not rendered; got %v", file, keys(got))
+				}
+				if subs == nil && o.Link != "../"+filepath.Base(file) {
+					t.Errorf("%s: link %q, want ../%s", file, o.Link, filepath.Base(file))
+				}
+				for _, s := range subs {
+					if !strings.Contains(string(o.Data), s) {
+						t.Errorf("%s lacks %q:\n%s", file, s, o.Data)
+					}
+				}
+			}
+			if len(got) != len(files) {
+				t.Errorf("rendered %v, want %d files", keys(got), len(files))
+			}
+		})
+	}
+	// Without disks the unit templates write nothing and ignition no config.
+	plain := sampleDB(t)
+	for _, name := range []string{"systemd.mount", "systemd.swap", "ignition"} {
+		b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+		ov, _ := Find(sb.cfg, name)
+		entries, _ := Scan(ov)
+		for _, e := range entries {
+			if !e.Template {
+				continue
+			}
+			outs, err := b.Render(plain, name, e.Path, "n1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range outs {
+				if !strings.HasPrefix(o.Path, "warewulf/init.d/") {
+					t.Errorf("%s: a node without disks gets %s", name, o.Path)
+				}
+			}
+		}
+	}
+}
+
+// TestDiskOverlaysOnALoopDevice runs what the sfdisk, mkfs, mkswap and
+// systemd.mount overlays render, as wwinit runs them, against a real
+// (loop) disk: partitions and file systems are made, a file written to
+// one survives a second "boot", wipe_filesystem makes it anew, and a disk
+// with another table is left alone unless wipe_table says otherwise.
+func TestDiskOverlaysOnALoopDevice(t *testing.T) {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, c := range []string{"losetup", "sfdisk", "wipefs", "mkfs.ext4", "mkswap", "mount", "umount"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	testenv.Need(t, "disk overlay test needs "+strings.Join(missing, ", ")+" (test/deps.sh)", len(missing) == 0)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 160<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", "--partscan", img).CombinedOutput()
+	if err != nil {
+		testenv.Need(t, fmt.Sprintf("no loop device: %v %s", err, out), false)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		exec.Command("losetup", "-d", loop).Run()
+		// Nodes the scripts made in a static /dev (devtmpfs removes its own).
+		for i := 1; i <= 4; i++ {
+			os.Remove(fmt.Sprintf("%sp%d", loop, i))
+		}
+	})
+	mnt := filepath.Join(dir, "mnt")
+	sb := newSandbox(t, filepath.Join(dir, "sb"))
+
+	// boot runs the scripts as wwinit would, then unmounts (the reboot).
+	boot := func(wipeTable, wipeFS bool) string {
+		t.Helper()
+		db := diskDB(t, loop, mnt, wipeTable, wipeFS)
+		var log strings.Builder
+		for _, s := range []struct{ overlay, file string }{
+			{"sfdisk", "warewulf/init.d/10-sfdisk"}, {"mkfs", "warewulf/init.d/20-mkfs"},
+			{"mkswap", "warewulf/init.d/20-mkswap"}, {"systemd.mount", "warewulf/init.d/30-mount"},
+		} {
+			o, ok := renderAll(t, sb, db, s.overlay)[s.file]
+			if !ok {
+				t.Fatalf("%s: no %s", s.overlay, s.file)
+			}
+			script := filepath.Join(dir, filepath.Base(s.file))
+			os.WriteFile(script, o.Data, 0o755)
+			cmd := exec.Command("sh", script)
+			cmd.Env = append(os.Environ(), "WWSYSTEMD=no")
+			b, err := cmd.CombinedOutput()
+			log.Write(b)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s\nscript:\n%s", s.file, err, b, o.Data)
+			}
+		}
+		t.Cleanup(func() {
+			exec.Command("umount", filepath.Join(mnt, "scratch")).Run()
+			exec.Command("umount", filepath.Join(mnt, "data")).Run()
+		})
+		return log.String()
+	}
+	unmount := func() {
+		for _, m := range []string{"scratch", "data"} {
+			if out, err := exec.Command("umount", filepath.Join(mnt, m)).CombinedOutput(); err != nil {
+				t.Fatalf("umount %s: %v %s", m, err, out)
+			}
+		}
+	}
+	mounted := func(m string) bool {
+		data, _ := os.ReadFile("/proc/mounts")
+		return strings.Contains(string(data), " "+filepath.Join(mnt, m)+" ext4 ")
+	}
+
+	log := boot(false, false)
+	if _, err := os.Stat("/sys/class/block/" + filepath.Base(loop) + "p1"); err != nil {
+		// Minimal kernels (no GPT support, loop partscan off) see no partitions.
+		testenv.Need(t, "the kernel shows no partitions of "+loop+" after sfdisk (GPT support, loop partscan)", false)
+	}
+	t.Logf("first boot:\n%s", log)
+	for _, want := range []string{loop + ": partitioning", "making ext4", "making swap", "on " + mnt + "/scratch", "on " + mnt + "/data"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("first boot: no %q", want)
+		}
+	}
+	dump, _ := exec.Command("sfdisk", "--dump", loop).CombinedOutput()
+	for _, want := range []string{`name="scratch"`, `name="swap"`, `name="data"`, "size=      131072"} {
+		if !strings.Contains(string(dump), want) {
+			t.Errorf("partition table lacks %q:\n%s", want, dump)
+		}
+	}
+	if strings.Contains(string(dump), `name="never"`) {
+		t.Errorf("should_exist: false was created:\n%s", dump)
+	}
+	if !mounted("scratch") || !mounted("data") {
+		t.Fatalf("not mounted:\n%s", log)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "scratch/kept"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unmount()
+
+	log = boot(false, false)
+	t.Logf("second boot:\n%s", log)
+	if !strings.Contains(log, "left alone") || strings.Contains(log, "making") {
+		t.Errorf("second boot remade something:\n%s", log)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "scratch/kept")); err != nil || string(b) != "data" {
+		t.Errorf("the file written before the reboot: %q, %v", b, err)
+	}
+	unmount()
+
+	// wipe_filesystem: scratch is made anew at every boot.
+	log = boot(false, true)
+	if _, err := os.Stat(filepath.Join(mnt, "scratch/kept")); err == nil {
+		t.Errorf("wipe_filesystem: the old file survived:\n%s", log)
+	}
+	unmount()
+
+	// Another table on the disk: left alone without wipe_table.
+	if out, err := exec.Command("sh", "-c", "echo 'label: gpt\nsize=8MiB, name=other' | sfdisk --quiet --wipe always "+loop).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	log = boot(false, false)
+	dump, _ = exec.Command("sfdisk", "--dump", loop).CombinedOutput()
+	if !strings.Contains(log, "wipe_table is false: left alone") || !strings.Contains(string(dump), `name="other"`) {
+		t.Errorf("wipe_table false: another table was replaced:\n%s\n%s", log, dump)
+	}
+	exec.Command("umount", filepath.Join(mnt, "scratch")).Run()
+	exec.Command("umount", filepath.Join(mnt, "data")).Run()
+	log = boot(true, false)
+	dump, _ = exec.Command("sfdisk", "--dump", loop).CombinedOutput()
+	if !strings.Contains(string(dump), `name="scratch"`) || !mounted("scratch") {
+		t.Errorf("wipe_table true: not repartitioned:\n%s\n%s", log, dump)
+	}
+	unmount()
+}
+
+// TestMkfsKeepsWhatIsThere runs the mkfs and mkswap scripts twice on whole
+// loop devices (no partitions needed): the first run makes ext4 and swap,
+// the second keeps both (the same UUIDs), and wipe_filesystem makes the
+// file system anew.
+func TestMkfsKeepsWhatIsThere(t *testing.T) {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, c := range []string{"losetup", "wipefs", "blkid", "mkfs.ext4", "mkswap"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	testenv.Need(t, "mkfs test needs "+strings.Join(missing, ", ")+" (test/deps.sh)", len(missing) == 0)
+	dir := t.TempDir()
+	var loops []string
+	for i := range 2 {
+		img := filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		os.WriteFile(img, nil, 0o600)
+		os.Truncate(img, 64<<20)
+		out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+		if err != nil {
+			testenv.Need(t, fmt.Sprintf("no loop device: %v %s", err, out), false)
+		}
+		loop := strings.TrimSpace(string(out))
+		t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+		loops = append(loops, loop)
+	}
+	sb := newSandbox(t, filepath.Join(dir, "sb"))
+	run := func(wipe bool) string {
+		t.Helper()
+		db, err := node.Parse([]byte(fmt.Sprintf("nodes:\n  d1:\n    filesystems:\n      %s:\n        format: ext4\n        path: /scratch\n        wipe_filesystem: %v\n      %s:\n        format: swap\n        path: swap\n", loops[0], wipe, loops[1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		for _, s := range []struct{ overlay, file string }{{"mkfs", "warewulf/init.d/20-mkfs"}, {"mkswap", "warewulf/init.d/20-mkswap"}} {
+			o := renderAll(t, sb, db, s.overlay)[s.file]
+			script := filepath.Join(dir, filepath.Base(s.file))
+			os.WriteFile(script, o.Data, 0o755)
+			b, err := exec.Command("sh", script).CombinedOutput()
+			log.Write(b)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", s.file, err, b)
+			}
+		}
+		return log.String()
+	}
+	uuid := func(dev string) string {
+		out, _ := exec.Command("blkid", "-p", "-s", "UUID", "-o", "value", dev).Output()
+		return strings.TrimSpace(string(out))
+	}
+	log := run(false)
+	if !strings.Contains(log, loops[0]+": making ext4") || !strings.Contains(log, loops[1]+": making swap") {
+		t.Fatalf("first run:\n%s", log)
+	}
+	fsID, swapID := uuid(loops[0]), uuid(loops[1])
+	log = run(false)
+	if !strings.Contains(log, loops[0]+": already ext4; kept") || !strings.Contains(log, loops[1]+": already swap; kept") || strings.Contains(log, "making") {
+		t.Errorf("second run remade something:\n%s", log)
+	}
+	if uuid(loops[0]) != fsID || uuid(loops[1]) != swapID || fsID == "" {
+		t.Errorf("UUIDs changed: %s %s -> %s %s", fsID, swapID, uuid(loops[0]), uuid(loops[1]))
+	}
+	log = run(true)
+	if !strings.Contains(log, loops[0]+": making ext4") || uuid(loops[0]) == fsID || uuid(loops[1]) != swapID {
+		t.Errorf("wipe_filesystem: not made anew (or swap touched):\n%s", log)
+	}
+	// Something else on the device, no wipe: left alone.
+	exec.Command("wipefs", "-a", loops[0]).Run()
+	exec.Command("mkswap", loops[0]).Run()
+	if log = run(false); !strings.Contains(log, "holds swap, not ext4, and wipe_filesystem is false: left alone") {
+		t.Errorf("another format: %s", log)
+	}
+}

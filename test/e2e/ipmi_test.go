@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/testenv"
+)
+
+// bmcNode is a node whose power is in the hands of a real BMC: OpenIPMI's
+// ipmi_sim, reached by wwctl over lanplus on the provisioning network,
+// starts the node's qemu on `chassis power on` and stops it on power off.
+// qemu's ipmi-bmc-extern + isa-ipmi-kcs give the node an in-band KCS
+// interface to that same BMC, and ipmi_sim's serial over LAN is the node's
+// serial port.
+type bmcNode struct {
+	testNode
+	bmc     *testenv.BMC
+	console string // the node's serial output, as qemu logs it
+}
+
+const bmcUser, bmcPass = "admin", "e2e-bmc-pass"
+
+func (e *env) startBMCNode(t *testing.T, n testNode, k int) *bmcNode {
+	t.Helper()
+	tap := e.ns.tap(t)
+	serial, sol := 9100+2*k, 9101+2*k
+	console := filepath.Join(artifacts, n.name+"-console.log")
+	os.Remove(console)
+	// setpriv: the VM dies with ipmi_sim, should the test be killed.
+	qemu := strings.Join([]string{"setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64", "-name", n.name,
+		"-machine", "pc,accel=tcg", "-m", "768", "-smp", "1",
+		"-nodefaults", "-display", "none", "-monitor", "none",
+		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=net0,mac=" + n.mac, "-boot", "n",
+		"-chardev", fmt.Sprintf("socket,id=ipmi0,host=127.0.0.1,port=%d,reconnect=10", serial),
+		"-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0", "-device", "isa-ipmi-kcs,bmc=bmc0",
+		"-chardev", fmt.Sprintf("socket,id=ser0,host=127.0.0.1,port=%d,server=on,wait=off,logfile=%s", sol, console),
+		"-serial", "chardev:ser0"}, " ")
+	b := testenv.StartBMC(t, testenv.BMCOptions{
+		NetNS: e.ns.name, Addr: controllerIP, Port: 6230 + k, User: bmcUser, Password: bmcPass,
+		Serial: serial, SOL: fmt.Sprintf("tcp:127.0.0.1:%d", sol), StartCmd: qemu, Sensors: true,
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			data, _ := os.ReadFile(console)
+			t.Logf("%s console (%s), last lines:\n%s", n.name, console, tail(string(data), 40))
+		}
+	})
+	return &bmcNode{testNode: n, bmc: b, console: console}
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// wwctlNS runs wwctl inside the namespace (where the BMCs and warewulfd
+// are) and returns its output and error.
+func (e *env) wwctlNS(args ...string) (string, error) {
+	return runErr(e.vars, e.ns.exec(append([]string{e.tool("wwctl")}, args...)...)...)
+}
+
+// ipmitoolOverlay is a site overlay with the host's ipmitool and the
+// libraries it needs, for the busybox image, which has no ipmitool.
+func (e *env) ipmitoolOverlay(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("ipmitool")
+	testenv.Need(t, "ipmitool is not installed", err == nil)
+	root := filepath.Join(e.cfg.SiteOverlayDir(), "e2e-ipmitool", "rootfs")
+	copyFile(t, bin, filepath.Join(root, "usr/bin/ipmitool"), 0o755)
+	for _, l := range lines(run(t, nil, "ldd", bin)) {
+		f := strings.Fields(l)
+		lib := ""
+		switch {
+		case len(f) >= 3 && f[1] == "=>":
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
+		}
+		if lib == "" {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, real, filepath.Join(root, lib), 0o755)
+	}
+	return "e2e-ipmitool"
+}
+
+// TestIPMIPowerOn: `wwctl power on` takes a node that is off to the
+// runtime stage of `wwctl node status`; `power status` tracks it; its
+// console over SOL shows the boot and takes keystrokes (run under tmux, as
+// an admin would); sensors list the BMC's sensors; wwinit, with `ipmi
+// write`, has set the BMC's LAN settings in band; a wrong password fails
+// alone; `power off` stops the VM.
+func TestIPMIPowerOn(t *testing.T) {
+	e := getEnv(t)
+	_, err := exec.LookPath("tmux")
+	testenv.Need(t, "tmux is not installed (test/deps.sh)", err == nil)
+	n := testNode{"bmc1", "52:54:00:99:00:31", prefix + "31", "busybox"}
+	ov := e.ipmitoolOverlay(t)
+	b := e.startBMCNode(t, n, 1)
+	port := fmt.Sprint(b.bmc.Port)
+	e.wwctl(t, "node", "add", n.name, "--profile", "default", "--netdev", "eth0", "--hwaddr", n.mac, "--ipaddr", n.ip, "--netmask", netmask,
+		"--system-overlays", ov, "--kernelargs", "no_timer_check", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", bmcPass,
+		"--ipmiinterface", "lanplus", "--ipmimask", netmask, "--ipmigateway", prefix+"254", "--ipmiwrite", "--ipmitagadd", "vlan=42")
+	e.wwctl(t, "node", "add", "bmcbad", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", "wrong")
+	e.buildOverlays(t, n.name)
+
+	status := func() string {
+		out, err := e.wwctlNS("power", "status", n.name)
+		if err != nil {
+			t.Fatalf("power status: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if s := status(); s != n.name+": off" {
+		t.Fatalf("before power on: %q", s)
+	}
+	poweredOn := time.Now()
+	if out, err := e.wwctlNS("power", "on", n.name); err != nil {
+		t.Fatalf("power on: %v\n%s", err, out)
+	}
+	if s := status(); s != n.name+": on" {
+		t.Fatalf("after power on: %q", s)
+	}
+
+	// The console, in tmux, from the start of the boot.
+	sock := filepath.Join(t.TempDir(), "tmux")
+	tmux := func(args ...string) string {
+		out, err := runErr(nil, append([]string{"tmux", "-S", sock}, args...)...)
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	consoleCmd := strings.Join(append(append([]string{"env"}, e.vars...), e.ns.exec(e.tool("wwctl"), "node", "console", n.name)...), " ")
+	tmux("new-session", "-d", "-s", "console", "-x", "160", "-y", "50", consoleCmd+"; sleep 600")
+	t.Cleanup(func() { runErr(nil, "tmux", "-S", sock, "kill-server") })
+	// Everything the console printed, raw, for the logs.
+	paneLog := filepath.Join(artifacts, n.name+"-wwctl-console.log")
+	os.Remove(paneLog)
+	tmux("pipe-pane", "-t", "console", "cat >> "+paneLog)
+	pane := func() string { return tmux("capture-pane", "-p", "-J", "-t", "console", "-S", "-3000") }
+	// What wwctl printed, from the pipe: the pane itself may be redrawn.
+	printed := func() string {
+		raw, _ := os.ReadFile(paneLog)
+		return strings.ReplaceAll(stripANSI(string(raw)), "\r", "")
+	}
+	waitPane := func(what string, re *regexp.Regexp, timeout time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for !re.MatchString(printed()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no %q from wwctl node console within %v (%s); it printed:\n%s\nthe pane:\n%s", what, re, timeout, paneLog, tail(printed(), 30), tail(pane(), 20))
+			}
+			time.Sleep(time.Second)
+		}
+	}
+
+	// The node reaches its runtime overlay, as warewulfd sees it.
+	deadline := time.Now().Add(busyboxBoot)
+	for {
+		out, err := e.wwctlNS("node", "status", n.name, "-o", "json")
+		var r struct {
+			Nodes []struct{ Node, Stage string }
+		}
+		if err == nil && json.Unmarshal([]byte(out), &r) == nil && len(r.Nodes) == 1 && r.Nodes[0].Stage == "runtime" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach the runtime stage within %v: %v %s", n.name, busyboxBoot, err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("power on -> runtime stage in node status: %.1fs", time.Since(poweredOn).Seconds())
+	fmt.Printf("BOOT-TIME case=ipmi-power-on node=%s power-on->runtime-stage=%.1fs\n", n.name, time.Since(poweredOn).Seconds())
+
+	// The boot went by on the console; a keystroke runs a command there.
+	waitPane("boot log", regexp.MustCompile(`wwinit: node bmc1`), 30*time.Second)
+	// wwinit's BMC setup, on the node's own serial log (SOL may drop what
+	// the node prints while the BMC's LAN settings change under it).
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(b.console)
+		if strings.Contains(string(data), "ipmi: BMC set up") {
+			if strings.Contains(string(data), bmcPass) {
+				t.Error("the BMC password is on the node's console")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"ipmi: BMC set up\" on the node's console:\n%s", tail(string(data), 30))
+		}
+		time.Sleep(time.Second)
+	}
+	tmux("send-keys", "-t", "console", "Enter")
+	waitPane("shell prompt", regexp.MustCompile(`/ # `), 60*time.Second)
+	// ash asks the terminal where the cursor is at each prompt; the answer
+	// comes back over SOL after ash stopped waiting and lands in its line:
+	// Ctrl-U clears it before the command is typed.
+	time.Sleep(3 * time.Second)
+	tmux("send-keys", "-t", "console", "C-u")
+	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); test -e /warewulf/init.d/50-ipmi || echo setup-script-$((1+1))-gone; ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
+	waitPane("keystrokes", regexp.MustCompile(`typed-42`), 60*time.Second)
+	// The script with the BMC password removed itself once it had run.
+	waitPane("the setup script gone", regexp.MustCompile(`setup-script-2-gone`), 30*time.Second)
+	waitPane("lan print on the node", regexp.MustCompile(`Default Gateway IP +: `+regexp.QuoteMeta(prefix+"254")), 60*time.Second)
+	p := printed()
+	for _, want := range []string{`IP Address +: ` + regexp.QuoteMeta(controllerIP), `Subnet Mask +: 255\.255\.255\.0`, `802\.1q VLAN ID +: 42`} {
+		if !regexp.MustCompile(want).MatchString(p) {
+			t.Errorf("ipmitool lan print on the node lacks %q", want)
+		}
+	}
+
+	out, err := e.wwctlNS("node", "sensors", n.name)
+	if err != nil || !strings.Contains(out, n.name+": CPU Temp") || !strings.Contains(out, "42.000 degrees C") {
+		t.Errorf("sensors: %v\n%s", err, out)
+	}
+	out, err = e.wwctlNS("power", "status", n.name+",bmcbad")
+	if err == nil || !strings.Contains(out, n.name+": on") || !strings.Contains(out, "bmcbad: bmc "+controllerIP+":"+port+": wrong ipmi username or password") {
+		t.Errorf("wrong password beside a good node: %v\n%s", err, out)
+	}
+
+	if out, err := e.wwctlNS("power", "off", n.name); err != nil {
+		t.Fatalf("power off: %v\n%s", err, out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for status() != n.name+": off" {
+		if time.Now().After(deadline) {
+			t.Fatalf("power status after power off: %q", status())
+		}
+		time.Sleep(time.Second)
+	}
+	if out, _ := runErr(nil, "pgrep", "-f", "qemu-system-x86_64 -name "+n.name+" "); strings.TrimSpace(out) != "" {
+		t.Errorf("the VM still runs after power off: %s", out)
+	}
+}
