@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -370,5 +371,23 @@ func TestMigProfiles(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("gpuMigProfiles %q:\n%s\nlacks\n%s", tag, got, want)
 		}
+	}
+}
+
+// TestKernelVersionFromImage: a node without a kernel version of its own
+// has its image's newest kernel, as upstream; its own version wins.
+func TestKernelVersionFromImage(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	writeFiles(t, sb.cfg.ImageRootfs("rocky"), map[string]string{"boot/vmlinuz-6.1.0-9-amd64": "k", "boot/vmlinuz-5.14.0-1": "k"})
+	writeFiles(t, filepath.Join(sb.cfg.SiteOverlayDir(), "kv", "rootfs"), map[string]string{"kv.ww": "{{ .Kernel.Version }}|{{ .ThisNode.Kernel.Version }}"})
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	if got := renderAllOf(t, b, db, "kv", "kv.ww")["kv"]; got != "6.1.0-9-amd64|6.1.0-9-amd64" {
+		t.Errorf("from the image: %q", got)
+	}
+	db = sampleDB(t) // a Builder takes a node.DB as immutable
+	db.Nodes["n1"].Kernel = &node.Kernel{Version: "9.9"}
+	if got := renderAllOf(t, b, db, "kv", "kv.ww")["kv"]; got != "9.9|9.9" {
+		t.Errorf("the node's own: %q", got)
 	}
 }
