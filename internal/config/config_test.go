@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,7 +188,7 @@ image mounts:
 		t.Errorf("upstream defaults: %+v", c.Warewulf)
 	}
 	got := strings.Join(c.Warnings(), "\n")
-	for _, key := range []string{"warewulf: tls:", "dhcp: range6 start:", "wwclient: port:", "frobnicate: unknown"} {
+	for _, key := range []string{"warewulf: tls:", "wwclient: port:", "frobnicate: unknown"} {
 		if !strings.Contains(got, key) {
 			t.Errorf("no warning names %q:\n%s", key, got)
 		}
@@ -202,5 +203,30 @@ func TestUpstreamEnvVar(t *testing.T) {
 	t.Setenv(UpstreamEnvVar, "/up.conf")
 	if Path("") != "/up.conf" {
 		t.Error("WAREWULFCONF not read")
+	}
+}
+
+// TestAddressesFromInterfaces: a warewulf.conf without ipaddr and netmask
+// takes them from the machine's interfaces, as upstream does.
+func TestAddressesFromInterfaces(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "warewulf.conf")
+	os.WriteFile(file, []byte("warewulf:\n  port: 9873\n"), 0o644)
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.String() == c.Ipaddr {
+			if net.IP(n.Mask).String() != c.Netmask {
+				t.Errorf("netmask %s, the interface has %s", c.Netmask, net.IP(n.Mask))
+			}
+			return
+		}
+	}
+	if outboundIP() != nil {
+		t.Errorf("ipaddr %s is no address of this machine", c.Ipaddr)
+	} else if c.Ipaddr != "192.168.200.1" {
+		t.Errorf("no address to find, yet ipaddr %s", c.Ipaddr)
 	}
 }

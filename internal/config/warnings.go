@@ -17,10 +17,10 @@ func (c *Config) unused() []string {
 	}
 	notActed("warewulf: tls", c.Warewulf.TLS)
 	notActed("warewulf: secure files", c.Warewulf.SecureFiles != nil)
-	notActed("api", c.API.Enabled)
 	notActed("wwclient: port", c.WWClient.Port != 0)
-	notActed("dhcp: range6 start", c.DHCP.Range6Start != "")
-	notActed("dhcp: range6 end", c.DHCP.Range6End != "")
+	// `wwctl configure` writes the controller's files itself, host
+	// overlay or not.
+	notActed("warewulf: host overlay: false", !c.Warewulf.HostOverlay)
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
 		for _, k := range sortedKeys(m.Extra) {

@@ -643,3 +643,90 @@ func flattenValue(v reflect.Value) bool {
 	}
 	return !v.IsZero()
 }
+
+// SpecByField finds the settable field a template variable reads, by its
+// upstream field name ("Ipaddr" of "$netdev.Ipaddr"; a method after it,
+// ".OnBoot.BoolDefaultTrue", is passed over), preferring the record the
+// path names (Ipmi, Kernel...), then a network device's field (what a
+// range over NetDevs reads).
+func SpecByField(path string) *Spec {
+	parts := strings.Split(strings.TrimPrefix(path, "."), ".")
+	for end := len(parts); end > 0; end-- {
+		if s := specByField(parts[:end]); s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+func specByField(parts []string) *Spec {
+	last := parts[len(parts)-1]
+	var found []*Spec
+	for i := range Specs {
+		if Specs[i].fieldName() == last {
+			found = append(found, &Specs[i])
+		}
+	}
+	if len(found) <= 1 {
+		if len(found) == 1 {
+			return found[0]
+		}
+		return nil
+	}
+	for _, s := range found {
+		for _, p := range parts[:len(parts)-1] {
+			if s.recordName() == p {
+				return s
+			}
+		}
+	}
+	for _, s := range found {
+		if s.Scope == "net" {
+			return s
+		}
+	}
+	return nil
+}
+
+// fieldName is the spec's upstream field name; recordName the upstream
+// name of the record it lives in ("" for the node itself).
+func (s *Spec) fieldName() string { n, _ := s.names(); return n }
+
+func (s *Spec) recordName() string { _, r := s.names(); return r }
+
+func (s *Spec) names() (field, record string) {
+	t := reflect.TypeOf(Conf{})
+	for i, st := range s.path {
+		f := t.Field(st.index)
+		name := f.Tag.Get("name")
+		if name == "" {
+			name = f.Name
+		}
+		if i == len(s.path)-1 {
+			return name, record
+		}
+		record = name
+		ft := f.Type
+		if ft.Kind() == reflect.Map {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		t = ft
+	}
+	return "", record
+}
+
+// TypeName says what a field takes, for `wwctl overlay info`.
+func (s *Spec) TypeName() string {
+	switch {
+	case s.Type != "":
+		return s.Type
+	case s.Kind == KindList:
+		return "list"
+	case s.Kind == KindBool, s.Kind == KindBoolPtr:
+		return "bool"
+	}
+	return "string"
+}

@@ -150,9 +150,12 @@ func cleanList[L ~[]string](list L) L {
 	return out
 }
 
-// Overlay layers the values src sets onto dst with the merge rules, for
-// bulk imports that update records in place.
-func Overlay(dst, src *Conf) { layer(dst, src, "", "", nil) }
+// Overlay writes the values src sets into dst, as `node set` would: for
+// bulk imports that update records in place. Unlike a merge, a list src
+// sets replaces dst's.
+func Overlay(dst, src *Conf) {
+	mergeInto(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), false)
+}
 
 // MergedProfile returns a profile on its own, as a Node, for listing.
 func (db *DB) MergedProfile(name string) (*Node, error) {
@@ -211,7 +214,7 @@ func contains(list []string, s string) bool {
 // set: src named srcName for single values (empty for the node itself) and
 // multiName where a list gathers values from several layers.
 func layer(dst, src *Conf, srcName, multiName string, fm *fieldMap) {
-	mergeValue(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem())
+	mergeInto(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem(), true)
 	if fm == nil {
 		return
 	}
@@ -242,9 +245,16 @@ func isMulti(v reflect.Value) bool {
 	return false
 }
 
-// mergeValue layers src over dst, copying what it takes so that dst never
-// shares memory with a profile.
-func mergeValue(dst, src reflect.Value) {
+// mergeInto layers src over dst, copying what it takes so that dst never
+// shares memory with a profile. appendLists: lists add to dst's (a
+// merge); else they replace them (a set).
+func mergeInto(dst, src reflect.Value, appendLists bool) {
+	var mergeValue func(dst, src reflect.Value)
+	mergeValue = func(dst, src reflect.Value) { mergeWith(dst, src, appendLists, mergeValue) }
+	mergeValue(dst, src)
+}
+
+func mergeWith(dst, src reflect.Value, appendLists bool, mergeValue func(dst, src reflect.Value)) {
 	switch src.Kind() {
 	case reflect.String:
 		if src.Len() > 0 {
@@ -275,7 +285,9 @@ func mergeValue(dst, src reflect.Value) {
 			return
 		}
 		out := reflect.MakeSlice(src.Type(), 0, dst.Len()+src.Len())
-		out = reflect.AppendSlice(out, dst)
+		if appendLists {
+			out = reflect.AppendSlice(out, dst)
+		}
 		dst.Set(reflect.AppendSlice(out, src))
 	case reflect.Map:
 		if src.Len() == 0 {
@@ -389,4 +401,39 @@ func valueStr(v reflect.Value) string {
 		return fmt.Sprint(v.Interface())
 	}
 	return string(data)
+}
+
+// ProfileLoop returns the chain by which profile p reaches itself through
+// profiles' own `profiles:` lists ("p1 -> p2 -> p1"), or "" when it does
+// not. Set and add refuse to make one; a file that has one still loads.
+func (db *DB) ProfileLoop(p string) string {
+	var path []string
+	onPath := map[string]bool{}
+	done := map[string]bool{}
+	var walk func(q string) string
+	walk = func(q string) string {
+		q = strings.TrimPrefix(q, "~")
+		if onPath[q] {
+			return strings.Join(append(path, q), " -> ")
+		}
+		c, ok := db.Profiles[q]
+		if !ok || c == nil || done[q] {
+			return ""
+		}
+		onPath[q] = true
+		path = append(path, q)
+		for _, next := range c.Profiles {
+			if strings.HasPrefix(next, "~") {
+				continue
+			}
+			if loop := walk(next); loop != "" {
+				return loop
+			}
+		}
+		path = path[:len(path)-1]
+		onPath[q] = false
+		done[q] = true
+		return ""
+	}
+	return walk(p)
 }

@@ -345,3 +345,11 @@ func TestEditClearsWithUnsetWords(t *testing.T) {
 		t.Errorf("filesystem without a device: %v", err)
 	}
 }
+
+func TestOverlayReplacesLists(t *testing.T) {
+	dst := &Conf{Profiles: List{"default"}, SystemOverlay: List{"a"}, ImageName: "x"}
+	Overlay(dst, &Conf{Profiles: List{"default"}, SystemOverlay: List{"b"}})
+	if !reflect.DeepEqual(dst.Profiles, List{"default"}) || !reflect.DeepEqual(dst.SystemOverlay, List{"b"}) || dst.ImageName != "x" {
+		t.Errorf("got %+v", dst)
+	}
+}

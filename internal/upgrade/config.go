@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -159,6 +160,11 @@ func del(m *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
 			v := m.Content[i+1]
+			// A comment above the key stays, above the next one.
+			if c := m.Content[i].HeadComment; c != "" && i+2 < len(m.Content) {
+				next := m.Content[i+2]
+				next.HeadComment = strings.TrimSpace(c + "\n" + next.HeadComment)
+			}
 			m.Content = append(m.Content[:i], m.Content[i+2:]...)
 			return v
 		}

@@ -55,6 +55,7 @@ type legacyRecord struct {
 	Kernel         struct {
 		Override string `yaml:"override"`
 		Version  string `yaml:"version"`
+		Args     any    `yaml:"args"`
 	} `yaml:"kernel"`
 }
 
@@ -84,6 +85,10 @@ func Nodes(data []byte, o NodesOptions) ([]byte, []string, error) {
 				sec.recs[name] = c
 			}
 			if l, ok := sec.legacy[name]; ok {
+				// 4.4 wrote the arguments as one string.
+				if a, ok := l.Kernel.Args.(string); ok && c.Kernel != nil {
+					c.Kernel.Args = strings.Fields(a)
+				}
 				override := l.Kernel.Override
 				if override == "" {
 					override = l.KernelOverride
@@ -119,7 +124,14 @@ func Nodes(data []byte, o NodesOptions) ([]byte, []string, error) {
 		}
 		if prev, ok := def.Resources["fstab"]; ok {
 			if l, ok := prev.([]any); ok {
-				def.Resources["fstab"] = append(l, fstab...)
+				// An entry already there is not added again, so that
+				// upgrading twice changes nothing.
+				for _, e := range fstab {
+					if !hasMount(l, e.(map[string]any)) {
+						l = append(l, e)
+					}
+				}
+				def.Resources["fstab"] = l
 			} else {
 				notes = append(notes, "profile default: resources: fstab is not a list: NFS mounts of warewulf.conf not added")
 			}
@@ -322,4 +334,13 @@ func sortedDevs(m map[string]*node.NetDev) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func hasMount(list []any, e map[string]any) bool {
+	for _, x := range list {
+		if m, ok := x.(map[string]any); ok && fmt.Sprint(m["spec"]) == fmt.Sprint(e["spec"]) && fmt.Sprint(m["file"]) == fmt.Sprint(e["file"]) {
+			return true
+		}
+	}
+	return false
 }

@@ -45,7 +45,9 @@ func addValueFlags(fs *pflag.FlagSet, forProfile bool) {
 		}
 		switch s.Kind {
 		case node.KindList:
-			fs.StringSliceP(s.Lopt, short, nil, s.Usage)
+			// Split at commas by the spec, not by pflag's CSV reader,
+			// which drops everything after a newline unseen.
+			fs.StringArrayP(s.Lopt, short, nil, s.Usage)
 		case node.KindBool, node.KindBoolPtr:
 			fs.StringP(s.Lopt, short, "", s.Usage)
 			fs.Lookup(s.Lopt).NoOptDefVal = "true"

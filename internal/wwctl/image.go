@@ -379,14 +379,17 @@ func newImageRenameCmd() *cobra.Command {
 
 // execFlags are the flags exec and shell share.
 type execFlags struct {
-	nobuild, syncuser bool
-	binds             []string
+	nobuild, build, syncuser bool
+	binds                    []string
+	node                     string
 }
 
 func (f *execFlags) add(cmd *cobra.Command) {
-	cmd.Flags().BoolVarP(&f.nobuild, "nobuild", "n", false, "do not rebuild the image afterwards")
+	cmd.Flags().BoolVar(&f.nobuild, "nobuild", false, "do not rebuild the image afterwards (as --build=false)")
+	cmd.Flags().BoolVar(&f.build, "build", true, "rebuild the image afterwards if it changed")
 	cmd.Flags().BoolVar(&f.syncuser, "syncuser", false, "afterwards, make the image's user and group IDs match the controller's")
-	cmd.Flags().StringSliceVarP(&f.binds, "bind", "b", nil, "bind SRC[:DST[:ro|copy]] into the image for the command (copy: copy the file in, then put the image's own back)")
+	cmd.Flags().StringArrayVarP(&f.binds, "bind", "b", nil, "bind SRC[:DST[:ro|copy]] into the image for the command (copy: copy the file in, then put the image's own back)")
+	cmd.Flags().StringVarP(&f.node, "node", "n", "", "a read-only view of the image with this node's overlays (not supported yet: refused)")
 }
 
 // parseBinds reads --bind values.
@@ -473,6 +476,12 @@ func imgExec(cmd *cobra.Command, name string, argv, env []string, f execFlags) e
 	binds, err := parseBinds(f.binds)
 	if err != nil {
 		return err
+	}
+	if f.node != "" {
+		return fmt.Errorf("--node %s: a per-node view of the image is not supported by this version", f.node)
+	}
+	if !f.build {
+		f.nobuild = true
 	}
 	// Ctrl-C and Ctrl-\ at the terminal are for the command (a shell keeps
 	// running); wwctl catches them so as not to die, without ignoring them,

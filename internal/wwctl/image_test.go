@@ -119,3 +119,60 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("deleted image still listed:\n%s", out)
 	}
 }
+
+// TestImageExecUpstreamFlags: upstream's --bind SRC[:DST[:ro|copy]],
+// --build=false and --syncuser on `image exec`; --node is refused.
+func TestImageExecUpstreamFlags(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but the test needs root")
+		}
+		t.Skip("needs root")
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but busybox-static is not installed")
+		}
+		t.Skip("needs busybox-static")
+	}
+	dir := t.TempDir()
+	conf, err := config.WriteSandbox(dir, config.SandboxOptions{Ipaddr: "10.0.0.1", Netmask: "255.255.255.0", Port: 9873})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src")
+	for _, d := range []string{"bin", "etc", "tmp"} {
+		os.MkdirAll(filepath.Join(src, d), 0o755)
+	}
+	data, _ := os.ReadFile(bb)
+	os.WriteFile(filepath.Join(src, "bin/busybox"), data, 0o755)
+	for _, l := range []string{"sh", "cat"} {
+		os.Symlink("busybox", filepath.Join(src, "bin", l))
+	}
+	os.WriteFile(filepath.Join(src, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "etc/group"), []byte("root:x:0:\n"), 0o644)
+	if out, err := imgRun(t, conf, "image", "import", src, "bb"); err != nil {
+		t.Fatalf("import: %v %s", err, out)
+	}
+	hostFile := filepath.Join(dir, "hello")
+	os.WriteFile(hostFile, []byte("from the controller\n"), 0o644)
+	rootfs := filepath.Join(dir, "state", "chroots", "bb", "rootfs")
+	out, err := imgRun(t, conf, "image", "exec", "--build=false", "--bind", hostFile+":/etc/copied:copy",
+		"--bind", hostFile+":/tmp/bound:ro", "--syncuser", "bb", "--", "/bin/sh", "-c", "cat /etc/copied /tmp/bound")
+	if err != nil || strings.Count(out, "from the controller") != 2 {
+		t.Fatalf("exec --bind: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "etc/copied")); err == nil {
+		t.Error("a copy bind stayed in the image")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "provision", "images", "bb", "image.img")); err == nil {
+		t.Error("--build=false built the image")
+	}
+	if _, err := imgRun(t, conf, "image", "exec", "--bind", "relative:/x", "bb", "--", "/bin/sh"); err == nil || !strings.Contains(err.Error(), "relative") {
+		t.Errorf("a relative bind: %v", err)
+	}
+	if _, err := imgRun(t, conf, "image", "exec", "--node", "n1", "bb", "--", "/bin/sh"); err == nil || !strings.Contains(err.Error(), "--node n1") {
+		t.Errorf("--node: %v", err)
+	}
+}

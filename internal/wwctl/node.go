@@ -173,6 +173,11 @@ func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
 					if err := edit.Apply(c, i, stepped); err != nil {
 						return fmt.Errorf("%s %s: %w", k.noun, name, err)
 					}
+					if _, ok := edit.Values["profile"]; ok {
+						if err := refuseLoop(db, k, name, c); err != nil {
+							return err
+						}
+					}
 					changed = append(changed, name)
 				}
 				if len(changed) == 0 && len(missing) > 0 {
@@ -600,10 +605,17 @@ func writeAllFields(w io.Writer, recs []*node.Node, k kind) error {
 	var rows [][]string
 	for _, n := range recs {
 		for _, f := range n.Fields() {
-			rows = append(rows, []string{n.Name, f.Field, f.Source, f.Value})
+			if k.profile {
+				rows = append(rows, []string{n.Name, f.Field, f.Value})
+			} else {
+				rows = append(rows, []string{n.Name, f.Field, f.Source, f.Value})
+			}
 		}
 	}
-	return table(w, []string{strings.ToUpper(k.noun), "FIELD", "PROFILE", "VALUE"}, rows)
+	if k.profile {
+		return table(w, []string{"PROFILE", "FIELD", "VALUE"}, rows)
+	}
+	return table(w, []string{"NODE", "FIELD", "PROFILE", "VALUE"}, rows)
 }
 
 func dash(s string) string {
@@ -841,4 +853,18 @@ func marshalYAML(v any) ([]byte, error) {
 	}
 	err := enc.Close()
 	return buf.Bytes(), err
+}
+
+// refuseLoop refuses a --profile that makes profiles include each other.
+func refuseLoop(db *node.DB, k kind, name string, c *node.Conf) error {
+	starts := []string{name}
+	if !k.profile {
+		starts = c.Profiles
+	}
+	for _, p := range starts {
+		if loop := db.ProfileLoop(p); loop != "" {
+			return fmt.Errorf("%s %s: --profile makes a profile loop: %s", k.noun, name, loop)
+		}
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ func newOverlayCmd() *cobra.Command {
 	cmd.AddCommand(
 		newOverlayListCmd(),
 		newOverlayShowCmd(),
+		newOverlayInfoCmd(),
 		&cobra.Command{
 			Use:   "create NAME",
 			Short: "Create an empty site overlay",
@@ -406,4 +407,35 @@ func newOverlayBuildCmd() *cobra.Command {
 	cmd.Flags().StringVar(&kind, "kind", "all", "system, runtime or all")
 	cmd.Flags().IntVar(&workers, "workers", 0, "nodes rendered in parallel (0: one per CPU)")
 	return cmd
+}
+
+func newOverlayInfoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info NAME FILE",
+		Short: "List the variables a template reads, with the node flag that sets each",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			data, err := overlay.ReadFile(cfg, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			vars, err := overlay.Variables(args[1], data)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", args[0], args[1], err)
+			}
+			var rows [][]string
+			for _, v := range vars {
+				opt, typ, help := "", "", ""
+				if s := node.SpecByField(v); s != nil {
+					opt, typ, help = "--"+s.Lopt, s.TypeName(), s.Usage
+				}
+				rows = append(rows, []string{v, opt, typ, help})
+			}
+			return table(cmd.OutOrStdout(), []string{"VARIABLE", "OPTION", "TYPE", "HELP"}, rows)
+		},
+	}
 }

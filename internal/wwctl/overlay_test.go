@@ -224,3 +224,33 @@ func TestOverlayCreateImportChmodChown(t *testing.T) {
 		t.Fatalf("delete of a used overlay: %v", err)
 	}
 }
+
+// TestOverlayInfoAndUpstreamFlags: overlay info names each variable's
+// flag; --render host renders for the controller; list --path and build
+// --workers.
+func TestOverlayInfoAndUpstreamFlags(t *testing.T) {
+	overlaySandbox(t)
+	out, err := wwctl(t, "overlay", "info", "ifcfg", "etc/sysconfig/network-scripts/ifcfg.ww")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"$d.Ipaddr --ipaddr IP", "$d.OnBoot.BoolDefaultTrue --onboot bool"} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			found = found || strings.HasPrefix(strings.Join(strings.Fields(line), " "), row)
+		}
+		if !found {
+			t.Errorf("no row %q:\n%s", row, out)
+		}
+	}
+	host, _ := os.Hostname()
+	if out, err := wwctl(t, "overlay", "show", "--render", "host", "hostname", "etc/hostname.ww"); err != nil || strings.TrimSpace(out) != host {
+		t.Errorf("--render host: %q %v", out, err)
+	}
+	if out, err := wwctl(t, "overlay", "list", "--path", "hostname"); err != nil || !strings.Contains(out, filepath.Join("overlays", "hostname")) {
+		t.Errorf("list --path: %q %v", out, err)
+	}
+	if out, err := wwctl(t, "overlay", "build", "--workers", "1", "n1"); err != nil || !strings.Contains(out, "0 failed") {
+		t.Errorf("build --workers: %q %v", out, err)
+	}
+}
