@@ -132,3 +132,7 @@ func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }
 
 // AuthFile holds the REST API's users and their bcrypt password hashes.
 func (c *Config) AuthFile() string { return filepath.Join(c.SysconfDir(), "auth.conf") }
+
+// TLSDir holds warewulfd's TLS key and certificates (upstream's
+// SYSCONFDIR/warewulf/tls).
+func (c *Config) TLSDir() string { return filepath.Join(c.SysconfDir(), "tls") }
