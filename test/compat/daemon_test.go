@@ -54,23 +54,6 @@ func TestDaemonCorpus(t *testing.T) {
 			t.Fatalf("go build %s: %v\n%s", cmd, err, out)
 		}
 	}
-	// The runner's project column still gives sysconfdir and datadir the
-	// old meaning (the folder itself); the project now reads them as
-	// upstream does (the parent of warewulf/), so its copy here uses
-	// upstream's column for those two. A runner that has caught up is
-	// used as it is.
-	text, err := os.ReadFile(runner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed := strings.NewReplacer(
-		`"sysconfdir": ("etc/warewulf", "etc"),`, `"sysconfdir": ("etc", "etc"),`,
-		`"datadir": ("usr/share/warewulf", "usr/share"),`, `"datadir": ("usr/share", "usr/share"),`,
-	).Replace(string(text))
-	runner = filepath.Join(t.TempDir(), "run-daemon.sh")
-	if err := os.WriteFile(runner, []byte(fixed), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	run := exec.Command(runner, "--checkout", co, "--corpus", corpus, "--netns", "yes", "-v")
 	run.Env = append(os.Environ(), "WW_CONFIG=")
 	out, err := run.CombinedOutput()
