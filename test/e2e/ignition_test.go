@@ -41,7 +41,7 @@ system overlay: [ignition]
 network devices:
   default:
     device: eth0
-    hwaddr: 52:54:00:99:00:1a
+    hwaddr: 52:54:00:99:00:52
     ipaddr: 10.99.0.20
     netmask: 255.255.255.0
 disks:
@@ -87,7 +87,7 @@ func TestBootIgnition(t *testing.T) {
 	installBinary(t, root, sgdisk, "/usr/sbin/sgdisk")
 	e.wwctl(t, "image", "build", "debian-ignition")
 
-	const name, mac = "n10", "52:54:00:99:00:1a"
+	const name, mac = "n10", "52:54:00:99:00:52"
 	var c node.Conf
 	if err := yaml.Unmarshal([]byte(ignitionNode), &c); err != nil {
 		t.Fatal(err)
