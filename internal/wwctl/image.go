@@ -95,6 +95,10 @@ func newImageImportCmd() *cobra.Command {
 	f.StringVar(&o.AuthFile, "authfile", "", "auth.json with registry credentials (default: the containers/image search path)")
 	f.StringVar(&o.Username, "username", "", "registry user name")
 	f.StringVar(&o.Password, "password", "", "registry password (prefer --password-stdin)")
+	f.StringVar(&o.Password, "passwd", "", "upstream's name of --password")
+	f.Lookup("passwd").Hidden = true
+	f.StringVar(&o.Platform, "arch", "", "upstream's name of --platform")
+	f.Lookup("arch").Hidden = true
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from stdin")
 	return cmd
 }
@@ -301,7 +305,7 @@ func newImageDeleteCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:     "delete NAME...",
-		Aliases: []string{"rm"},
+		Aliases: []string{"rm", "del", "remove"},
 		Short:   "Delete images (refused while nodes use them, unless --force)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -324,6 +328,7 @@ func newImageDeleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if nodes use the image")
+	cmd.Flags().BoolP("yes", "y", false, "do not ask (upstream's flag: delete never asks; nodes using the image stop it unless --force)")
 	return cmd
 }
 
