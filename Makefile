@@ -13,17 +13,30 @@ BIN       := bin
 
 all: build
 
-build: wwctl warewulfd wwclient wwstage1 ## build the binaries into ./bin
+build: wwctl warewulfd wwclient wwstage1 ## build the binaries into ./bin (the node-side ones for every NODE_ARCHES too)
 
 wwctl warewulfd:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
 
-wwclient: ## static: it runs on nodes whatever their libc
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
-	install -D -m 0755 $(BIN)/$@ overlays/wwclient/rootfs/warewulf/wwclient
+# Node architectures, as Go and as `uname -m` name them: the wwclient
+# overlay carries a wwclient for each, and its /warewulf/wwclient starts the
+# node's own.
+NODE_ARCHES := amd64:x86_64 arm64:aarch64
 
-wwstage1: ## static: the two-stage boot's /init, which warewulfd packs into /stage1/<mac>
+wwclient: ## static: it runs on nodes whatever their libc; one per NODE_ARCHES
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+	@set -e; for a in $(NODE_ARCHES); do \
+	  echo "wwclient for $${a#*:}"; \
+	  CGO_ENABLED=0 GOARCH=$${a%%:*} $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$${a#*:}/wwclient ./cmd/wwclient; \
+	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
+	done
+
+wwstage1: ## static: the two-stage boot's /init, which warewulfd packs into /stage1/<mac>; also bin/ARCH/ per NODE_ARCHES
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$@ ./cmd/$@
+	@set -e; for a in $(NODE_ARCHES); do \
+	  echo "wwstage1 for $${a#*:}"; \
+	  CGO_ENABLED=0 GOARCH=$${a%%:*} $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/$${a#*:}/wwstage1 ./cmd/wwstage1; \
+	done
 
 check: deps test ## install the test dependencies (Debian, root), then run every test
 
@@ -34,9 +47,9 @@ test: build lint fuzz ## every test, VM boots included (needs root and qemu for 
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
 
 FUZZTIME ?= 10s
-fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON) briefly (FUZZTIME, default 10s)
+fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON, the image stage 1 unpacks) briefly (FUZZTIME, default 10s)
 	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
-	  dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON; do \
+	  warewulfd:FuzzTFTPGrubName dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON stage1:FuzzUnpack; do \
 	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 
@@ -62,12 +75,15 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf || sed "s|/usr/share/warewulf|$(PREFIX)/share/warewulf|; s|/etc/warewulf|$(SYSCONFDIR)/warewulf|; s|/var/lib/warewulf|$(LOCALSTATEDIR)/warewulf|" etc/warewulf.conf > $(DESTDIR)$(SYSCONFDIR)/warewulf/warewulf.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf || install -m 0640 etc/nodes.conf $(DESTDIR)$(SYSCONFDIR)/warewulf/nodes.conf
 	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
+	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/grub
+	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/grub.cfg.ww || install -m 0644 etc/grub/grub.cfg.ww $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/
 	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp
 	install -m 0644 etc/dhcp/*.tmpl $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
-	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf
-	install -m 0755 $(BIN)/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/wwclient
+	for a in $(NODE_ARCHES); do \
+	  install -D -m 0755 $(BIN)/$${a#*:}/wwclient $(DESTDIR)$(PREFIX)/share/warewulf/overlays/wwclient/rootfs/warewulf/bin/$${a#*:}/wwclient; \
+	done
 	install -D -m 0755 $(BIN)/wwstage1 $(DESTDIR)$(PREFIX)/share/warewulf/stage1/wwstage1
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	test ! -e etc/warewulfd.service || install -m 0644 etc/warewulfd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/

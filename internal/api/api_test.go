@@ -146,7 +146,7 @@ func TestNodeCalls(t *testing.T) {
 		{"PUT", "/api/nodes/n2", `{"node": {"profiles": ["nope"]}}`, "profile 'nope' does not exist"},
 		{"PUT", "/api/nodes/n2", `{"node": {"image name": "nope"}}`, "image 'nope' does not exist"},
 		{"PUT", "/api/nodes/n2", `{"node": {"bogus key": 1}}`, `unknown key \"bogus key\"`},
-		{"PUT", "/api/nodes/bad_name", `{"node": {}}`, "bad_name"},
+		{"PUT", "/api/nodes/bad%20name", `{"node": {}}`, "bad name"},
 		{"PUT", "/api/nodes/n2", `{"node": `, "not the JSON expected"},
 		{"PUT", "/api/nodes/n2", `{}`, `no \"node\" object`},
 		{"PATCH", "/api/nodes/n9", `{"node": {}}`, "n9"},

@@ -61,6 +61,12 @@ func TestPowerOverIPMI(t *testing.T) {
 	if b.Power() != "off" {
 		t.Fatalf("after power off the BMC's chassis is %s", b.Power())
 	}
+	// IPMI v1.5 (ipmi interface: lan) against the same BMC.
+	lan := tg
+	lan.Interface = "lan"
+	if r, err := Power(ctx, lan, Status); err != nil || r.Power != "off" {
+		t.Errorf("status over lan (IPMI v1.5): %+v %v", r, err)
+	}
 	for _, a := range []Action{Cycle, Reset, Soft} {
 		if r, err := Power(ctx, tg, a); err != nil || r.Output != string(a)+" requested" {
 			t.Errorf("%s: %+v %v", a, r, err)
@@ -163,7 +169,7 @@ func TestShowDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := PowerCommand(tg, Status)
-	want := "ipmitool -I lanplus -e '&' -p 6230 -H 10.0.0.5 -U 'admin' -E chassis power status"
+	want := `ipmitool -e "&" -p 6230 -H 10.0.0.5 -U "admin" -P "pw" chassis power status`
 	if err != nil || line != want {
 		t.Errorf("got  %q\nwant %q (%v)", line, want, err)
 	}
@@ -181,6 +187,30 @@ func TestNewTargetErrors(t *testing.T) {
 		_, err := NewTarget(&node.Node{Name: "n1", Conf: node.Conf{Ipmi: c.ipmi}}, "/x")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.ipmi, err, c.want)
+		}
+	}
+}
+
+// TestShowAsUpstream: --show for the stock template prints what upstream's
+// ipmitool.tmpl renders.
+func TestShowAsUpstream(t *testing.T) {
+	n := &node.Node{Name: "n01", Conf: node.Conf{Ipmi: &node.Ipmi{Ipaddr: "10.10.10.10", UserName: "admin", Password: "admin", Template: DefaultTemplate}}}
+	tg, err := NewTarget(n, "/nowhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		got  func() (string, error)
+		want string
+	}{
+		{func() (string, error) { return PowerCommand(tg, On) }, `ipmitool -H 10.10.10.10 -U "admin" -P "admin" chassis power on`},
+		{func() (string, error) { return PowerCommand(tg, Soft) }, `ipmitool -H 10.10.10.10 -U "admin" -P "admin" chassis power soft`},
+		{func() (string, error) { return SensorsCommand(tg, false) }, `ipmitool -H 10.10.10.10 -U "admin" -P "admin" sdr list`},
+		{func() (string, error) { return SensorsCommand(tg, true) }, `ipmitool -H 10.10.10.10 -U "admin" -P "admin" sensor list`},
+		{func() (string, error) { return Command(tg, "Console") }, `ipmitool -H 10.10.10.10 -U "admin" -P "admin" sol activate`},
+	} {
+		if got, err := c.got(); err != nil || got != c.want {
+			t.Errorf("got %q (%v), want %q", got, err, c.want)
 		}
 	}
 }

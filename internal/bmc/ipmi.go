@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,25 @@ import (
 // suite the BMC lacks is refused at once.
 var cipherSuites = []types.CipherSuiteID{types.CipherSuiteID17, types.CipherSuiteID3}
 
+// lastSuite is the cipher suite the last BMC agreed to. A cluster's BMCs
+// are mostly alike, so the next one is offered it first: against BMCs
+// that speak suite 3 only, that saves two round trips per BMC.
+var lastSuite atomic.Int32
+
+func suiteOrder() []types.CipherSuiteID {
+	first := types.CipherSuiteID(lastSuite.Load())
+	out := []types.CipherSuiteID{}
+	if first != 0 {
+		out = append(out, first)
+	}
+	for _, s := range cipherSuites {
+		if s != first {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // ipmiTimeout and ipmiRetries are per UDP exchange: ipmitool's lanplus
 // defaults (1 s, 4 retries).
 var (
@@ -33,7 +53,7 @@ func connect(ctx context.Context, t Target) (*client.Client, error) {
 	if len(t.UserName) > 16 {
 		return nil, fmt.Errorf("ipmi username %q is longer than 16 characters", t.UserName)
 	}
-	suites := cipherSuites
+	suites := suiteOrder()
 	if t.Interface == "lan" {
 		suites = suites[:1] // no cipher suites in IPMI v1.5
 	}
@@ -51,6 +71,9 @@ func connect(ctx context.Context, t Target) (*client.Client, error) {
 		}
 		err = c.Connect(ctx)
 		if err == nil {
+			if t.Interface != "lan" {
+				lastSuite.Store(int32(suite))
+			}
 			return c, nil
 		}
 		switch {

@@ -37,8 +37,8 @@ var ipmitoolTemplate string
 
 // Command renders the shell command for cmd (a .Cmd name) from the node's
 // site template, or, for the built-in driver, the ipmitool command that
-// does the same. That one reads the password from $IPMI_PASSWORD (-E), so
-// `--show` does not print it.
+// does the same, as upstream's stock template writes it (password
+// included: --show is for the admin who can read nodes.conf anyway).
 func Command(t Target, cmd string) (string, error) {
 	if t.Interface == Redfish {
 		return redfishShow(t, cmd), nil
@@ -51,11 +51,6 @@ func Command(t Target, cmd string) (string, error) {
 			return "", fmt.Errorf("ipmi template %q: %w", t.Template, err)
 		}
 		text, name = string(b), t.TemplateFile
-	} else {
-		d.Password = ""
-		if t.Interface == "" {
-			d.Interface = "lanplus"
-		}
 	}
 	tmpl, err := template.New(name).Funcs(sprig.TxtFuncMap()).Option("missingkey=zero").Parse(text)
 	if err != nil {

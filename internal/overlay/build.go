@@ -212,6 +212,7 @@ type overlaySet struct {
 	dirs      map[string]Entry
 	templates []*parsedTemplate
 	man       *setManifest
+	manName   string          // the manifest as pinned for the node entries built now
 	nodeScope map[string]bool // templates (overlay/path) rendered per node
 	err       error
 }
@@ -503,6 +504,13 @@ func (b *Builder) buildKind(kind string, idx *index, jobs []job, v *clusterView,
 				if old != nil && old.Key == key && (!old.UsesNodes || old.NodesHash == v.allHash) && depOK.all(idx.depsOf(old)) {
 					mu.Lock()
 					st.Unchanged++
+					if old.Set != jb.set.manName { // its own archive as it was, the set's new shared ones
+						c := *old
+						c.Set = jb.set.manName
+						idx.own()
+						idx.Nodes[n.Name] = &c
+						idx.changed = true
+					}
 					mu.Unlock()
 					continue
 				}
@@ -637,7 +645,7 @@ func (b *Builder) renderNode(jb job, n *node.Node, rs *renderState, pk *packer) 
 			outs = append(outs, f)
 		}
 	}
-	e = &nodeEntry{Set: s.id, UsesNodes: rs.usedNodes}
+	e = &nodeEntry{Set: s.manName, UsesNodes: rs.usedNodes}
 	if len(outs) == 0 {
 		return e, nil, withheld, nil
 	}
@@ -783,7 +791,7 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		(m.Static == "" || exists(filepath.Join(shared, m.Static))) &&
 		(m.Cluster == "" || exists(filepath.Join(shared, m.Cluster))) {
 		s.setManifest(m)
-		return 0, nil
+		return 0, b.pinManifest(s, m)
 	}
 	m = &setManifest{ID: s.id, CtlHash: v.ctlHash, NodeScope: []string{}}
 	wrote := 0
@@ -833,6 +841,9 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 			wrote++
 		}
 	}
+	if err := b.pinManifest(s, m); err != nil {
+		return 0, err
+	}
 	data, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
@@ -842,6 +853,24 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	s.setManifest(m)
 	return wrote, nil
+}
+
+// pinManifest writes m also under a name made of the set's id and a hash
+// of m, and node entries point at that one. set-ID.json is the latest;
+// while a build writes new shared archives, and after one that fails, an
+// entry not (yet) rebuilt still finds the shared archives it was built
+// with: a node gets its old image or its new one, never a mix.
+func (b *Builder) pinManifest(s *overlaySet, m *setManifest) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	s.manName = s.id + "-" + hex.EncodeToString(sum[:8])
+	if p := b.setManifestPath(s.manName); !exists(p) {
+		return safefile.WriteFile(p, data, 0o644)
+	}
+	return nil
 }
 
 func (s *overlaySet) setManifest(m *setManifest) {
@@ -983,16 +1012,20 @@ func (b *Builder) collect(v *clusterView) {
 			return
 		}
 		for _, e := range idx.Nodes {
-			name := "set-" + e.Set + ".json"
-			if keep[name] {
-				continue
+			// The manifest the entry was built with, and its set's latest.
+			id, _, _ := strings.Cut(e.Set, "-")
+			for _, set := range []string{e.Set, id} {
+				name := "set-" + set + ".json"
+				if keep[name] {
+					continue
+				}
+				keep[name] = true
+				m := &setManifest{}
+				if !readJSON(b.setManifestPath(set), m) {
+					return
+				}
+				keep[m.Static], keep[m.Cluster] = true, true
 			}
-			keep[name] = true
-			m := &setManifest{}
-			if !readJSON(b.setManifestPath(e.Set), m) {
-				return
-			}
-			keep[m.Static], keep[m.Cluster] = true, true
 		}
 	}
 	shared := b.cfg.OverlaySharedDir()

@@ -306,3 +306,80 @@ func TestDiskOverlaysOnALoopDevice(t *testing.T) {
 	}
 	unmount()
 }
+
+// TestMkfsKeepsWhatIsThere runs the mkfs and mkswap scripts twice on whole
+// loop devices (no partitions needed): the first run makes ext4 and swap,
+// the second keeps both (the same UUIDs), and wipe_filesystem makes the
+// file system anew.
+func TestMkfsKeepsWhatIsThere(t *testing.T) {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, c := range []string{"losetup", "wipefs", "blkid", "mkfs.ext4", "mkswap"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	testenv.Need(t, "mkfs test needs "+strings.Join(missing, ", ")+" (test/deps.sh)", len(missing) == 0)
+	dir := t.TempDir()
+	var loops []string
+	for i := range 2 {
+		img := filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		os.WriteFile(img, nil, 0o600)
+		os.Truncate(img, 64<<20)
+		out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+		if err != nil {
+			testenv.Need(t, fmt.Sprintf("no loop device: %v %s", err, out), false)
+		}
+		loop := strings.TrimSpace(string(out))
+		t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+		loops = append(loops, loop)
+	}
+	sb := newSandbox(t, filepath.Join(dir, "sb"))
+	run := func(wipe bool) string {
+		t.Helper()
+		db, err := node.Parse([]byte(fmt.Sprintf("nodes:\n  d1:\n    filesystems:\n      %s:\n        format: ext4\n        path: /scratch\n        wipe_filesystem: %v\n      %s:\n        format: swap\n        path: swap\n", loops[0], wipe, loops[1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		for _, s := range []struct{ overlay, file string }{{"mkfs", "warewulf/init.d/20-mkfs"}, {"mkswap", "warewulf/init.d/20-mkswap"}} {
+			o := renderAll(t, sb, db, s.overlay)[s.file]
+			script := filepath.Join(dir, filepath.Base(s.file))
+			os.WriteFile(script, o.Data, 0o755)
+			b, err := exec.Command("sh", script).CombinedOutput()
+			log.Write(b)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", s.file, err, b)
+			}
+		}
+		return log.String()
+	}
+	uuid := func(dev string) string {
+		out, _ := exec.Command("blkid", "-p", "-s", "UUID", "-o", "value", dev).Output()
+		return strings.TrimSpace(string(out))
+	}
+	log := run(false)
+	if !strings.Contains(log, loops[0]+": making ext4") || !strings.Contains(log, loops[1]+": making swap") {
+		t.Fatalf("first run:\n%s", log)
+	}
+	fsID, swapID := uuid(loops[0]), uuid(loops[1])
+	log = run(false)
+	if !strings.Contains(log, loops[0]+": already ext4; kept") || !strings.Contains(log, loops[1]+": already swap; kept") || strings.Contains(log, "making") {
+		t.Errorf("second run remade something:\n%s", log)
+	}
+	if uuid(loops[0]) != fsID || uuid(loops[1]) != swapID || fsID == "" {
+		t.Errorf("UUIDs changed: %s %s -> %s %s", fsID, swapID, uuid(loops[0]), uuid(loops[1]))
+	}
+	log = run(true)
+	if !strings.Contains(log, loops[0]+": making ext4") || uuid(loops[0]) == fsID || uuid(loops[1]) != swapID {
+		t.Errorf("wipe_filesystem: not made anew (or swap touched):\n%s", log)
+	}
+	// Something else on the device, no wipe: left alone.
+	exec.Command("wipefs", "-a", loops[0]).Run()
+	exec.Command("mkswap", loops[0]).Run()
+	if log = run(false); !strings.Contains(log, "holds swap, not ext4, and wipe_filesystem is false: left alone") {
+		t.Errorf("another format: %s", log)
+	}
+}

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,5 +158,55 @@ func TestNewHostKeyTypes(t *testing.T) {
 	}
 	if _, err := sshkey.New("dsa", "x"); err == nil {
 		t.Fatal("dsa accepted")
+	}
+}
+
+// TestBrokenTemplateSiblings: a template that does not parse fails only
+// itself; its overlay's other templates render.
+func TestBrokenTemplateSiblings(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	writeFiles(t, filepath.Join(sb.cfg.SiteOverlayDir(), "mixed", "rootfs"), map[string]string{
+		"etc/good.ww":   "{{ .Id }} ok\n",
+		"etc/broken.ww": "{{ .Id \n",
+	})
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	outs, err := b.Render(db, "mixed", "etc/good.ww", "n1")
+	if err != nil || len(outs) != 1 || string(outs[0].Data) != "n1 ok\n" {
+		t.Fatalf("good sibling: %v %v", outs, err)
+	}
+	if _, err := b.Render(db, "mixed", "etc/broken.ww", "n1"); err == nil || !strings.Contains(err.Error(), "etc/broken.ww") {
+		t.Fatalf("broken template: %v", err)
+	}
+}
+
+// TestFilePlacement: file() names beside the template, or from the root.
+func TestFilePlacement(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	writeFiles(t, filepath.Join(sb.cfg.SiteOverlayDir(), "place", "rootfs"), map[string]string{
+		"etc/sub/t.ww": `pre{{ file "a" }}A{{ file "/opt/b" }}B{{ file "../c" }}C`,
+		"etc/l.ww":     `{{ softlink "/x" }}{{ file "m" }}M`,
+		"etc/ab.ww":    `before{{ abort }}after`,
+	})
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	got := renderAllOf(t, b, db, "place", "etc/sub/t.ww")
+	want := map[string]string{"etc/sub/a": "A", "opt/b": "B", "etc/c": "C"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v (text before the first file is dropped)", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s = %q, want %q", p, got[p], w)
+		}
+	}
+	outs, err := b.Render(db, "place", "etc/l.ww", "n1")
+	if err != nil || len(outs) != 2 || outs[0].Path != "etc/l" || outs[0].Link != "/x" || outs[1].Path != "etc/m" {
+		t.Fatalf("a symlink before the first file is kept: %+v %v", outs, err)
+	}
+	_, err = b.Render(db, "place", "etc/ab.ww", "n1")
+	var ab *AbortedError
+	if !errors.As(err, &ab) || string(ab.Text) != "before" {
+		t.Fatalf("abort: %v", err)
 	}
 }

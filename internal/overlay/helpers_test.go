@@ -60,15 +60,17 @@ func newSandbox(t testing.TB, dir string) *sandbox {
 	os.WriteFile(filepath.Join(cfg.KeyDir(), "cluster.pub"), []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\n"), 0o644)
 	host := filepath.Join(dir, "host")
 	writeFiles(t, host, map[string]string{
-		"etc/resolv.conf":            "# controller\nnameserver 127.0.0.53\nnameserver 10.0.0.254\nsearch cluster\n",
-		"etc/passwd":                 "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n",
-		"etc/group":                  "root:x:0:\nalice:x:1000:\n",
-		"etc/shadow":                 "root:*:19000:0:99999:7:::\nalice:$y$hash:19000:0:99999:7:::\n",
-		"root/.ssh/id_ed25519.pub":   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\n",
-		"root/.ssh/id_rsa.pub":       "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n",
-		"root/.ssh/id_ed25519":       "PRIVATE, never shipped\n",
-		"root/.ssh/known_hosts.orig": "not a key\n",
+		"etc/resolv.conf":                  "# controller\nnameserver 127.0.0.53\nnameserver 10.0.0.254\nsearch cluster\n",
+		"etc/passwd":                       "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n",
+		"etc/group":                        "root:x:0:\nalice:x:1000:\n",
+		"etc/shadow":                       "root:*:19000:0:99999:7:::\nalice:$y$hash:19000:0:99999:7:::\n",
+		"root/.ssh/id_ed25519.pub":         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\n",
+		"root/.ssh/id_rsa.pub":             "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n",
+		"root/.ssh/id_ed25519":             "PRIVATE, never shipped\n",
+		"root/.ssh/known_hosts.orig":       "not a key\n",
+		"usr/share/zoneinfo/Europe/Berlin": "TZif",
 	})
+	os.Symlink("../usr/share/zoneinfo/Europe/Berlin", filepath.Join(host, "etc/localtime"))
 	writeFiles(t, cfg.ImageRootfs("rocky"), map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\n",
 		"etc/group":  "root:x:0:\nshadow:x:42:\nsshd:x:74:\n",

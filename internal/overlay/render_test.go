@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
@@ -23,6 +25,12 @@ var expect = map[string]map[string][]string{
 		"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"},
 		"etc/udev/rules.d/70-persistent-net.rules":  {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`},
 	},
+	"localtime":       {"etc/localtime": {}},
+	"mig":             {"etc/systemd/system/ww-nvidia-mig.service": {"ExecStart=/usr/bin/nvidia-smi mig -cgi 2,2 -C\n", "WantedBy=multi-user.target"}},
+	"netplan":         {"etc/netplan/warewulf.yaml": {"network:\n  version: 2\n", "  ethernets:\n    eth0:\n      match:\n        macaddress: \"52:54:00:00:00:01\"\n      set-name: eth0\n      mtu: 9000\n      dhcp4: false\n      addresses:\n        - 10.0.1.1/24\n      routes:\n        - { to: default, via: 10.0.0.1 }\n", "    ib0:\n      infiniband-mode: datagram\n"}},
+	"wicked":          {"etc/wicked/ifconfig/eth0.xml": {"<name>eth0</name>", "<local>10.0.1.1/24</local>", "<mtu>9000</mtu>"}, "etc/wicked/ifconfig/ib0.xml": {"<infiniband>", "<local>fd00::1/64</local>"}},
+	"chrony":          {"etc/chrony.conf": {"server 10.0.0.1 iburst\n", "allow 10.0.0.0/16\n"}},
+	"debug":           {"tstruct.md": {"# Template data for n1", "- NetDevs[default]: type ethernet, device eth0, hwaddr 52:54:00:00:00:01", "primary true", "- n3\n"}},
 	"systemd.netname": {"etc/systemd/network/10-warewulf-eth0.link": {"MACAddress=52:54:00:00:00:01", "Name=eth0", "MTUBytes=9000"}},
 	"udev.netname":    {"etc/udev/rules.d/70-persistent-net.rules": {`ATTR{address}=="52:54:00:00:00:01", NAME="eth0"`}},
 	"systemd.networkd": {
@@ -61,6 +69,9 @@ var expect = map[string]map[string][]string{
 		"etc/shadow": {"root:!:19000::::::\nsshd:!!:19000::::::\nalice:$y$hash:19000:0:99999:7:::\n"},
 	},
 }
+
+// expectLink are the outputs that are symlinks, and their targets.
+var expectLink = map[string]string{"etc/localtime": "/usr/share/zoneinfo/Europe/Berlin"}
 
 // modes are the permission bits and owners some outputs must have.
 var expectMode = map[string][3]uint32{
@@ -129,6 +140,9 @@ func TestShippedOverlaysRender(t *testing.T) {
 					if !strings.Contains(string(o.Data), s) {
 						t.Errorf("%s lacks %q:\n%s", file, s, o.Data)
 					}
+				}
+				if l, ok := expectLink[file]; ok && o.Link != l {
+					t.Errorf("%s: a link to %q, want %q", file, o.Link, l)
 				}
 				if m, ok := expectMode[file]; ok && (o.Mode != m[0] || o.UID != m[1] || o.GID != m[2]) {
 					t.Errorf("%s: mode %o owner %d:%d, want %o %d:%d", file, o.Mode, o.UID, o.GID, m[0], m[1], m[2])
@@ -199,6 +213,101 @@ func TestHostKeysStable(t *testing.T) {
 func TestNetworkdBondVLAN(t *testing.T) {
 	sb := newSandbox(t, t.TempDir())
 	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	want := map[string][]string{
+		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nName=ens3\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
+		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
+		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
+		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
+		"etc/systemd/network/10-warewulf-bond0.42.netdev":  {"Name=bond0.42\nKind=vlan\n", "[VLAN]\nId=42\n"},
+		"etc/systemd/network/20-warewulf-bond0.42.network": {"Name=bond0.42", "Address=10.42.0.5/24\nGateway=10.42.0.1\nAddress=fd42::5/64\n", "DNS=10.42.0.53\nDNS=10.42.0.54\nDomains=a.example b.example\n", "[Route]\nDestination=10.99.0.0/16\nGateway=10.42.0.254\n"},
+	}
+	got := renderAllOf(t, b, db, "systemd.networkd", "etc/systemd/network/20-warewulf.network.ww")
+	checkFiles(t, got, want, true)
+	if strings.Contains(got["etc/systemd/network/20-warewulf-bond0.network"], "DHCP") {
+		t.Error("the bond under the VLAN asks for DHCP")
+	}
+}
+
+// TestNetworkOverlaysBondVLAN: the same network through NetworkManager,
+// ifcfg and ifupdown.
+func TestNetworkOverlaysBondVLAN(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	nm := "etc/NetworkManager/system-connections/warewulf-"
+	checkFiles(t, renderAllOf(t, b, db, "NetworkManager", "etc/NetworkManager/system-connections/warewulf.nmconnection.ww"), map[string][]string{
+		nm + "ens3.nmconnection":     {"type=ethernet\ninterface-name=ens3\n", "master=bond0\nslave-type=bond\n", "mac-address=52:54:00:00:01:01"},
+		nm + "bond0.nmconnection":    {"type=bond\n", "[ipv4]\nmethod=disabled\n", "[bond]\nmode=802.3ad\nmiimon=50\nxmit_hash_policy=layer3+4\n", "mtu=9000"},
+		nm + "bond0.42.nmconnection": {"type=vlan\n", "[vlan]\nid=42\nparent=bond0\n", "address1=10.42.0.5/24,10.42.0.1", "dns=10.42.0.53;10.42.0.54;", "dns-search=a.example;b.example;", "route1=10.99.0.0/16,10.42.0.254", "[ipv6]\nmethod=manual\naddress1=fd42::5/64"},
+	}, false)
+	sc := "etc/sysconfig/network-scripts/"
+	checkFiles(t, renderAllOf(t, b, db, "ifcfg", sc+"ifcfg.ww"), map[string][]string{
+		sc + "ifcfg-ens3":     {"MASTER=bond0\nSLAVE=yes\n", "HWADDR=52:54:00:00:01:01"},
+		sc + "ifcfg-bond0":    {"TYPE=Bond", "BOOTPROTO=none", "BONDING_MASTER=yes", `BONDING_OPTS="mode=802.3ad miimon=50 xmit_hash_policy=layer3+4"`},
+		sc + "ifcfg-bond0.42": {"VLAN=yes\nVLAN_ID=42\nPHYSDEV=bond0\n", "IPADDR=10.42.0.5", "DNS1=10.42.0.53\nDNS2=10.42.0.54\n", `DOMAIN="a.example b.example"`},
+		sc + "route-bond0.42": {"10.99.0.0/16 via 10.42.0.254 dev bond0.42\n"},
+	}, false)
+	checkFiles(t, renderAllOf(t, b, db, "ifupdown", "etc/network/interfaces.d/warewulf.ww"), map[string][]string{
+		"etc/network/interfaces.d/warewulf": {"iface ens3 inet manual\n    bond-master bond0\n", "iface bond0 inet manual\n    mtu 9000\n    bond-slaves ens3 ens4 \n    bond-mode 802.3ad\n",
+			"iface bond0.42 inet static\n    address 10.42.0.5/24\n    gateway 10.42.0.1\n    vlan-raw-device bond0\n    dns-nameservers 10.42.0.53 10.42.0.54\n    dns-search a.example b.example\n    up ip route add 10.99.0.0/16 via 10.42.0.254 dev bond0.42\n"},
+	}, false)
+}
+
+// TestNetplanWickedBondVLAN: the same network through netplan and wicked.
+func TestNetplanWickedBondVLAN(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := bondVLANDB(t)
+	np := renderAllOf(t, b, db, "netplan", "etc/netplan/warewulf.yaml.ww")
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(np["etc/netplan/warewulf.yaml"]), &doc); err != nil {
+		t.Fatalf("netplan: not YAML: %v", err)
+	}
+	checkFiles(t, np, map[string][]string{
+		"etc/netplan/warewulf.yaml": {"    ens3:\n      match:\n        macaddress: \"52:54:00:00:01:01\"\n      set-name: ens3\n      dhcp4: false\n      dhcp6: false\n",
+			"  bonds:\n    bond0:\n      mtu: 9000\n      interfaces: [ens3, ens4]\n      parameters:\n        mode: 802.3ad\n        mii-monitor-interval: 50\n        transmit-hash-policy: layer3+4\n",
+			"  vlans:\n    bond0.42:\n      id: 42\n      link: bond0\n      dhcp4: false\n      addresses:\n        - 10.42.0.5/24\n        - \"fd42::5/64\"\n      routes:\n        - { to: default, via: 10.42.0.1 }\n        - { to: 10.99.0.0/16, via: 10.42.0.254 }\n      nameservers:\n        addresses: [10.42.0.53, 10.42.0.54]\n        search: [a.example, b.example]\n"},
+	}, true)
+	w := "etc/wicked/ifconfig/"
+	checkFiles(t, renderAllOf(t, b, db, "wicked", w+"warewulf.xml.ww"), map[string][]string{
+		w + "ens3.xml":     {"<master>bond0</master>", "<address>52:54:00:00:01:01</address>"},
+		w + "ens4.xml":     {"<master>bond0</master>"},
+		w + "bond0.xml":    {"<mode>802.3ad</mode>", "<frequency>50</frequency>", "<slave><device>ens3</device></slave>\n      <slave><device>ens4</device></slave>"},
+		w + "bond0.42.xml": {"<vlan>\n    <device>bond0</device>\n    <tag>42</tag>", "<local>10.42.0.5/24</local>", "<destination>10.99.0.0/16</destination>\n      <nexthop><gateway>10.42.0.254</gateway></nexthop>", "<local>fd42::5/64</local>"},
+	}, true)
+}
+
+func renderAllOf(t *testing.T, b *Builder, db *node.DB, ov, file string) map[string]string {
+	t.Helper()
+	outs, err := b.Render(db, ov, file, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range outs {
+		got[o.Path] = string(o.Data)
+	}
+	return got
+}
+
+func checkFiles(t *testing.T, got map[string]string, want map[string][]string, exact bool) {
+	t.Helper()
+	for p, subs := range want {
+		for _, sub := range subs {
+			if !strings.Contains(got[p], sub) {
+				t.Errorf("%s lacks %q:\n%s", p, sub, got[p])
+			}
+		}
+	}
+	if exact && len(got) != len(want) {
+		t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// bondVLANDB: n1 has two NICs in an 802.3ad bond and a VLAN on the bond
+// with its addresses, a route and DNS.
+func bondVLANDB(t *testing.T) *node.DB {
 	db := sampleDB(t)
 	onboot := true
 	db.Nodes["n1"].NetDevs = map[string]*node.NetDev{
@@ -213,33 +322,53 @@ func TestNetworkdBondVLAN(t *testing.T) {
 	for _, p := range db.Profiles {
 		p.NetDevs = nil
 	}
-	want := map[string][]string{
-		"etc/systemd/network/20-warewulf-ens3.network":     {"[Match]\nPermanentMACAddress=52:54:00:00:01:01\n", "[Network]\nBond=bond0\n"},
-		"etc/systemd/network/20-warewulf-ens4.network":     {"PermanentMACAddress=52:54:00:00:01:02", "Bond=bond0"},
-		"etc/systemd/network/10-warewulf-bond0.netdev":     {"[NetDev]\nName=bond0\nKind=bond\nMTUBytes=9000\n", "[Bond]\nMode=802.3ad\nMIIMonitorSec=50ms\nTransmitHashPolicy=layer3+4\n"},
-		"etc/systemd/network/20-warewulf-bond0.network":    {"[Match]\nName=bond0\n", "VLAN=bond0.42\nLinkLocalAddressing=no\n"},
-		"etc/systemd/network/10-warewulf-bond0.42.netdev":  {"Name=bond0.42\nKind=vlan\n", "[VLAN]\nId=42\n"},
-		"etc/systemd/network/20-warewulf-bond0.42.network": {"Name=bond0.42", "Address=10.42.0.5/24\nGateway=10.42.0.1\nAddress=fd42::5/64\n", "DNS=10.42.0.53\nDNS=10.42.0.54\nDomains=a.example b.example\n", "[Route]\nDestination=10.99.0.0/16\nGateway=10.42.0.254\n"},
+	return db
+}
+
+// TestSyncuserLocalUsers: upstream's PasswordlessRoot tag and the
+// localusers and localgroups resources.
+func TestSyncuserLocalUsers(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	n := db.Nodes["n1"]
+	if n.Tags == nil {
+		n.Tags = map[string]string{}
 	}
-	outs, err := b.Render(db, "systemd.networkd", "etc/systemd/network/20-warewulf.network.ww", "n1")
-	if err != nil {
-		t.Fatal(err)
+	n.Tags["PasswordlessRoot"] = "true"
+	n.Resources = map[string]any{
+		"localusers":  []any{map[string]any{"name": "dbuser", "uid": 1001, "gid": 1002, "gecos": "DB", "home": "/var/lib/db", "shell": "/bin/sh"}, map[string]any{"name": "alice", "uid": 9, "gid": 9, "home": "/", "shell": "/bin/sh"}},
+		"localgroups": []any{map[string]any{"name": "dbgroup", "gid": 1002, "members": []any{"dbuser", "alice"}}},
 	}
-	got := map[string]string{}
-	for _, o := range outs {
-		got[o.Path] = string(o.Data)
-	}
-	for p, subs := range want {
-		for _, sub := range subs {
-			if !strings.Contains(got[p], sub) {
-				t.Errorf("%s lacks %q:\n%s", p, sub, got[p])
-			}
+	passwd := renderAllOf(t, b, db, "syncuser", "etc/passwd.ww")["etc/passwd"]
+	group := renderAllOf(t, b, db, "syncuser", "etc/group.ww")["etc/group"]
+	shadow := renderAllOf(t, b, db, "syncuser", "etc/shadow.ww")["etc/shadow"]
+	for _, c := range []struct{ text, want string }{
+		{passwd, "root::0:0:root:/root:/bin/bash\nsshd:x:74:74::/var/empty/sshd:/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\ndbuser:x:1001:1002:DB:/var/lib/db:/bin/sh\n"},
+		{group, "root:x:0:\nshadow:x:42:\nsshd:x:74:\nalice:x:1000:\ndbuser:x:1002:\ndbgroup:x:1002:dbuser,alice\n"},
+		{shadow, "root::::::::\nsshd:!!:19000::::::\nalice:$y$hash:19000:0:99999:7:::\n"},
+	} {
+		if c.text != c.want {
+			t.Errorf("got\n%s\nwant\n%s", c.text, c.want)
 		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
-	}
-	if strings.Contains(got["etc/systemd/network/20-warewulf-bond0.network"], "DHCP") {
-		t.Error("the bond under the VLAN asks for DHCP")
+}
+
+// TestMigProfiles: the tag gpuMigProfiles, one list for all GPUs or one
+// per GPU.
+func TestMigProfiles(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	for tag, want := range map[string]string{
+		"14,14,14,15":        "ExecStart=/usr/bin/nvidia-smi mig -cgi 14,14,14,15 -C\n",
+		"14,15:9,9:0":        "ExecStart=/usr/bin/nvidia-smi mig -cgi 14,15 -i 0 -C\nExecStart=/usr/bin/nvidia-smi mig -cgi 9,9 -i 1 -C\nExecStart=/usr/bin/nvidia-smi mig -cgi 0 -i 2 -C\n",
+		"1g.23gb+me,1g.23gb": "ExecStart=/usr/bin/nvidia-smi mig -cgi 1g.23gb+me,1g.23gb -C\n",
+	} {
+		db := sampleDB(t)
+		db.Nodes["n1"].Tags = map[string]string{"gpuMigProfiles": tag}
+		got := renderAllOf(t, b, db, "mig", "etc/systemd/system/ww-nvidia-mig.service.ww")["etc/systemd/system/ww-nvidia-mig.service"]
+		if !strings.Contains(got, want) {
+			t.Errorf("gpuMigProfiles %q:\n%s\nlacks\n%s", tag, got, want)
+		}
 	}
 }

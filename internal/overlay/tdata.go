@@ -203,7 +203,7 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 		Srvdir:         p.Srvdir,
 		Firewallddir:   p.Firewallddir,
 		Systemddir:     p.Systemddir,
-		Datadir:        cfg.DataDir(),
+		Datadir:        filepath.Dir(cfg.DataDir()),
 		WWOverlaydir:   cfg.SiteOverlayDir(),
 		WWChrootdir:    cfg.ImageStoreDir(),
 		WWProvisiondir: cfg.ProvisionDir(),

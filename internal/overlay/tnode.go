@@ -366,3 +366,7 @@ func flatNetDevs(m map[string]*TNetDev) map[string]*TNetDev {
 	}
 	return out
 }
+
+// NetDevsOf is a node's network devices as templates see them (upstream's
+// types), for the iPXE and GRUB templates.
+func NetDevsOf(n *node.Node) map[string]*TNetDev { return viewOf(n).NetDevs }

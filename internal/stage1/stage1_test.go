@@ -275,7 +275,7 @@ func TestParseCmdline(t *testing.T) {
 	for cmdline, want := range map[string]string{
 		"wwid=52:54:00:aa:00:01 wwstage1.base=http://x wwstage1.ip=10.0.0.500 wwstage1.netmask=255.0.0.0": `wwstage1.ip="10.0.0.500"`,
 		"wwid=52:54:00:aa:00:01 wwstage1.base=ftp://x wwstage1.ip=10.0.0.5 wwstage1.netmask=255.0.0.0":    `wwstage1.base="ftp://x"`,
-		"wwid=52:54:00:aa:00:01": "lacks wwstage1.base, wwstage1.ip, wwstage1.netmask",
+		"wwid=52:54:00:aa:00:01":                    "lacks wwstage1.base, wwstage1.ip, wwstage1.netmask",
 		"wwid=52:54:00:aa:00:01 wwstage1.root=sda1": `wwstage1.root="sda1": not tmpfs, initramfs or a /dev/ path`,
 	} {
 		if _, err := ParseCmdline(cmdline); err == nil || !strings.Contains(err.Error(), want) {

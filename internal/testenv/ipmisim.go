@@ -107,6 +107,8 @@ func startBMC(dir string, o BMCOptions) (*BMC, error) {
 	b.cmd = exec.Command(args[0], args[1:]...)
 	b.cmd.Dir = dir
 	b.cmd.Stdout, b.cmd.Stderr = log, log
+	// A test binary killed outright takes its BMCs with it.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -9,11 +9,13 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/Masterminds/sprig/v3"
 	"github.com/pin/tftp/v3"
@@ -22,6 +24,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
 // The shim + GRUB boot path (warewulf.conf `grubboot: true`, for Secure
@@ -30,10 +33,15 @@ import (
 //	DHCP  -> warewulf/shim.efi by TFTP, or http://IP:PORT/efiboot/shim.efi
 //	shim  -> grubx64.efi from beside itself (TFTP warewulf/, or /efiboot/)
 //	GRUB  -> grub.cfg from its prefix: TFTP grub/grub.cfg (a chain to
-//	         /grub/MAC), HTTP /grub/grub.cfg-01-MAC, /grub/grub.cfg or
-//	         /efiboot/grub.cfg
-//	grub.cfg (SYSCONFDIR/grub/grub.cfg.ww, per node) -> /kernel, /image,
-//	         /kmods, /system, /runtime: the files iPXE loads.
+//	         warewulf/grub/MAC), HTTP /grub/grub.cfg-01-MAC, /grub/grub.cfg
+//	         or /efiboot/grub.cfg
+//	grub.cfg (SYSCONFDIR/grub/grub.cfg.ww, per node) -> kernel, image,
+//	         kmods, system, runtime: the files iPXE loads, by the transport
+//	         GRUB came by.
+//
+// A GRUB that came by TFTP fetches everything by TFTP, as warewulf/STAGE/
+// MAC?assetkey=KEY: Debian's signed grubnetx64.efi has no http module and,
+// under Secure Boot, loads none.
 //
 // shim and GRUB come from the node's image, whose signed kernel they must
 // trust, else from the controller (image.OpenBootloader).
@@ -80,6 +88,10 @@ type GrubData struct {
 	// The project's additions, as in the iPXE templates:
 	Runtime     bool   // load the runtime overlay too (server not in secure mode)
 	Compression string // how the image and kmods are built: gz or zstd
+	// BaseURI is where this GRUB fetches the rest, STAGE/MAC below it:
+	// (http,IP:PORT) when grub.cfg came by HTTP, (tftp,IP)/warewulf when
+	// it came by TFTP.
+	BaseURI string
 }
 
 // loaderOf maps an /efiboot/ or TFTP file name to the loader and the
@@ -178,7 +190,7 @@ func (s *Server) serveGrub(w http.ResponseWriter, r *http.Request, name string) 
 	st := s.st.Load()
 	switch {
 	case name == GrubCfgName:
-		s.writeText(q, grubChain(st.cfg, q.remote.Addr()))
+		s.writeText(q, grubChain(st.cfg, q.remote.Addr(), false))
 		return
 	case strings.HasPrefix(name, GrubCfgName+"-01-"):
 		name = strings.TrimPrefix(name, GrubCfgName+"-01-")
@@ -211,7 +223,9 @@ func (s *Server) serveGrub(w http.ResponseWriter, r *http.Request, name string) 
 
 // serveGrubCfg renders the grub.cfg template for q's node.
 func (s *Server) serveGrubCfg(st *state, q *request) {
-	out, err := renderGrub(st.cfg, grubData(st.cfg, q))
+	d := grubData(st.cfg, q.node, q.mac, q.remote.Addr())
+	d.BaseURI = "(http," + d.Authority + ")"
+	out, err := renderGrub(st.cfg, d)
 	if err != nil {
 		q.fail(http.StatusInternalServerError, err.Error())
 		return
@@ -230,12 +244,12 @@ func (s *Server) writeText(q *request, b []byte) {
 	}
 }
 
-// grubData fills upstream's template variables for q's node.
-func grubData(cfg *config.Config, q *request) *GrubData {
-	n := q.node
+// grubData fills upstream's template variables for node n, asked for
+// as mac from remote.
+func grubData(cfg *config.Config, n *nodeEntry, mac string, remote netip.Addr) *GrubData {
 	d := &GrubData{
 		Id: n.Name, Hostname: n.Name, Fqdn: n.Name, Cluster: n.ClusterName,
-		ImageName: n.ImageName, Ipxe: n.IpxeTemplate, Hwaddr: q.mac,
+		ImageName: n.ImageName, Ipxe: n.IpxeTemplate, Hwaddr: mac,
 		Ipaddr: cfg.Ipaddr, Port: strconv.Itoa(cfg.Warewulf.Port),
 		KernelArgs: n.KernelArgs(), Root: n.Root, Tags: n.Tags, NetDevs: n.NetDevs,
 		Runtime: !cfg.Warewulf.Secure, Compression: "gz",
@@ -243,7 +257,7 @@ func grubData(cfg *config.Config, q *request) *GrubData {
 	if a, err := netip.ParseAddr(cfg.Ipaddr6); err == nil {
 		d.Ipaddr6 = a.String()
 	}
-	d.Authority = authority(cfg, q.remote.Addr())
+	d.Authority = authority(cfg, remote)
 	if n.Kernel != nil {
 		d.KernelVersion = n.Kernel.Version
 	}
@@ -297,11 +311,15 @@ func renderGrub(cfg *config.Config, d *GrubData) ([]byte, error) {
 
 // grubChain is the grub.cfg that GRUB finds first, the same for every
 // node: it reads the asset tag and asks for the node's own config by its
-// MAC, over HTTP.
-func grubChain(cfg *config.Config, remote netip.Addr) []byte {
+// MAC, by the transport it came by.
+func grubChain(cfg *config.Config, remote netip.Addr, overTFTP bool) []byte {
+	src := "(http," + authority(cfg, remote) + ")" + GrubPath
+	if overTFTP {
+		src = "(tftp," + cfg.Ipaddr + ")/" + TFTPGrubDir + "grub/"
+	}
 	return []byte(`# warewulfd: the first grub.cfg, the same for every node
 smbios --type 3 --get-string 8 --set assetkey
-configfile "(http,` + authority(cfg, remote) + `)/grub/${net_default_mac}?assetkey=${assetkey}"
+configfile "` + src + `${net_default_mac}?assetkey=${assetkey}"
 `)
 }
 
@@ -390,54 +408,126 @@ func arpLookup(ip netip.Addr) string {
 	return ""
 }
 
-// tftpGrub serves the GRUB path's TFTP names: warewulf/shim.efi,
-// warewulf/grubx64.efi (and the other loader names) from the image of the
-// node at the peer's address, and grub/grub.cfg (Debian's GRUB prefix) or
-// warewulf/grub.cfg (beside the loader) as the chain to /grub/MAC, so a
-// node's own config goes out only over HTTP, where its asset key is
-// checked. It reports false for names it does not serve.
+// tftpGrub serves the GRUB path's TFTP names, and reports false for
+// names it does not serve:
+//   - warewulf/shim.efi, warewulf/grubx64.efi (and the other loader names),
+//     from the image of the node at the peer's address;
+//   - grub/grub.cfg (Debian's GRUB prefix) and warewulf/grub.cfg (beside
+//     the loader): the chain to warewulf/grub/MAC;
+//   - warewulf/STAGE/MAC?assetkey=KEY: the node's grub.cfg, kernel,
+//     image, kmods and overlays, as over HTTP. TFTP offers no privileged
+//     port, so the runtime overlay goes this way only outside secure mode.
 func (s *Server) tftpGrub(name string, rf io.ReaderFrom) (bool, error) {
-	name = strings.TrimPrefix(name, "/")
-	dir, base := path.Split(name)
-	if dir != TFTPGrubDir && dir != "grub/" {
-		return false, nil
+	ok, err := s.tftpGrubServe(name, rf)
+	if ok && err != nil {
+		// The reason is for the log; the client learns only "refused"
+		// (it may hold the controller's paths).
+		peer := ""
+		if ot, isOT := rf.(tftp.OutgoingTransfer); isOT {
+			a := ot.RemoteAddr()
+			peer = a.String()
+		}
+		s.log.WithFields(map[string]any{"file": tftpLogName(name), "peer": peer}).Warnf("tftp: %v", err)
+		return true, errTFTPLogged
 	}
+	return ok, err
+}
+
+// errTFTPLogged is the TFTP error of a transfer whose reason is already
+// logged.
+var errTFTPLogged = errors.New("refused")
+
+// tftpGrubServe is tftpGrub with the reason of a refusal in its error.
+func (s *Server) tftpGrubServe(name string, rf io.ReaderFrom) (bool, error) {
+	name, rawQuery, _ := strings.Cut(strings.TrimPrefix(name, "/"), "?")
 	var peer netip.Addr
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+	ot, _ := rf.(tftp.OutgoingTransfer)
+	if ot != nil {
 		a := ot.RemoteAddr()
 		peer, _ = netip.AddrFromSlice(a.IP)
 		peer = peer.Unmap()
 	}
-	st := s.st.Load()
-	if base == GrubCfgName {
-		b := grubChain(st.cfg, peer)
-		if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-			ot.SetSize(int64(len(b)))
+	send := func(r io.Reader, size int64) (bool, error) {
+		if ot != nil {
+			ot.SetSize(size)
 		}
-		_, err := rf.ReadFrom(bytes.NewReader(b))
+		_, err := rf.ReadFrom(r)
 		return true, err
 	}
-	l, arch, ok := loaderOf(base)
-	if !ok || dir != TFTPGrubDir {
+	st := s.st.Load()
+	dir, base := path.Split(name)
+	switch {
+	case (dir == TFTPGrubDir || dir == "grub/") && base == GrubCfgName:
+		b := grubChain(st.cfg, peer, true)
+		return send(bytes.NewReader(b), int64(len(b)))
+	case dir == TFTPGrubDir:
+		l, arch, ok := loaderOf(base)
+		if !ok {
+			return false, nil
+		}
+		img := ""
+		if _, n := s.nodeByAddr(st, peer); n != nil {
+			img = n.ImageName
+		}
+		f, from, err := openLoader(st.cfg, img, l, arch)
+		if err != nil {
+			return true, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return true, err
+		}
+		s.log.Debugf("tftp: %s for %s (image %q) is %s", name, peer, img, from)
+		return send(f, fi.Size())
+	case !strings.HasPrefix(name, TFTPGrubDir):
 		return false, nil
 	}
-	img := ""
-	if _, n := s.nodeByAddr(st, peer); n != nil {
-		img = n.ImageName
+	stage, mac, err := ParsePath(strings.TrimPrefix(name, TFTPGrubDir[:len(TFTPGrubDir)-1]))
+	if err != nil || stage == StageIpxe || stage == StageEFIBoot {
+		return false, nil
 	}
-	f, from, err := openLoader(st.cfg, img, l, arch)
+	n := st.byMAC[mac]
+	if n == nil {
+		return true, fmt.Errorf("unknown hwaddr %s", mac)
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	if n.AssetKey != "" && subtle.ConstantTimeCompare([]byte(q.Get("assetkey")), []byte(n.AssetKey)) != 1 {
+		return true, fmt.Errorf("node %s: asset key does not match", n.Name)
+	}
+	var c *content
+	switch stage {
+	case StageGrub:
+		d := grubData(st.cfg, n, mac, peer)
+		d.BaseURI = "(tftp," + st.cfg.Ipaddr + ")/" + strings.TrimSuffix(TFTPGrubDir, "/")
+		b, err := renderGrub(st.cfg, d)
+		if err != nil {
+			return true, err
+		}
+		s.status.record(n.Name, stage, peer.String(), time.Now())
+		return send(bytes.NewReader(b), int64(len(b)))
+	case StageKernel, StageImage, StageKmods:
+		c, err = s.imageFiles(st, n, stage)
+	case StageSystem:
+		c, err = s.overlayFiles(st, &request{node: n}, overlay.System)
+	case StageRuntime:
+		if st.cfg.Warewulf.Secure {
+			return true, fmt.Errorf("node %s: the runtime overlay goes only to a privileged port in secure mode, never by TFTP", n.Name)
+		}
+		c, err = s.overlayFiles(st, &request{node: n}, overlay.Runtime)
+	}
 	if err != nil {
 		return true, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	files, size, _, _, err := openFiles(c.paths)
 	if err != nil {
 		return true, err
 	}
-	s.log.Debugf("tftp: %s for %s (image %q) is %s", name, peer, img, from)
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		ot.SetSize(fi.Size())
+	defer closeAll(files)
+	readers := make([]io.Reader, len(files))
+	for i, f := range files {
+		readers[i] = f
 	}
-	_, err = rf.ReadFrom(f)
-	return true, err
+	s.status.record(n.Name, stage, peer.String(), time.Now())
+	return send(io.MultiReader(readers...), size)
 }

@@ -210,3 +210,88 @@ func TestTFTPGrub(t *testing.T) {
 		}
 	}
 }
+
+// TestTFTPGrubProvision: a GRUB that came by TFTP (Debian's signed GRUB
+// has no http) gets its grub.cfg, kernel, image, kmods and overlays as
+// warewulf/STAGE/MAC?assetkey=KEY; the asset key is checked and never
+// logged, and the runtime overlay does not go by TFTP in secure mode.
+func TestTFTPGrubProvision(t *testing.T) {
+	controllerLoader(t, "/usr/lib/ipxe/undionly.kpxe")
+	for _, secure := range []bool{false, true} {
+		e := newEnv(t, envOptions{nodesConf: nodesConf("KEY"), tftp: true, secure: secure})
+		mac := "52:54:00:00:00:01"
+		get := func(name string) ([]byte, error) { return goTFTP(t, e, name, 1468) }
+		cfg, err := get("warewulf/grub/" + mac + "?assetkey=KEY")
+		if err != nil || !strings.Contains(string(cfg), `set base="(tftp,127.0.0.1)/warewulf"`) || !strings.Contains(string(cfg), `linux "${base}/kernel/`+mac+`?${query}"`) {
+			t.Fatalf("grub.cfg by TFTP: %v\n%s", err, cfg)
+		}
+		if got, err := get("warewulf/kernel/" + mac + "?assetkey=KEY"); err != nil || !bytes.Equal(got, e.imageFile("vmlinuz")) {
+			t.Errorf("kernel: %v, %d bytes", err, len(got))
+		}
+		if got, err := get("warewulf/image/" + mac + "?assetkey=KEY&compress=gz"); err != nil || !bytes.Equal(got, e.imageFile("image.img")) {
+			t.Errorf("image: %v, %d bytes", err, len(got))
+		}
+		sys := e.nodeOverlay("n1", "system", 3000)
+		if got, err := get("warewulf/system/" + mac + "?assetkey=KEY"); err != nil || !bytes.Equal(got, sys) {
+			t.Errorf("system overlay: %v, %d bytes, want %d", err, len(got), len(sys))
+		}
+		e.nodeOverlay("n1", "runtime", 3000)
+		if _, err := get("warewulf/runtime/" + mac + "?assetkey=KEY"); (err == nil) == secure {
+			t.Errorf("secure=%v: runtime overlay by TFTP: %v", secure, err)
+		}
+		for _, bad := range []string{"warewulf/kernel/" + mac, "warewulf/kernel/" + mac + "?assetkey=nope", "warewulf/kernel/52:54:00:00:00:99", "warewulf/ipxe/" + mac} {
+			if got, err := get(bad); err == nil {
+				t.Errorf("%s: served %d bytes", bad, len(got))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		if strings.Contains(e.logs.String(), "KEY") {
+			t.Errorf("the asset key is in the log:\n%s", e.logs.String())
+		}
+		e.awaitLog(t, "tftp: served", `file="warewulf/kernel/`+mac+`"`)
+		// The reason is logged once; the client is told only "refused".
+		e.awaitLog(t, "tftp: node n1: asset key does not match", `file="warewulf/kernel/`+mac+`"`)
+		if n := strings.Count(e.logs.String(), "asset key does not match"); n != 2 {
+			t.Errorf("%d log lines for the two refused requests", n)
+		}
+		if _, err := get("warewulf/kernel/" + mac); err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "asset") {
+			t.Errorf("the client was told: %v", err)
+		}
+	}
+}
+
+// discard is a TFTP transfer that only counts what it is sent.
+type discard struct{ n int64 }
+
+func (d *discard) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(io.Discard, r)
+	d.n += n
+	return n, err
+}
+
+// FuzzTFTPGrubName: any TFTP file name (network input) either is not the
+// GRUB path's, or is served only under the names it serves, without panic.
+func FuzzTFTPGrubName(f *testing.F) {
+	for _, s := range []string{"warewulf/shim.efi", "/warewulf/grubx64.efi", "grub/grub.cfg", "warewulf/grub.cfg",
+		"warewulf/kernel/52:54:00:00:00:01?assetkey=x", "/warewulf/grub/52-54-00-00-00-01", "warewulf/../etc/passwd",
+		"warewulf/runtime/52:54:00:00:00:01?", "grub/grub.cfg-01-52-54-00-00-00-01", "warewulf//shim.efi", "?"} {
+		f.Add(s)
+	}
+	e := newEnv(f, envOptions{nodesConf: nodesConf(""), quiet: true})
+	f.Fuzz(func(t *testing.T, name string) {
+		var d discard
+		ok, err := e.srv.tftpGrub(name, &d)
+		if !ok || err != nil {
+			return
+		}
+		p, _, _ := strings.Cut(strings.TrimPrefix(name, "/"), "?")
+		dir, base := filepath.Split(p)
+		if _, _, isLoader := loaderOf(base); base == GrubCfgName && (dir == "grub/" || dir == TFTPGrubDir) || isLoader && dir == TFTPGrubDir {
+			return
+		}
+		if stage, _, err := ParsePath(strings.TrimPrefix(p, "warewulf")); err == nil && strings.HasPrefix(p, TFTPGrubDir) && stage != StageIpxe && stage != StageEFIBoot {
+			return
+		}
+		t.Fatalf("served %q (%d bytes)", name, d.n)
+	})
+}

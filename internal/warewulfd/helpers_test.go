@@ -62,9 +62,12 @@ type fileProvider struct {
 	comp       archive.Compression
 }
 
+// testKernelVersion is the kernel version of every test image.
+const testKernelVersion = "6.1.0-57-amd64"
+
 func (p *fileProvider) Image(cfg *config.Config, name, kver string) (*image.Artifacts, error) {
 	dir := cfg.ImageProvisionDir(name)
-	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img"), Compression: p.comp}
+	a := &image.Artifacts{Kernel: filepath.Join(dir, "vmlinuz"), Image: filepath.Join(dir, "image.img"), Kmods: filepath.Join(dir, "kmods.img"), Compression: p.comp, KernelVersion: testKernelVersion}
 	if _, err := os.Stat(a.Image); err != nil {
 		return nil, errors.New("image " + name + " is not built")
 	}

@@ -217,6 +217,14 @@ func (s *Server) serveEFI(w http.ResponseWriter, r *http.Request, name string) {
 
 func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
+	d.Ipaddr, d.Ipaddr6, d.Port = st.cfg.Ipaddr, st.cfg.Ipaddr6, strconv.Itoa(st.cfg.Warewulf.Port)
+	d.Authority = strings.TrimPrefix(d.BaseURL, "http://")
+	d.WaitTime = strconv.Itoa(unknownRetry)
+	if n := q.node; n != nil {
+		d.Id, d.Hostname, d.Fqdn, d.Cluster = n.Name, n.Name, n.Name, n.ClusterName
+		d.Ipxe, d.Root, d.Tags = n.IpxeTemplate, n.Root, n.Tags
+		d.NetDevs = overlay.NetDevsOf(n.Node)
+	}
 	tmpl, cacheFor := "unknown", (*nodeEntry)(nil)
 	switch n := q.node; {
 	case n == nil:
@@ -349,9 +357,13 @@ func (s *Server) overlayFiles(st *state, q *request, kind string) (*content, err
 func (s *Server) serveContent(q *request, c *content) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "application/octet-stream")
+	var w http.ResponseWriter = q.w
+	if q.paced != nil { // an image under a bandwidth budget (pacing.go)
+		w = pacedWriter{q.w, q.paced, q.r.Context()}
+	}
 	if c.data != nil && c.fresh() {
 		h.Set("ETag", c.etag)
-		http.ServeContent(q.w, q.r, "", c.mod, &memReader{data: c.data})
+		http.ServeContent(w, q.r, "", c.mod, &memReader{data: c.data})
 		return nil
 	}
 	files, size, mod, etag, err := openFiles(c.paths)
@@ -365,10 +377,6 @@ func (s *Server) serveContent(q *request, c *content) error {
 	h.Set("ETag", etag)
 	if size >= bigTransfer && q.r.Method != http.MethodHead {
 		defer s.sndbufs.lend(q.r.Context())()
-	}
-	var w http.ResponseWriter = q.w
-	if q.paced != nil {
-		w = pacedWriter{q.w, q.paced, q.r.Context()}
 	}
 	if len(files) == 1 {
 		http.ServeContent(w, q.r, "", mod, files[0])

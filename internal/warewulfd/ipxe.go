@@ -12,8 +12,11 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/Masterminds/sprig/v3"
+
 	"github.com/warewulf-ng/warewulf/etc"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
 // IpxeData is what an iPXE template (etc/ipxe/NAME.ipxe) sees.
@@ -29,7 +32,30 @@ type IpxeData struct {
 	Compression   string // how the image and kmods are built: gz or zstd
 	Message       string // unknown.ipxe: why this node cannot boot now
 	Retry         int    // unknown.ipxe: seconds to wait before asking again
+
+	// Upstream Warewulf's names, so a site's iPXE templates render as they
+	// do there.
+	Id, Hostname, Fqdn string // the node's name
+	Cluster            string
+	Ipxe               string // the node's iPXE template name
+	Ipaddr, Ipaddr6    string // the controller's
+	Port               string // warewulfd's
+	Authority          string // ipaddr:port (IPv6: [ipaddr6]:port) as the node reached us
+	Root               string
+	TLS                bool
+	WaitTime           string // unknown/unconfigured: seconds to wait before asking again
+	Tags               map[string]string
+	NetDevs            map[string]*overlay.TNetDev
 }
+
+// ipxeFuncs are sprig's functions, as upstream gives iPXE templates, less
+// the controller's environment.
+var ipxeFuncs = func() template.FuncMap {
+	m := sprig.TxtFuncMap()
+	delete(m, "env")
+	delete(m, "expandenv")
+	return m
+}()
 
 // templateCache keeps parsed iPXE templates; each file is stat'ed at most
 // once a second, so an edit shows without a reload.
@@ -98,7 +124,7 @@ func (c *templateCache) get(dir, name string) (*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := template.New(name).Option("missingkey=error").Parse(string(data))
+	t, err := template.New(name).Funcs(ipxeFuncs).Parse(string(data))
 	if err != nil {
 		return nil, fmt.Errorf("ipxe template %s: %w", path, err)
 	}

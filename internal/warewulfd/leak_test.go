@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,14 +36,18 @@ func heapAfterGC() uint64 {
 	return m.HeapAlloc
 }
 
-func vmRSS() string {
+// vmRSS is the process's resident set in KiB (-1 if unknown).
+func vmRSS() int64 {
 	data, _ := os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err == nil {
+				return n
+			}
 		}
 	}
-	return "?"
+	return -1
 }
 
 // TestReloadMemoryFlat: 200 reloads of a 300-node nodes.conf, each followed
@@ -64,6 +69,7 @@ func TestReloadMemoryFlat(t *testing.T) {
 		}
 	}
 	var base uint64
+	var baseRSS int64
 	for i := 1; i <= 200; i++ {
 		if err := e.srv.Reload(); err != nil {
 			t.Fatal(err)
@@ -73,13 +79,16 @@ func TestReloadMemoryFlat(t *testing.T) {
 		get("/runtime/" + mac)
 		switch i {
 		case 20:
-			base = heapAfterGC()
-			t.Logf("after %d reloads: heap %d KiB, RSS %s", i, base>>10, vmRSS())
+			base, baseRSS = heapAfterGC(), vmRSS()
+			t.Logf("after %d reloads: heap %d KiB, RSS %d KiB", i, base>>10, baseRSS)
 		case 200:
-			now := heapAfterGC()
-			t.Logf("after %d reloads: heap %d KiB, RSS %s", i, now>>10, vmRSS())
+			now, rss := heapAfterGC(), vmRSS()
+			t.Logf("after %d reloads: heap %d KiB, RSS %d KiB", i, now>>10, rss)
 			if grow := int64(now) - int64(base); grow > 8<<20 {
 				t.Errorf("the heap grew by %d KiB over 180 reloads (from %d KiB): something keeps every loaded state", grow>>10, base>>10)
+			}
+			if grow := rss - baseRSS; grow > 32<<10 {
+				t.Errorf("RSS grew by %d KiB over 180 reloads (from %d KiB)", grow, baseRSS)
 			}
 		}
 	}

@@ -159,6 +159,13 @@ func (s *Server) tftpOpenAndSend(name string, rf io.ReaderFrom) error {
 // tftpHook writes one log line per finished transfer.
 type tftpHook struct{ s *Server }
 
+// tftpLogName is a file name for the log: without its query, which may
+// hold an asset key.
+func tftpLogName(name string) string {
+	name, _, _ = strings.Cut(name, "?")
+	return name
+}
+
 func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 	h.s.metrics.tftp.Add(1)
 	blksize := st.Opts["blksize"]
@@ -166,14 +173,14 @@ func (h tftpHook) OnSuccess(st tftp.TransferStats) {
 		blksize = "512"
 	}
 	h.s.log.WithFields(map[string]any{
-		"file": st.Filename, "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
+		"file": tftpLogName(st.Filename), "peer": st.RemoteAddr.String(), "duration": st.Duration.Round(time.Millisecond).String(),
 		"datagrams": st.DatagramsSent, "blksize": blksize,
 	}).Info("tftp: served")
 }
 
 func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
-	if st.Filename == "" { // socket errors at shutdown
+	if st.Filename == "" || errors.Is(err, errTFTPLogged) { // socket errors at shutdown; logged already
 		return
 	}
-	h.s.log.WithFields(map[string]any{"file": clip(st.Filename), "peer": st.RemoteAddr.String()}).Warn("tftp: " + clip(err.Error()))
+	h.s.log.WithFields(map[string]any{"file": clip(tftpLogName(st.Filename)), "peer": st.RemoteAddr.String()}).Warn("tftp: " + clip(err.Error()))
 }

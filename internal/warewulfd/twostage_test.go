@@ -260,3 +260,57 @@ func TestFindInitramfs(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+// A small image is kept in memory (not sent by sendfile): the bandwidth
+// budget holds it too.
+func TestPacingSmallImage(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), imageSize: 32 << 10, edit: func(c *config.Config) {
+		c.Pacing.ImageBandwidth = "64k" // 64 KB/s, a one-second burst
+	}})
+	start := time.Now()
+	for i := range 5 {
+		resp, body := e.get("/image/52:54:00:00:00:01")
+		if resp.StatusCode != 200 || len(body) != 32<<10 {
+			t.Fatalf("download %d: %s, %d bytes", i, resp.Status, len(body))
+		}
+	}
+	// 160 KiB at 64 KB/s after a 64 KB burst: about 1.5 s.
+	if took := time.Since(start); took < 1200*time.Millisecond {
+		t.Errorf("5 x 32 KiB in %v: faster than the 64 KB/s budget allows", took)
+	}
+}
+
+// /initramfs/<mac> sends the image's own dracut initramfs, as upstream's
+// dracut template asks; an image without one is a 404 naming the kernel.
+func TestInitramfsRoute(t *testing.T) {
+	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	if r, _ := e.get("/initramfs/52:54:00:00:00:01"); r.StatusCode != 404 {
+		t.Errorf("no initramfs in the image: %s, want 404", r.Status)
+	}
+	e.awaitLog(t, "no initramfs for kernel "+testKernelVersion, "stage=initramfs", "status=404")
+	data := randomBytes(t, 300<<10)
+	writeFile(t, filepath.Join(e.cfg.ImageRootfs("img"), "boot", "initramfs-"+testKernelVersion+".img"), data)
+	time.Sleep(cacheTTL + 100*time.Millisecond)
+	resp, body := e.get("/initramfs/52:54:00:00:00:01")
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("%s, %d bytes", resp.Status, len(body))
+	}
+	sum := sha256.Sum256(data)
+	if resp.Header.Get(stage1.DigestHeader) != stage1.FormatDigest(sum[:]) {
+		t.Errorf("no digest on the initramfs")
+	}
+}
+
+func TestDracutIpxeScript(t *testing.T) {
+	nodes := strings.Replace(nodesConf(""), "  n1:\n    profiles: [default]\n", "  n1:\n    profiles: [default]\n    ipxe template: dracut\n", 1)
+	e := newEnv(t, envOptions{nodesConf: nodes})
+	_, body := e.get("/ipxe/52:54:00:00:00:01")
+	for _, want := range []string{
+		"initrd=initramfs rd.neednet=1 ifname=eth0:52:54:00:00:00:01 ip=eth0:dhcp root=wwinit:tmpfs wwinit.server=${base} wwid=52:54:00:00:00:01 init=/warewulf/run-init quiet crashkernel=no",
+		"initrd --name initramfs ${base}/initramfs/52:54:00:00:00:01",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("dracut script lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -78,6 +78,7 @@ func addValueFlags(fs *pflag.FlagSet, forProfile bool) {
 	fs.String("diskdel", "", "delete this disk")
 	fs.String("partdel", "", "delete this partition (on --diskname, else on every disk)")
 	fs.String("fsdel", "", "delete this filesystem")
+	refuseControl(fs)
 }
 
 // readEdit turns the flags the user gave into an edit.

@@ -165,7 +165,9 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 			if ctx.Err() != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			if len(names) > 1 { // one image: its error is the command's
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", n, err)
+			}
 			failed = append(failed, n)
 			if first == nil {
 				first = err

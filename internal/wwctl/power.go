@@ -25,7 +25,7 @@ type bmcFlags struct {
 }
 
 func (f *bmcFlags) add(cmd *cobra.Command) {
-	cmd.Flags().BoolVarP(&f.show, "show", "s", false, "only show the command each node's BMC would get")
+	cmd.Flags().BoolVarP(&f.show, "show", "s", false, "only show the command for each node's BMC, prefixed with its address")
 	cmd.Flags().IntVar(&f.fanout, "fanout", 50, "how many BMCs to talk to at once")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "text or json")
 }
@@ -151,7 +151,8 @@ func runBMC(cmd *cobra.Command, args []string, f bmcFlags, what string,
 				failed = append(failed, bmc.Result{Node: t.Node, Err: err, Error: bmc.OneLine(err)})
 				continue
 			}
-			fmt.Fprintf(out, "%s: %s\n", t.Node, line)
+			// Prefixed with the BMC's address, as upstream's --show is.
+			fmt.Fprintf(out, "%s: %s\n", t.Ipaddr, line)
 		}
 		return reportFailed(errOut, failed, total, what)
 	}

@@ -67,7 +67,7 @@ func TestPowerCommands(t *testing.T) {
 	}
 
 	out = s.ok("power", "on", "n1", "--show")
-	if want := "n1: ipmitool -I lanplus -p " + strconv.Itoa(a.Port) + " -H 127.0.0.1 -U 'admin' -E chassis power on\n"; out != want {
+	if want := "127.0.0.1: ipmitool -I lanplus -p " + strconv.Itoa(a.Port) + ` -H 127.0.0.1 -U "admin" -P "s3cret" chassis power on` + "\n"; out != want {
 		t.Errorf("--show: %q, want %q", out, want)
 	}
 	if a.Power() != "off" {
@@ -77,6 +77,19 @@ func TestPowerCommands(t *testing.T) {
 	out = s.ok("node", "sensors", "n1")
 	if !strings.Contains(out, "n1: CPU Temp") || !strings.Contains(out, "42.000 degrees C | ok") || !strings.Contains(out, "3000.000 RPM") {
 		t.Errorf("sensors:\n%s", out)
+	}
+
+	// A site template runs as upstream runs it: its command, through sh.
+	tmpl := filepath.Join(t.TempDir(), "site.tmpl")
+	if err := os.WriteFile(tmpl, []byte(`{{ if eq .Cmd "PowerStatus" }}echo {{ .Ipaddr }} says on{{ else }}exit 7{{ end }}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ok("node", "add", "n5", "--ipmiaddr", "192.0.2.9", "--ipmitemplate", tmpl)
+	if out := s.ok("power", "status", "n5"); out != "n5: 192.0.2.9 says on\n" {
+		t.Errorf("site template status: %q", out)
+	}
+	if _, errs, code := s.run("power", "on", "n5"); code == 0 || !strings.Contains(errs, "n5: ipmi template") || !strings.Contains(errs, "exit status 7") {
+		t.Errorf("failing site template: exit %d %s", code, errs)
 	}
 
 	for _, bad := range [][]string{
@@ -116,5 +129,31 @@ func TestSSHDryRun(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "n1: on 10.10.0.1\n") || !strings.Contains(out, "n2: on 10.10.0.2\n") ||
 		!strings.Contains(errs, "n1: warn") || !strings.Contains(errs, "ssh: exit 0 (1): n1") || !strings.Contains(errs, "ssh: exit 3 (1): n2") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// TestPowerRedfish: `ipmi interface: redfish` through wwctl, against a
+// small Redfish service over TLS, its certificate named by the cacert tag.
+func TestPowerRedfish(t *testing.T) {
+	svc := testenv.StartRedfish(t, "root", "calvin")
+	s := newSandbox(t)
+	s.ok("node", "add", "r1", "--ipmiaddr", svc.Host, "--ipmiport", svc.Port, "--ipmiinterface", "redfish",
+		"--ipmiuser", "root", "--ipmipass", "calvin", "--ipmitagadd", "cacert="+svc.CAFile)
+	s.ok("node", "add", "r2", "--ipmiaddr", svc.Host, "--ipmiport", svc.Port, "--ipmiinterface", "redfish",
+		"--ipmiuser", "root", "--ipmipass", "calvin", "--ipmitagadd", "insecure=true")
+	if out := s.ok("power", "status", "r1"); out != "r1: off\n" {
+		t.Errorf("status: %q", out)
+	}
+	s.ok("power", "on", "r1")
+	if svc.Power() != "On" {
+		t.Errorf("after power on: %s", svc.Power())
+	}
+	out, errs, code := s.run("power", "status", "r[1-2]")
+	if code != 0 || out != "r1: on\nr2: on\n" || !strings.Contains(errs, "r2: ipmi tag insecure") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	s.ok("power", "soft", "r1")
+	if got := strings.Join(svc.Resets(), ","); got != "On,GracefulShutdown" {
+		t.Errorf("resets: %s", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +85,7 @@ var cluster = []testNode{
 	{"n5", "52:54:00:99:00:15", prefix + "15", "busybox"},
 	{"n6", "52:54:00:99:00:16", prefix + "16", "debian"},
 	{"n7", "52:54:00:99:00:17", prefix + "17", "busybox"},
+	{"soak1", "52:54:00:99:00:5a", prefix + "90", "busybox"},
 }
 
 func clusterNode(name string) testNode {
@@ -206,7 +208,7 @@ func (e *env) installWwclient(t *testing.T) {
 	dst := filepath.Join(e.cfg.SiteOverlayDir(), "wwclient")
 	os.MkdirAll(filepath.Dir(dst), 0o755)
 	run(t, nil, "cp", "-a", filepath.Join(e.repo, "overlays/wwclient"), dst)
-	copyFile(t, e.tool("wwclient"), filepath.Join(dst, "rootfs/warewulf/wwclient"), 0o755)
+	copyFile(t, e.tool("wwclient"), filepath.Join(dst, "rootfs/warewulf/bin", hostArch(), "wwclient"), 0o755)
 }
 
 // configure rewrites a warewulf.conf through the config package.
@@ -302,4 +304,16 @@ func (e *env) setTag(t testing.TB, nodeName, key, value string) {
 func (e *env) buildOverlays(t testing.TB, nodes ...string) {
 	t.Helper()
 	e.wwctl(t, append([]string{"overlay", "build"}, nodes...)...)
+}
+
+// hostArch is this machine's architecture as `uname -m` names it (the
+// wwclient overlay keeps one binary per architecture under that name).
+func hostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -24,9 +25,10 @@ func envOr(k, def string) string {
 }
 
 // nodeModules are the drivers a qemu node needs (virtio and e1000 NICs, the
-// KCS interface to its BMC); the test images carry only these and their
-// dependencies, which keeps the kernel-modules initrd small under TCG.
-var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet", "ipmi_si", "ipmi_devintf"}
+// KCS interface to its BMC, bonds and VLANs for TestBondVLANDebian); the
+// test images carry only these and their dependencies, which keeps the
+// kernel-modules initrd small under TCG.
+var nodeModules = []string{"virtio_pci", "virtio_net", "e1000", "af_packet", "ipmi_si", "ipmi_devintf", "bonding", "8021q"}
 
 // debianKernel returns a Debian kernel's version and the directory its
 // .deb is extracted in (boot/vmlinuz-VERSION, lib/modules/VERSION). The
@@ -219,7 +221,9 @@ ttyS0::askfirst:-/bin/sh
 func debianOCIArchive(t testing.TB) string {
 	t.Helper()
 	version, kroot := debianKernel(t)
-	archive := filepath.Join(cacheDir, "bookworm-"+version+".oci.tar")
+	// The module list is part of the name: a new one builds a new archive.
+	sum := sha256.Sum256([]byte(strings.Join(nodeModules, ",")))
+	archive := filepath.Join(cacheDir, fmt.Sprintf("bookworm-%s-%x.oci.tar", version, sum[:4]))
 	if _, err := os.Stat(archive); err == nil {
 		return archive
 	}

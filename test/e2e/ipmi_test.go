@@ -34,7 +34,8 @@ func (e *env) startBMCNode(t *testing.T, n testNode, k int) *bmcNode {
 	serial, sol := 9100+2*k, 9101+2*k
 	console := filepath.Join(artifacts, n.name+"-console.log")
 	os.Remove(console)
-	qemu := strings.Join([]string{"qemu-system-x86_64", "-name", n.name,
+	// setpriv: the VM dies with ipmi_sim, should the test be killed.
+	qemu := strings.Join([]string{"setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64", "-name", n.name,
 		"-machine", "pc,accel=tcg", "-m", "768", "-smp", "1",
 		"-nodefaults", "-display", "none", "-monitor", "none",
 		"-netdev", "tap,id=net0,ifname=" + tap + ",script=no,downscript=no",
@@ -115,7 +116,7 @@ func TestIPMIPowerOn(t *testing.T) {
 	port := fmt.Sprint(b.bmc.Port)
 	e.wwctl(t, "node", "add", n.name, "--profile", "default", "--netdev", "eth0", "--hwaddr", n.mac, "--ipaddr", n.ip, "--netmask", netmask,
 		"--system-overlays", ov, "--kernelargs", "no_timer_check", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", bmcPass,
-		"--ipmiinterface", "lanplus", "--ipmimask", netmask, "--ipmigateway", prefix+"254", "--ipmiwrite", "yes", "--ipmitagadd", "vlan=42")
+		"--ipmiinterface", "lanplus", "--ipmimask", netmask, "--ipmigateway", prefix+"254", "--ipmiwrite", "--ipmitagadd", "vlan=42")
 	e.wwctl(t, "node", "add", "bmcbad", "--ipmiaddr", controllerIP, "--ipmiport", port, "--ipmiuser", bmcUser, "--ipmipass", "wrong")
 	e.buildOverlays(t, n.name)
 
@@ -213,8 +214,10 @@ func TestIPMIPowerOn(t *testing.T) {
 	// Ctrl-U clears it before the command is typed.
 	time.Sleep(3 * time.Second)
 	tmux("send-keys", "-t", "console", "C-u")
-	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
+	tmux("send-keys", "-t", "console", "echo typed-$((6*7)); test -e /warewulf/init.d/50-ipmi || echo setup-script-$((1+1))-gone; ipmitool lan print 1 | grep -E '^(IP Address|Subnet Mask|Default Gateway IP|802.1q VLAN ID) '", "Enter")
 	waitPane("keystrokes", regexp.MustCompile(`typed-42`), 60*time.Second)
+	// The script with the BMC password removed itself once it had run.
+	waitPane("the setup script gone", regexp.MustCompile(`setup-script-2-gone`), 30*time.Second)
 	waitPane("lan print on the node", regexp.MustCompile(`Default Gateway IP +: `+regexp.QuoteMeta(prefix+"254")), 60*time.Second)
 	p := printed()
 	for _, want := range []string{`IP Address +: ` + regexp.QuoteMeta(controllerIP), `Subnet Mask +: 255\.255\.255\.0`, `802\.1q VLAN ID +: 42`} {

@@ -24,14 +24,23 @@ func (e *env) sshdOverlay(t *testing.T) string {
 		testenv.Need(t, bin+" is not installed (dropbear-bin, test/deps.sh)", err == nil)
 		copyWithLibs(t, bin, root)
 	}
+	// The host keys may come with the runtime overlay, after wwinit: wait
+	// for them in the background.
 	writeFile(t, filepath.Join(root, "warewulf/init.d/60-dropbear"), `#!/bin/sh
-mkdir -p /etc/dropbear
-keys=
-for k in ed25519 ecdsa; do
-	[ -f /etc/ssh/ssh_host_${k}_key ] || continue
-	dropbearconvert openssh dropbear /etc/ssh/ssh_host_${k}_key /etc/dropbear/${k} >/dev/null 2>&1 && keys="$keys -r /etc/dropbear/$k"
-done
-dropbear $keys -p 22 && echo "dropbear: listening with$keys"
+(
+	n=0
+	while [ ! -f /etc/ssh/ssh_host_ed25519_key ] && [ $n -lt 120 ]; do
+		sleep 1
+		n=$((n + 1))
+	done
+	mkdir -p /etc/dropbear
+	keys=
+	for k in ed25519 ecdsa; do
+		[ -f /etc/ssh/ssh_host_${k}_key ] || continue
+		dropbearconvert openssh dropbear /etc/ssh/ssh_host_${k}_key /etc/dropbear/${k} >/dev/null 2>&1 && keys="$keys -r /etc/dropbear/$k"
+	done
+	dropbear $keys -p 22 && echo "dropbear: listening with$keys"
+) </dev/null >/dev/console 2>&1 &
 `, 0o755)
 	return "e2e-sshd"
 }

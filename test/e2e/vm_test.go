@@ -37,6 +37,9 @@ type vmOpts struct {
 	cpu    string // qemu -cpu (default qemu's)
 	disk   string // a raw disk image, attached as a virtio disk (/dev/vda)
 	echo   bool   // show the console on stdout (the demo)
+	// more NICs (their MACs), each on its own tap of the same bridge,
+	// without a boot ROM: the node boots from the first.
+	moreNICs []string
 }
 
 // bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
@@ -78,6 +81,11 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 		nic += ",romfile="
 	}
 	argv = append(argv, "-device", nic)
+	for i, mac := range o.moreNICs {
+		id := fmt.Sprintf("net%d", i+1)
+		argv = append(argv, "-netdev", "tap,id="+id+",ifname="+n.tap(t)+",script=no,downscript=no",
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,romfile=", id, mac))
+	}
 	var echo *os.File
 	if o.echo {
 		echo = os.Stdout
