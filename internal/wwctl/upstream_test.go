@@ -383,7 +383,7 @@ func TestUpstreamFlags(t *testing.T) {
 		s.ok("node", verb, "--yes", "x-"+verb)
 	}
 	// clean removes the built overlays of a node that is gone.
-	stale := filepath.Join(s.dir, "state", "warewulf", "overlays", "gone")
+	stale := filepath.Join(s.dir, "srv", "warewulf", "overlays", "gone")
 	os.MkdirAll(stale, 0o755)
 	if out := s.ok("clean"); !strings.Contains(out, stale) {
 		t.Errorf("clean: %s", out)
