@@ -315,7 +315,11 @@ func mergeWith(dst, src reflect.Value, appendLists bool, mergeValue func(dst, sr
 				if c := dst.MapIndex(k); c.IsValid() {
 					cur = c.Interface()
 				}
-				dst.SetMapIndex(k, reflect.ValueOf(mergeAny(cur, v.Interface())).Convert(elem))
+				merged := reflect.Zero(elem) // a null value (resources: {x: })
+				if m := mergeAny(cur, v.Interface()); m != nil {
+					merged = reflect.ValueOf(m).Convert(elem)
+				}
+				dst.SetMapIndex(k, merged)
 			default:
 				dst.SetMapIndex(k, v)
 			}
