@@ -50,7 +50,7 @@ FUZZTIME ?= 10s
 fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON, the image stage 1 unpacks; nodes.conf of any release) briefly (FUZZTIME, default 10s)
 	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
 	  warewulfd:FuzzTFTPGrubName dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON stage1:FuzzUnpack \
-	  upgrade:FuzzNodes; do \
+	  upgrade:FuzzNodes node:FuzzEdit; do \
 	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 
