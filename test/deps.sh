@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   make gcc git cpio pigz zstd busybox-static iproute2 kmod    # build, archives, depmod
   ipxe qemu-system-x86 ovmf                                   # VM boots
-  shim-signed grub-efi-amd64-signed                           # Secure Boot: shim + GRUB
+  shim-signed grub-efi-amd64-signed grub-efi-amd64-bin        # Secure Boot: shim + GRUB; grub-mkimage
   qemu-system-arm qemu-efi-aarch64                            # arm64 nodes
   tftp-hpa dnsmasq udhcpc isc-dhcp-client isc-dhcp-server     # TFTP and DHCP peers
   docker-registry umoci skopeo debootstrap                    # images

@@ -168,6 +168,19 @@ func TestNodeCalls(t *testing.T) {
 	if err != nil || db.Nodes["n1"].NetDevs["default"].Ipaddr != "10.0.0.2" {
 		t.Fatalf("nodes.conf after the patch: %v", err)
 	}
+	// Profiles: the same calls.
+	if code, body := a("PUT", "/api/profiles/p2", `{"profile": {"comment": "second", "kernel": {"args": ["quiet"]}}}`); code != 200 || !strings.Contains(body, "second") {
+		t.Errorf("add profile: %d %s", code, body)
+	}
+	if code, body := a("GET", "/api/profiles", ""); code != 200 || !strings.Contains(body, `"p2"`) || !strings.Contains(body, `"default"`) {
+		t.Errorf("list profiles: %d %s", code, body)
+	}
+	if code, body := a("DELETE", "/api/profiles/p2", ""); code != 200 || !strings.Contains(body, "second") {
+		t.Errorf("delete profile: %d %s", code, body)
+	}
+	if code, _ := a("GET", "/api/profiles/p2", ""); code != 404 {
+		t.Errorf("deleted profile: %d", code)
+	}
 	if code, body := a("GET", "/api/docs", ""); code != 200 || !strings.Contains(body, `"openapi"`) || !strings.Contains(body, "/api/nodes/{id}") {
 		t.Errorf("docs: %d", code)
 	}

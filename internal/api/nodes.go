@@ -333,10 +333,16 @@ func (s *Server) nodeOverlays(r *http.Request) (any, error) {
 	out := map[string]*overlayInfo{}
 	for kind, list := range map[string][]string{overlay.System: n.SystemOverlay, overlay.Runtime: n.RuntimeOverlay} {
 		info := &overlayInfo{Overlays: list}
+		// Built here, else by upstream (see overlay.UpstreamImage).
+		candidates := overlay.UpstreamImages(s.Config().ProvisionDir(), id, kind)
 		if parts, err := overlay.Parts(s.Config(), id, kind); err == nil && len(parts) > 0 {
-			if st, err := os.Stat(parts[len(parts)-1]); err == nil {
+			candidates = append([]string{parts[len(parts)-1]}, candidates...)
+		}
+		for _, p := range candidates {
+			if st, err := os.Stat(p); p != "" && err == nil {
 				t := st.ModTime()
 				info.MTime = &t
+				break
 			}
 		}
 		out[kind+" overlay"] = info

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -175,6 +176,12 @@ func (s *Server) overlayFile(r *http.Request) (any, error) {
 		return nil, err
 	}
 	outs, err := overlay.NewBuilder(s.Config(), overlay.Options{}).Render(db, name, rel, node)
+	var aborted *overlay.AbortedError
+	if errors.As(err, &aborted) {
+		// Nothing would be written; what came before abort is shown.
+		out.Contents = string(aborted.Text) + "Aborted\n"
+		return out, nil
+	}
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -186,9 +193,6 @@ func (s *Server) overlayFile(r *http.Request) (any, error) {
 // file as it is, several with a "Filename:" line before each, a symlink
 // as "Symlink: TARGET".
 func renderedText(outs []overlay.Rendered, own string) string {
-	if len(outs) == 0 {
-		return "Aborted\n"
-	}
 	if len(outs) == 1 && outs[0].Path == own {
 		if outs[0].Link != "" {
 			return "Symlink: " + outs[0].Link + "\n"

@@ -188,7 +188,7 @@ image mounts:
 		t.Errorf("upstream defaults: %+v", c.Warewulf)
 	}
 	got := strings.Join(c.Warnings(), "\n")
-	for _, key := range []string{"warewulf: tls:", "wwclient: port:", "frobnicate: unknown"} {
+	for _, key := range []string{"wwclient: port:", "frobnicate: unknown"} {
 		if !strings.Contains(got, key) {
 			t.Errorf("no warning names %q:\n%s", key, got)
 		}

@@ -4,6 +4,18 @@ import (
 	"path/filepath"
 )
 
+// warewulfDir is upstream's PARENT/warewulf for sysconfdir, datadir,
+// localstatedir and cachedir. A value that already names a warewulf
+// folder (/etc/warewulf, as older configs and tools write it) is that
+// folder: upstream would look in /etc/warewulf/warewulf, which no site has.
+func (c *Config) warewulfDir(p string) string {
+	p = filepath.Clean(c.abs(p))
+	if filepath.Base(p) == "warewulf" {
+		return p
+	}
+	return filepath.Join(p, "warewulf")
+}
+
 // abs resolves a configured path against the directory of warewulf.conf.
 func (c *Config) abs(p string) string {
 	if filepath.IsAbs(p) || c.file == "" {
@@ -19,7 +31,7 @@ func (c *Config) SysconfDir() string {
 	if c.sysconfHere && c.file != "" {
 		return filepath.Dir(c.file)
 	}
-	return filepath.Join(c.abs(c.Paths.Sysconfdir), "warewulf")
+	return c.warewulfDir(c.Paths.Sysconfdir)
 }
 
 // NodesConf is the node database.
@@ -36,7 +48,7 @@ func (c *Config) GrubTemplate() string { return filepath.Join(c.SysconfDir(), "g
 func (c *Config) TemplateDir() string { return c.SysconfDir() }
 
 // DataDir is the read-only data the project ships: datadir/warewulf.
-func (c *Config) DataDir() string { return filepath.Join(c.abs(c.Paths.Datadir), "warewulf") }
+func (c *Config) DataDir() string { return c.warewulfDir(c.Paths.Datadir) }
 
 // DistOverlayDir holds the overlays shipped with the project (read-only).
 func (c *Config) DistOverlayDir() string { return filepath.Join(c.DataDir(), "overlays") }
@@ -49,10 +61,10 @@ func (c *Config) BMCTemplateDir() string { return filepath.Join(c.DataDir(), "bm
 func (c *Config) SiteOverlayDir() string { return c.abs(c.Paths.WWOverlaydir) }
 
 // StateDir is the controller's mutable state: localstatedir/warewulf.
-func (c *Config) StateDir() string { return filepath.Join(c.abs(c.Paths.Localstatedir), "warewulf") }
+func (c *Config) StateDir() string { return c.warewulfDir(c.Paths.Localstatedir) }
 
 // CacheDir is cachedir/warewulf (image layers).
-func (c *Config) CacheDir() string { return filepath.Join(c.abs(c.Paths.Cachedir), "warewulf") }
+func (c *Config) CacheDir() string { return c.warewulfDir(c.Paths.Cachedir) }
 
 // RunDir holds the pidfile and other runtime files.
 func (c *Config) RunDir() string { return c.abs(c.Paths.Rundir) }
@@ -132,3 +144,7 @@ func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }
 
 // AuthFile holds the REST API's users and their bcrypt password hashes.
 func (c *Config) AuthFile() string { return filepath.Join(c.SysconfDir(), "auth.conf") }
+
+// TLSDir holds warewulfd's TLS key and certificates (upstream's
+// SYSCONFDIR/warewulf/tls).
+func (c *Config) TLSDir() string { return filepath.Join(c.SysconfDir(), "tls") }

@@ -15,8 +15,6 @@ func (c *Config) unused() []string {
 			out = append(out, fmt.Sprintf("warewulf.conf: %s: read but not acted on by this version", key))
 		}
 	}
-	notActed("warewulf: tls", c.Warewulf.TLS)
-	notActed("warewulf: secure files", c.Warewulf.SecureFiles != nil)
 	notActed("wwclient: port", c.WWClient.Port != 0)
 	// `wwctl configure` writes the controller's files itself, host
 	// overlay or not.

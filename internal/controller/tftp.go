@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
 )
 
@@ -66,4 +67,60 @@ func copyFile(src, dst string) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
+}
+
+// loaderCopies are the TFTP names (under TFTPROOT/warewulf/) of the
+// controller's shim and GRUB, per architecture: the names DHCP hands out
+// with `grubboot` and the ones shim asks for beside itself (and upstream's
+// grub.efi).
+var loaderCopies = []struct {
+	arch  string
+	l     image.Loader
+	names []string
+}{
+	{image.ArchX86_64, image.Shim, []string{"shim.efi"}},
+	{image.ArchX86_64, image.Grub, []string{"grubx64.efi", "grub.efi"}},
+	{image.ArchAarch64, image.Shim, []string{"shimaa64.efi"}},
+	{image.ArchAarch64, image.Grub, []string{"grubaa64.efi"}},
+}
+
+// CopyLoaders copies this controller's signed shim and GRUB into
+// TFTPROOT/warewulf/, for `grubboot` sites whose own TFTP server serves
+// them (upstream's `configure tftp`), and writes chain, the first grub.cfg,
+// as warewulf/grub.cfg and grub/grub.cfg. Such a server serves only these
+// static files, so the chain must go on over HTTP: that needs a GRUB with
+// the http module (not Debian's signed one; warewulfd's own TFTP serves
+// those). An architecture the controller has no loaders for is returned in
+// missing; having none at all is an error.
+func CopyLoaders(cfg *config.Config, chain []byte) (written, missing []string, err error) {
+	dir := filepath.Join(cfg.TftpRoot(), "warewulf")
+	type copyJob struct{ src, dst string }
+	var jobs []copyJob
+	for _, c := range loaderCopies {
+		f, src, err := image.OpenBootloader(cfg, "", c.l, c.arch)
+		if err != nil {
+			missing = append(missing, fmt.Sprintf("%s %s", c.arch, c.l))
+			continue
+		}
+		f.Close()
+		for _, n := range c.names {
+			jobs = append(jobs, copyJob{src, filepath.Join(dir, n)})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, missing, fmt.Errorf("grubboot: this controller has no signed shim and GRUB (Debian: apt install shim-signed grub-efi-amd64-signed)")
+	}
+	for _, j := range jobs {
+		if err := copyFile(j.src, j.dst); err != nil {
+			return written, missing, err
+		}
+		written = append(written, j.dst)
+	}
+	for _, p := range []string{filepath.Join(dir, "grub.cfg"), filepath.Join(cfg.TftpRoot(), "grub", "grub.cfg")} {
+		if err := safefile.WriteFile(p, chain, 0o644); err != nil {
+			return written, missing, err
+		}
+		written = append(written, p)
+	}
+	return written, missing, nil
 }

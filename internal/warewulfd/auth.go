@@ -32,6 +32,10 @@ func checkAssetKey(n *nodeEntry, r *http.Request) (int, string) {
 // checkRuntime applies the secure-mode rules for runtime overlays, which
 // carry secrets; it returns why a request is refused, or "".
 func checkRuntime(st *state, q *request) string {
+	if st.cfg.Warewulf.TLS && q.r.TLS == nil {
+		// As upstream: with TLS on, the runtime overlay goes by HTTPS only.
+		return "tls is on: the runtime overlay is served over HTTPS only"
+	}
 	if !st.cfg.Warewulf.Secure {
 		return ""
 	}

@@ -2,8 +2,10 @@ package warewulfd
 
 import (
 	"errors"
+	"os"
 
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
 var errNoDiscoverable = errors.New("no discoverable node without a hwaddr")
@@ -56,6 +58,17 @@ func (s *Server) discover(mac string) (*nodeEntry, error) {
 		return nil, err
 	}
 	s.log.Infof("warewulfd: discovered node %s at %s; nodes.conf saved", name, mac)
+	if st.cfg.Warewulf.AutobuildOverlays {
+		// Overlay images upstream built for the node before it had this
+		// hwaddr are stale: gone, so autobuild makes its own (as upstream).
+		for _, kind := range []string{overlay.System, overlay.Runtime} {
+			for _, p := range overlay.UpstreamImages(st.cfg.ProvisionDir(), name, kind) {
+				if err := os.Remove(p); err != nil {
+					s.log.Warnf("warewulfd: discovered node %s: %v", name, err)
+				}
+			}
+		}
+	}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}

@@ -309,6 +309,10 @@ func renderGrub(cfg *config.Config, d *GrubData) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// GrubChain is the first grub.cfg for a TFTP server other than
+// warewulfd's: it goes on over HTTP (`wwctl configure tftp`).
+func GrubChain(cfg *config.Config) []byte { return grubChain(cfg, netip.Addr{}, false) }
+
 // grubChain is the grub.cfg that GRUB finds first, the same for every
 // node: it reads the asset tag and asks for the node's own config by its
 // MAC, by the transport it came by.

@@ -219,7 +219,7 @@ func (s *Server) serveIpxe(st *state, q *request) {
 	d := &IpxeData{Hwaddr: q.mac, BaseURL: baseURL(st, q.r), Retry: unknownRetry}
 	d.Ipaddr, d.Ipaddr6, d.Port = st.cfg.Ipaddr, st.cfg.Ipaddr6, strconv.Itoa(st.cfg.Warewulf.Port)
 	d.Authority = strings.TrimPrefix(d.BaseURL, "http://")
-	d.WaitTime = strconv.Itoa(unknownRetry)
+	d.WaitTime, d.TLS = strconv.Itoa(unknownRetry), st.cfg.Warewulf.TLS
 	if n := q.node; n != nil {
 		d.Id, d.Hostname, d.Fqdn, d.Cluster = n.Name, n.Name, n.Name, n.ClusterName
 		d.Ipxe, d.Root, d.Tags = n.IpxeTemplate, n.Root, n.Tags
@@ -230,7 +230,9 @@ func (s *Server) serveIpxe(st *state, q *request) {
 	case n == nil:
 		d.Message = "this node (" + q.mac + ") is not in nodes.conf"
 		q.why = "unknown hwaddr"
-	case n.ImageName == "":
+	case n.ImageName == "" && (n.IpxeTemplate == "" || n.IpxeTemplate == "default"):
+		// The shipped default template needs an image; a template of the
+		// node's own decides itself, as upstream's do.
 		d.Node, d.Name = n.Node, n.Name
 		d.Message = "node " + n.Name + " has no image"
 		q.why = "no image"
@@ -241,7 +243,7 @@ func (s *Server) serveIpxe(st *state, q *request) {
 		if n.Kernel != nil {
 			d.KernelVersion = n.Kernel.Version
 		}
-		d.Runtime = !st.cfg.Warewulf.Secure
+		d.Runtime = !st.cfg.Warewulf.Secure && !st.cfg.Warewulf.TLS // iPXE cannot do the checks
 		d.Compression = string(archive.Gzip)
 		if img, err := s.imageFiles(st, n, StageImage); err == nil && img.comp != archive.None {
 			d.Compression = string(img.comp)

@@ -54,3 +54,32 @@ func TestUpstreamURLForms(t *testing.T) {
 		t.Errorf("/system without an ARP entry: %s", resp.Status)
 	}
 }
+
+// TestUpstreamOverlayImage: a node for which this project has built no
+// overlay gets the image upstream built (overlays/NODE/__SYSTEM__.img),
+// as a site moving from upstream has them; discovering a node removes
+// those images, as upstream does, so autobuild makes fresh ones.
+func TestUpstreamOverlayImage(t *testing.T) {
+	e := newEnv(t, envOptions{built: true, nodesConf: `nodeprofiles:
+  default: {}
+nodes:
+  n1:
+    network devices:
+      default: {hwaddr: "52:54:00:00:00:01"}
+  n2:
+    discoverable: true
+`})
+	dir := filepath.Join(e.cfg.ProvisionDir(), "overlays")
+	writeFile(t, filepath.Join(dir, "n1", "__SYSTEM__.img"), []byte("upstream system overlay"))
+	writeFile(t, filepath.Join(dir, "n2", "__RUNTIME__.img.gz"), []byte("stale"))
+	resp, body := e.get("/system/52:54:00:00:00:01")
+	if resp.StatusCode != 200 || string(body) != "upstream system overlay" {
+		t.Fatalf("%s %q", resp.Status, body)
+	}
+	if resp, _ := e.get("/ipxe/52:54:00:00:00:02"); resp.StatusCode != 200 {
+		t.Fatalf("discovery: %s", resp.Status)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "n2", "__RUNTIME__.img.gz")); err == nil {
+		t.Error("the discovered node's upstream overlay image is still there")
+	}
+}

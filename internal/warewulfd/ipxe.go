@@ -142,7 +142,7 @@ func (c *templateCache) render(dir, name string, e *nodeEntry, d *IpxeData) ([]b
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey{e, t, d.BaseURL, d.Compression}
+	key := renderKey{e, t, d.BaseURL + " " + d.Authority, d.Compression}
 	if e != nil {
 		c.mu.Lock()
 		out, ok := c.out[key]

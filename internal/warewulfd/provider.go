@@ -29,7 +29,14 @@ func (Built) Image(cfg *config.Config, name, kver string) (*image.Artifacts, err
 
 // Overlay implements Provider.
 func (Built) Overlay(cfg *config.Config, nodeName, kind string) ([]string, error) {
-	return overlay.Parts(cfg, nodeName, kind)
+	parts, err := overlay.Parts(cfg, nodeName, kind)
+	if err != nil || len(parts) == 0 {
+		// Nothing built here: the image upstream built, if there is one.
+		if up := overlay.UpstreamImages(cfg.ProvisionDir(), nodeName, kind); len(up) > 0 {
+			return up[:1], nil
+		}
+	}
+	return parts, err
 }
 
 // BuildOverlay implements Provider.

@@ -82,6 +82,7 @@ type Server struct {
 	// they reflect, so that a reload restarts only what changed.
 	reloadMu sync.Mutex
 	api      http.Handler // the REST API (apiroute.go)
+	tlsLn    net.Listener // HTTPS (tlsserve.go)
 	stamps   []fileStamp
 	applied  *config.Config  // the settings the sockets and services reflect
 	runCtx   context.Context // Run's while it serves; nil before and after
@@ -257,6 +258,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopStatus() // after the shutdown below: requests in flight are recorded
 	s.serveHTTP(s.httpLn)
 	s.log.Infof("warewulfd: http on %s, at most %d connections, %d per source address", s.httpLn.Addr(), most, per)
+	s.startTLS(s.Config())
 	if s.tftpConn != nil {
 		s.serveTFTP()
 		s.log.Infof("warewulfd: tftp on %s serving %s", s.tftpConn.LocalAddr(), s.applied.IpxeSourceDir())

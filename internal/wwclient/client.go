@@ -2,6 +2,8 @@ package wwclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +44,17 @@ func New(cfg *Config, log logrus.FieldLogger) *Client {
 	} else if src != nil {
 		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext
 	}
+	if cfg.TLS {
+		// A CA that cannot be read leaves the pool empty: every fetch then
+		// fails with the reason, and nothing is sent in clear.
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(cfg.CAFile); err != nil {
+			log.Errorf("wwclient: tls: %v", err)
+		} else if !pool.AppendCertsFromPEM(pem) {
+			log.Errorf("wwclient: tls: %s holds no certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	return &Client{
 		cfg:   cfg,
 		http:  &http.Client{Transport: tr, Timeout: 2 * time.Minute},
@@ -61,8 +74,12 @@ func (c *Client) URL(hwaddr string) string {
 		q.Set("uuid", c.uuid)
 	}
 	q.Set("compress", "gz")
-	host := net.JoinHostPort(c.cfg.Controller, strconv.Itoa(c.cfg.Port))
-	return "http://" + host + "/runtime/" + url.PathEscape(hwaddr) + "?" + q.Encode()
+	scheme, port := "http", c.cfg.Port
+	if c.cfg.TLS {
+		scheme, port = "https", c.cfg.TLSPort
+	}
+	host := net.JoinHostPort(c.cfg.Controller, strconv.Itoa(port))
+	return scheme + "://" + host + "/runtime/" + url.PathEscape(hwaddr) + "?" + q.Encode()
 }
 
 // Update fetches the runtime overlay once and applies it, returning the

@@ -20,6 +20,9 @@ import (
 // configuration on the node.
 const DefaultConfigFile = "/warewulf/config"
 
+// DefaultCAFile is the CA wwclient trusts for HTTPS, from its overlay.
+const DefaultCAFile = "/warewulf/tls/ca.crt"
+
 // Config is what wwclient needs to know about its controller and itself.
 // The wwclient overlay renders it per node; the kernel command line may
 // override single values (wwclient.controller=, wwclient.port=, wwid=).
@@ -37,13 +40,18 @@ type Config struct {
 	// Secure says whether warewulfd checks the source port; when false
 	// the client may use any port (for a node that is not root).
 	Secure *bool `yaml:"secure,omitempty"`
+	// TLS fetches over HTTPS from TLSPort, trusting only the CA in
+	// CAFile (the wwclient overlay renders both from warewulf.conf).
+	TLS     bool   `yaml:"tls,omitempty"`
+	TLSPort int    `yaml:"tls port,omitempty"`
+	CAFile  string `yaml:"ca,omitempty"`
 	// Ignored lists the file's keys wwclient does not know, for a warning
 	// ("asset key" among them: the key is read from the hardware now).
 	Ignored []string `yaml:"-"`
 }
 
 var knownKeys = map[string]bool{"controller": true, "port": true, "hwaddr": true,
-	"update interval": true, "root": true, "source": true, "secure": true}
+	"update interval": true, "root": true, "source": true, "secure": true, "tls": true, "tls port": true, "ca": true}
 
 // LoadConfig reads the configuration file and then the kernel command line
 // (cmdline, normally the contents of /proc/cmdline; "" to skip).
@@ -90,6 +98,12 @@ func LoadConfig(file, cmdline string) (*Config, error) {
 	}
 	if c.Interval == 0 {
 		c.Interval = 60
+	}
+	if c.TLSPort == 0 {
+		c.TLSPort = 9874
+	}
+	if c.CAFile == "" {
+		c.CAFile = DefaultCAFile
 	}
 	return c, c.Validate()
 }

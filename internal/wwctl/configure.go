@@ -96,6 +96,7 @@ func newConfigureCmd() *cobra.Command {
 			},
 		})
 	}
+	cmd.AddCommand(newConfigureTLSCmd())
 	return cmd
 }
 
@@ -232,6 +233,9 @@ func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) er
 		for _, arch := range arches {
 			fmt.Fprintf(out, "tftp: would copy %s/%s to %s (client arch %s)\n", cfg.IpxeSourceDir(), cfg.TFTP.IPXE[arch], cfg.TftpRoot(), arch)
 		}
+		if cfg.Warewulf.GrubBoot {
+			fmt.Fprintf(out, "tftp: would copy this controller's shim and GRUB to %s/warewulf and write grub.cfg there and in %s/grub (grubboot)\n", cfg.TftpRoot(), cfg.TftpRoot())
+		}
 		return nil
 	}
 	files, missing, err := controller.CopyIPXE(cfg)
@@ -240,6 +244,16 @@ func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) er
 	}
 	for _, file := range missing {
 		logrus.Warnf("tftp: %s is missing: clients of that architecture cannot boot", file)
+	}
+	if err != nil || !cfg.Warewulf.GrubBoot {
+		return err
+	}
+	files, missing, err = controller.CopyLoaders(cfg, warewulfd.GrubChain(cfg))
+	for _, file := range files {
+		fmt.Fprintf(out, "tftp: wrote %s\n", file)
+	}
+	for _, l := range missing {
+		logrus.Warnf("tftp: this controller has no %s: such nodes get it from their image only through warewulfd's TFTP", l)
 	}
 	return err
 }

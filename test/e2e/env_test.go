@@ -85,6 +85,7 @@ var cluster = []testNode{
 	{"n5", "52:54:00:99:00:15", prefix + "15", "busybox"},
 	{"n6", "52:54:00:99:00:16", prefix + "16", "debian"},
 	{"n7", "52:54:00:99:00:17", prefix + "17", "busybox"},
+	{"akey", "52:54:00:99:00:61", prefix + "61", "busybox"}, // has an asset key (assetTag)
 	{"soak1", "52:54:00:99:00:5a", prefix + "90", "busybox"},
 }
 
@@ -256,6 +257,9 @@ func (e *env) writeNodes(t *testing.T) {
 			}
 			if n.name == "n2" {
 				c.Root = "tmpfs" // wwinit's copy into a tmpfs and switch_root
+			}
+			if n.name == "akey" {
+				c.AssetKey = assetTag // its VM's SMBIOS chassis asset tag
 			}
 			db.Nodes[n.name] = c
 		}

@@ -285,8 +285,9 @@ func e2eSaid(t *testing.T, p *proc, re string) {
 // DHCP hands out /efiboot/shim.efi (the controller's shim: the image has
 // none), shim fetches grubx64.efi from beside itself (the image's, in
 // Enterprise Linux's place, /usr/lib64/efi/), and GRUB, which has the http
-// module as Enterprise Linux's and SUSE's do, gets the chain at
-// /grub/grub.cfg, then /grub/MAC, and loads kernel and initrds by HTTP. That GRUB is
+// module as Enterprise Linux's and SUSE's do, gets its grub.cfg from
+// /efiboot/grub.cfg (upstream's route: the node is the one at the
+// client's address) and loads kernel and initrds by HTTP. That GRUB is
 // made here with grub-mkimage from Debian's unsigned modules
 // (grub-efi-amd64-bin), so Secure Boot is off.
 func TestBootHTTPBootGrub(t *testing.T) {
@@ -301,10 +302,12 @@ func TestBootHTTPBootGrub(t *testing.T) {
 		grub := filepath.Join(e.cfg.ImageRootfs("busybox-http"), "usr/lib64/efi/grubx64.efi")
 		os.MkdirAll(filepath.Dir(grub), 0o755)
 		// Upstream GRUB (unlike Enterprise Linux's) neither configures its
-		// network nor takes its root from the HTTP boot URI: the config
-		// built into it does (the rescue parser: no "if").
+		// network nor takes its prefix from the HTTP boot URI: the config
+		// built into it does, and reads grub.cfg from beside GRUB, as
+		// Enterprise Linux's does: /efiboot/grub.cfg, the node found by
+		// its address.
 		early := filepath.Join(t.TempDir(), "early.cfg")
-		writeFile(t, early, fmt.Sprintf("net_bootp\nconfigfile (http,%s:%d)/grub/grub.cfg\n", e.cfg.Ipaddr, e.cfg.Warewulf.Port), 0o644)
+		writeFile(t, early, fmt.Sprintf("net_bootp\nconfigfile (http,%s:%d)/efiboot/grub.cfg\n", e.cfg.Ipaddr, e.cfg.Warewulf.Port), 0o644)
 		run(t, nil, "grub-mkimage", "-O", "x86_64-efi", "-p", "/grub", "-c", early, "-o", grub,
 			"efinet", "tftp", "http", "linux", "normal", "configfile", "echo", "smbios", "test", "sleep", "reboot", "halt", "efifwsetup", "gzio", "minicmd")
 		e.wwctl(t, "image", "build", "busybox-http")
@@ -326,7 +329,9 @@ func TestBootHTTPBootGrub(t *testing.T) {
 	v.bootTimes(t, "uefi-httpboot-shim-grub-busybox", grubBoot)
 	e2eSaid(t, wwd, `file=`+regexp.QuoteMeta(hostShim)+` hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=sb5 stage=efiboot status=200`)
 	e2eSaid(t, wwd, `file=`+regexp.QuoteMeta(filepath.Join(e.cfg.ImageRootfs(n.image), "usr/lib64/efi/grubx64.efi"))+` hwaddr="`+n.mac+`" .*node=sb5 stage=efiboot status=200`)
-	for _, stage := range []string{"grub", "kernel", "image", "kmods", "system", "runtime"} {
+	// grub.cfg: an efiboot line without a file.
+	e2eSaid(t, wwd, `duration=\S+ hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=sb5 stage=efiboot status=200`)
+	for _, stage := range []string{"kernel", "image", "kmods", "system", "runtime"} {
 		e2eSaid(t, wwd, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=sb5 stage=`+stage+` status=200`)
 	}
 	if _, _, ok := wwd.out.waitFor(regexp.MustCompile(`tftp: (served|.*not found)`), 0, time.Second, nil); ok {

@@ -40,6 +40,7 @@ type vmOpts struct {
 	// more NICs (their MACs), each on its own tap of the same bridge,
 	// without a boot ROM: the node boots from the first.
 	moreNICs []string
+	asset    string // the SMBIOS chassis asset tag (the node's asset key)
 }
 
 // bootVM powers a node on. Legacy BIOS nodes boot from the NIC's iPXE ROM;
@@ -79,6 +80,9 @@ func bootVM(t testing.TB, n *netns, name, mac string, o vmOpts) *vm {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		nic += ",romfile="
+	}
+	if o.asset != "" {
+		argv = append(argv, "-smbios", "type=3,asset="+o.asset)
 	}
 	argv = append(argv, "-device", nic)
 	for i, mac := range o.moreNICs {
