@@ -365,6 +365,9 @@ func TestUpstreamFlags(t *testing.T) {
 	if out := s.ok("version", "--full"); !strings.Contains(out, "NODESCONF") || !strings.Contains(out, s.nodesConf()) {
 		t.Errorf("version --full:\n%s", out)
 	}
+	if out := s.ok("configure", "warewulfd", "--dry-run"); !strings.Contains(out, "warewulfd: would (re)start") {
+		t.Errorf("configure warewulfd: %s", out)
+	}
 	s.ok("vnfs", "list")
 	s.ok("container", "list")
 	if _, errs, code := s.run("image", "remove", "--yes", "nope"); code == 0 || !strings.Contains(errs, `"nope"`) {
