@@ -38,9 +38,9 @@ type chrootSpec struct {
 	// Layer and View: the child mounts Layer over Rootfs, read-only, at
 	// View and enters that instead.
 	Layer, View string
-	Argv   []string
-	Env    []string
-	Mounts []bindMount
+	Argv        []string
+	Env         []string
+	Mounts      []bindMount
 }
 
 type bindMount struct {
