@@ -33,8 +33,11 @@ func WriteSandbox(dir string, o SandboxOptions) (string, error) {
 	c.Ipaddr, c.Netmask = o.Ipaddr, o.Netmask
 	c.Warewulf.Port = o.Port
 	c.Paths = PathsConf{
-		Sysconfdir:     "etc",
-		Datadir:        "share",
+		// Named to the warewulf folder itself, which reads the same with
+		// upstream's meaning (see warewulfDir) and with tools that take
+		// sysconfdir as the folder of nodes.conf.
+		Sysconfdir:     "etc/warewulf",
+		Datadir:        "share/warewulf",
 		Localstatedir:  "state",
 		Cachedir:       "state/cache",
 		Srvdir:         "state",

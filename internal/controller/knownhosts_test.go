@@ -61,10 +61,10 @@ nodes:
 		t.Fatalf("key store holds %d keys, want 4:\n%s", len(pub), store)
 	}
 	want := "# Written by warewulf: every node's ssh host keys.\n" +
-		"n1,n1.c1,10.0.0.11,n1-ib,10.1.0.11 " + pub["n1 ed25519"] + "\n" +
-		"n1,n1.c1,10.0.0.11,n1-ib,10.1.0.11 " + pub["n1 ecdsa"] + "\n" +
-		"n2,10.0.0.12 " + pub["n2 ed25519"] + "\n" +
-		"n2,10.0.0.12 " + pub["n2 ecdsa"] + "\n"
+		"n1,n1.c1,n1-default,10.0.0.11,n1-ib,10.1.0.11 " + pub["n1 ed25519"] + "\n" +
+		"n1,n1.c1,n1-default,10.0.0.11,n1-ib,10.1.0.11 " + pub["n1 ecdsa"] + "\n" +
+		"n2,n2-eth0,10.0.0.12 " + pub["n2 ed25519"] + "\n" +
+		"n2,n2-eth0,10.0.0.12 " + pub["n2 ecdsa"] + "\n"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}

@@ -168,3 +168,32 @@ func ignitionJSON(n *TNode) string {
 	}
 	return string(data)
 }
+
+// numbered returns the values of the tags PREFIX1, PREFIX2, ... (DNS1,
+// route1, ...) in the order of their numbers; PREFIX alone or with another
+// suffix (DNSSEARCH) is not one of them. One call per device instead of a
+// loop in the template: it runs for every node.
+func numbered(prefix string, tags map[string]string) []string {
+	type kv struct {
+		n int
+		v string
+	}
+	var found []kv
+	for k, v := range tags {
+		rest, ok := strings.CutPrefix(k, prefix)
+		if !ok || rest == "" {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			continue
+		}
+		found = append(found, kv{n, v})
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].n < found[j].n })
+	out := make([]string, len(found))
+	for i, f := range found {
+		out[i] = f.v
+	}
+	return out
+}

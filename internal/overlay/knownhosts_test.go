@@ -45,9 +45,9 @@ func TestKnownHostsRender(t *testing.T) {
 	}
 	got := string(outs[0].Data)
 	hosts := map[string]string{
-		"n1": "n1,n1.alpha,10.0.1.1,n1-ib,10.1.1.1,fd00::1",
-		"n2": "n2,10.0.1.2",
-		"n3": "n3,10.0.1.3",
+		"n1": "n1,n1.alpha,n1-default,n1-eth0,10.0.1.1,n1-ib,n1-ib0,10.1.1.1,fd00::1",
+		"n2": "n2,n2-default,n2-eth0,10.0.1.2",
+		"n3": "n3,n3-default,n3-eth0,10.0.1.3",
 	}
 	var want []string
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -172,7 +172,7 @@ func TestKnownHostsBuild(t *testing.T) {
 		t.Fatalf("n4 added: %+v, want n4's 2 images and 2 keys", st)
 	}
 	pub := strings.TrimSpace(readNodeFile(t, sb, "n4", "etc/ssh/ssh_host_ed25519_key.pub"))
-	if got := readNodeFile(t, sb, "n1", "etc/ssh/ssh_known_hosts"); !strings.Contains(got, "n4,10.0.1.4 "+pub+"\n") {
+	if got := readNodeFile(t, sb, "n1", "etc/ssh/ssh_known_hosts"); !strings.Contains(got, "n4,n4-default,n4-eth0,10.0.1.4 "+pub+"\n") {
 		t.Fatalf("n1's known_hosts after adding n4:\n%s", got)
 	}
 
@@ -190,7 +190,7 @@ func TestKnownHostsBuild(t *testing.T) {
 		t.Fatalf("n2's keys deleted: %+v, want n2's system and runtime images and 2 keys", st)
 	}
 	pub = strings.TrimSpace(readNodeFile(t, sb, "n2", "etc/ssh/ssh_host_ecdsa_key.pub"))
-	if got := readNodeFile(t, sb, "n3", "etc/ssh/ssh_known_hosts"); !strings.Contains(got, "n2,10.0.1.2 "+pub+"\n") {
+	if got := readNodeFile(t, sb, "n3", "etc/ssh/ssh_known_hosts"); !strings.Contains(got, "n2,n2-default,n2-eth0,10.0.1.2 "+pub+"\n") {
 		t.Fatalf("n3's known_hosts after n2's new keys:\n%s", got)
 	}
 }

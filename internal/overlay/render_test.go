@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +17,8 @@ import (
 // Every file a template writes is listed with strings it must contain.
 var expect = map[string]map[string][]string{
 	"hostname": {"etc/hostname": {"n1\n"}},
-	"hosts": {"etc/hosts": {"127.0.0.1", "10.0.0.1   ctl.cluster warewulf", "10.0.1.1   n1 n1.alpha", "10.1.1.1   n1-ib",
-		"10.0.1.2   n2\n", "10.0.1.3   n3"}},
+	"hosts": {"etc/hosts": {"127.0.0.1", "10.0.0.1   ctl.cluster warewulf", "10.0.1.1   n1 n1.alpha n1-default n1-eth0\n", "10.1.1.1   n1-ib n1-ib0\n", "fd00::1   n1-ib n1-ib0\n",
+		"10.0.1.2   n2 n2-default n2-eth0\n", "10.0.1.3   n3"}},
 	"resolv": {"etc/resolv.conf": {"search alpha.cluster", "nameserver 10.0.0.53\nnameserver 10.0.0.54"}},
 	"issue":  {"etc/issue": {"n1 (cluster alpha), image rocky", "from ctl.cluster"}},
 	"fstab":  {"etc/fstab": {"10.0.0.1:/home /home nfs rw,vers=4 0 0", "tmpfs /scratch tmpfs size=1g 0 0"}},
@@ -53,7 +54,7 @@ var expect = map[string]map[string][]string{
 		"etc/ssh/ssh_host_ecdsa_key":       {"-----BEGIN OPENSSH PRIVATE KEY-----"},
 		"etc/ssh/ssh_host_ecdsa_key.pub":   {"ecdsa-sha2-nistp256 "},
 	},
-	"ssh.known_hosts":     {"etc/ssh/ssh_known_hosts": {"\nn1,n1.alpha,10.0.1.1,n1-ib,10.1.1.1,fd00::1 ssh-ed25519 ", "\nn2,10.0.1.2 ecdsa-sha2-nistp256 ", " root@n3\n"}},
+	"ssh.known_hosts":     {"etc/ssh/ssh_known_hosts": {"\nn1,n1.alpha,n1-default,n1-eth0,10.0.1.1,n1-ib,n1-ib0,10.1.1.1,fd00::1 ssh-ed25519 ", "\nn2,n2-default,n2-eth0,10.0.1.2 ecdsa-sha2-nistp256 ", " root@n3\n"}},
 	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
 	// The disk overlays (disks_test.go tests them with disks): n1 has none,
 	// so their scripts do nothing and their unit templates write nothing.
@@ -371,5 +372,23 @@ func TestMigProfiles(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("gpuMigProfiles %q:\n%s\nlacks\n%s", tag, got, want)
 		}
+	}
+}
+
+// TestKernelVersionFromImage: a node without a kernel version of its own
+// has its image's newest kernel, as upstream; its own version wins.
+func TestKernelVersionFromImage(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	writeFiles(t, sb.cfg.ImageRootfs("rocky"), map[string]string{"boot/vmlinuz-6.1.0-9-amd64": "k", "boot/vmlinuz-5.14.0-1": "k"})
+	writeFiles(t, filepath.Join(sb.cfg.SiteOverlayDir(), "kv", "rootfs"), map[string]string{"kv.ww": "{{ .Kernel.Version }}|{{ .ThisNode.Kernel.Version }}"})
+	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
+	db := sampleDB(t)
+	if got := renderAllOf(t, b, db, "kv", "kv.ww")["kv"]; got != "6.1.0-9-amd64|6.1.0-9-amd64" {
+		t.Errorf("from the image: %q", got)
+	}
+	db = sampleDB(t) // a Builder takes a node.DB as immutable
+	db.Nodes["n1"].Kernel = &node.Kernel{Version: "9.9"}
+	if got := renderAllOf(t, b, db, "kv", "kv.ww")["kv"]; got != "9.9|9.9" {
+		t.Errorf("the node's own: %q", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/Masterminds/sprig/v3"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
@@ -220,8 +221,33 @@ func newRenderState(cfg *config.Config, hostRoot string, keys *keyStore, nodes [
 func (st *renderState) view() *TNode {
 	if st.nview == nil {
 		st.nview = viewOf(st.node)
+		// As upstream: without a kernel version of its own, the node's is
+		// the newest kernel of its image.
+		if st.nview.Kernel.Version == "" && st.node.ImageName != "" {
+			st.nview.Kernel.Version = st.imageKernel(st.node.ImageName)
+		}
 	}
 	return st.nview
+}
+
+// imageKernel is the newest kernel version of an image, looked up once
+// per build; the image's kernel directories are dependencies of the render.
+func (st *renderState) imageKernel(name string) string {
+	if strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
+		return ""
+	}
+	rootfs := st.cfg.ImageRootfs(name)
+	r := st.reads.get("kernel:"+rootfs, func() ([]byte, error) {
+		ks, err := image.FindKernels(rootfs)
+		if err != nil || len(ks) == 0 {
+			return nil, err
+		}
+		return []byte(ks[0].Version), nil
+	})
+	for _, d := range []string{"boot", "lib/modules", "usr/lib/modules"} {
+		st.addDep(filepath.Join(rootfs, d))
+	}
+	return r.data
 }
 
 func (st *renderState) flatNetDevs(n *TNode) map[string]*TNetDev {
@@ -571,7 +597,9 @@ func (st *renderState) ownFuncs() template.FuncMap {
 			return k.Public, nil
 		},
 		// prefix turns a netmask into a prefix length ("255.255.255.0" -> 24).
-		"prefix": func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
+		// numbered lists the tags DNS1, DNS2, ... (or route1, ...) in order.
+		"numbered": numbered,
+		"prefix":   func(mask any) int { return prefixLen(fmt.Sprint(mask)) },
 		// mergeAccounts returns the lines of base (passwd, group or shadow)
 		// followed by those of extra whose name is not in base.
 		"mergeAccounts": mergeAccounts,

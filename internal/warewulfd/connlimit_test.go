@@ -43,14 +43,17 @@ func floodChild() int {
 
 // TestConnectionFlood: 20,000 idle keep-alive connections from one
 // address (two processes of 10,000, as the audit ran it) while a node
-// boots through every stage from its own address: the node gets every
-// byte, warewulfd's file descriptors stay few, and the cap is logged.
+// boots through every stage from its own address, TFTP included: the node
+// gets every byte, warewulfd's file descriptors stay few, and the cap is
+// logged.
 func TestConnectionFlood(t *testing.T) {
 	testenv.Long(t, "20,000 connections")
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	testenv.Need(t, "RLIMIT_NOFILE of at least 10,100 (each flood process opens 10,000)", lim.Max >= 10100)
-	e := newEnv(t, envOptions{nodesConf: nodesConf("")})
+	ipxe, err := os.ReadFile("/usr/lib/ipxe/undionly.kpxe")
+	testenv.Need(t, "the ipxe package (test/deps.sh)", err == nil)
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true})
 	want := map[string][]byte{
 		"kernel":  e.imageFile("vmlinuz"),
 		"image":   e.imageFile("image.img"),
@@ -85,8 +88,13 @@ func TestConnectionFlood(t *testing.T) {
 	if len(fds) > 2000 {
 		t.Errorf("warewulfd holds %d file descriptors under the flood", len(fds))
 	}
-	// The node boots: iPXE script, kernel, image, kmods, system and
-	// runtime overlays, each on a connection of its own.
+	// The node boots: the iPXE binary over TFTP (a socket per transfer,
+	// so it needs free descriptors too), then the iPXE script, kernel,
+	// image, kmods, system and runtime overlays, each on a connection of
+	// its own.
+	if got, err := goTFTP(t, e, "undionly.kpxe", 1468); err != nil || !bytes.Equal(got, ipxe) {
+		t.Fatalf("tftp during the flood: %v, %d of %d bytes", err, len(got), len(ipxe))
+	}
 	c := clientFrom("127.0.0.11", 0)
 	resp, err := c.Get(e.base + "/ipxe/52:54:00:00:00:01")
 	if err != nil || resp.StatusCode != 200 {

@@ -116,7 +116,7 @@ func TestConfigureAll(t *testing.T) {
 	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster.pub"), "ssh-ed25519 ")
 	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"), "OPENSSH PRIVATE KEY")
 	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
-	check(known, "gitlab.example ssh-ed25519 AAAAsite\n# BEGIN warewulf", "\nn1,10.0.0.11 ssh-ed25519 ", " root@n1\n# END warewulf\n")
+	check(known, "gitlab.example ssh-ed25519 AAAAsite\n# BEGIN warewulf", "\nn1,n1-default,10.0.0.11 ssh-ed25519 ", " root@n1\n# END warewulf\n")
 
 	// Running again changes nothing and keeps the keys.
 	key, _ := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"))

@@ -93,15 +93,13 @@ func TestSoakRebuild(t *testing.T) {
 	status := regexp.MustCompile(`node=` + n.name + ` stage=(\w+) status=(\d+)`)
 	runtimeOK := 0
 	for _, l := range e.wwd.out.since(logFrom) {
-		if m := status.FindStringSubmatch(l); m != nil {
-			if m[2] != "200" {
-				t.Errorf("warewulfd: %s", l)
-			} else if m[1] == "runtime" {
-				runtimeOK++
-			}
-		}
-		if strings.Contains(l, n.name) && (strings.Contains(l, "level=error") || strings.Contains(l, "failed")) {
+		m := status.FindStringSubmatch(l)
+		switch {
+		case m != nil && m[2] != "200",
+			strings.Contains(l, n.name) && (strings.Contains(l, "level=error") || strings.Contains(l, "failed")):
 			t.Errorf("warewulfd: %s", l)
+		case m != nil && m[1] == "runtime":
+			runtimeOK++
 		}
 	}
 	t.Logf("the node fetched its runtime overlay %d times (%d changed something); %d cycles", runtimeOK, applied, cycles)
