@@ -398,6 +398,10 @@ func newOverlayBuildCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d secret files left out of system overlays, which anyone who knows a MAC can fetch; list %s as runtime overlays (docs/security.md)\n",
 					st.Withheld, strings.Join(slices.Sorted(slices.Values(st.WithheldFrom)), ", "))
 			}
+			if unsent := overlay.BMCPasswordUnsent(db, names); len(unsent) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: ipmi write is on but %s is not a runtime overlay of %s: their BMC password is not set at boot (docs/operations.md)\n",
+					overlay.BMCPasswordOverlay, strings.Join(unsent, ", "))
+			}
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "in %s\n", filepath.Join(cfg.ProvisionDir(), "overlays"))
 			}
