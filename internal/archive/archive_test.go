@@ -140,7 +140,11 @@ func TestBlockPadding(t *testing.T) {
 	if buf.Len() != 512 || w.Size() != 512 {
 		t.Fatalf("archive of one empty file: %d bytes, Size %d, want 512", buf.Len(), w.Size())
 	}
-	if _, err := NewCpioReader(&buf).Next(); err != nil {
+	r := NewCpioReader(&buf)
+	if h, err := r.Next(); err != nil || h.Name != "file" {
 		t.Fatalf("the padded archive does not read back: %v", err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the trailer and its padding: %v, want EOF", err)
 	}
 }
