@@ -47,9 +47,10 @@ test: build lint fuzz ## every test, VM boots included (needs root and qemu for 
 	$(GO) test -tags '$(TAGS)' -count=1 -timeout 40m ./...
 
 FUZZTIME ?= 10s
-fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON, the image stage 1 unpacks) briefly (FUZZTIME, default 10s)
+fuzz: ## run each fuzz target (network input: URLs, MACs, TFTP names, DHCP, NDP, the REST API's JSON, the image stage 1 unpacks; nodes.conf of any release, set and unset values, warewulf.conf) briefly (FUZZTIME, default 10s)
 	@for t in warewulfd:FuzzParseMAC warewulfd:FuzzParsePath warewulfd:FuzzCheckTFTPName \
-	  warewulfd:FuzzTFTPGrubName dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON stage1:FuzzUnpack; do \
+	  warewulfd:FuzzTFTPGrubName dhcp:FuzzHandlePacket ndp:FuzzCheckSolicitation api:FuzzRecordJSON stage1:FuzzUnpack \
+	  upgrade:FuzzNodes node:FuzzEdit config:FuzzParse; do \
 	  $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./internal/$${t%%:*}/ || exit 1; \
 	done
 

@@ -12,7 +12,7 @@ pkgs=(
   nginx-light wrk tftpd-hpa                                   # benchmarks
   curl python3 python3-yaml util-linux                        # the compat corpus runners
   openipmi ipmitool tmux dropbear-bin                         # BMCs (ipmi_sim), console, ssh on test nodes
-  fdisk e2fsprogs                                             # disk overlays' tools, copied into a test image
+  fdisk e2fsprogs gdisk ignition                              # disk overlays' tools, copied into test images
 )
 missing=()
 for p in "${pkgs[@]}"; do

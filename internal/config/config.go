@@ -366,7 +366,7 @@ func parse(data []byte, relocated, detect bool) (*Config, error) {
 		for _, d := range []struct {
 			field *string
 			value string
-		}{{&p.Localstatedir, "state"}, {&p.Srvdir, "state"}, {&p.Cachedir, "state/cache"}, {&p.Rundir, "run"}} {
+		}{{&p.Localstatedir, "state"}, {&p.Srvdir, "srv"}, {&p.Cachedir, "state/cache"}, {&p.Rundir, "run"}} {
 			if *d.field == "" {
 				*d.field = d.value
 			}

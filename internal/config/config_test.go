@@ -204,7 +204,7 @@ image mounts:
 			t.Errorf("no warning names %q:\n%s", key, got)
 		}
 	}
-	if strings.Contains(got, "grubboot") || strings.Contains(got, "api") {
+	if strings.Contains(got, "grubboot") || strings.Contains(got, "api") || strings.Contains(got, "tls") {
 		t.Errorf("a key left at its default warns:\n%s", got)
 	}
 }
@@ -239,5 +239,25 @@ func TestAddressesFromInterfaces(t *testing.T) {
 		t.Errorf("ipaddr %s is no address of this machine", c.Ipaddr)
 	} else if c.Ipaddr != "192.168.200.1" {
 		t.Errorf("no address to find, yet ipaddr %s", c.Ipaddr)
+	}
+}
+
+// TestRelocatedDirsApart: a relocated warewulf.conf without paths keeps
+// site overlays, built overlays and images in separate directories.
+func TestRelocatedDirsApart(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "warewulf.conf")
+	os.WriteFile(file, []byte("ipaddr: 10.0.0.1\n"), 0o644)
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for name, p := range map[string]string{"site overlays": c.SiteOverlayDir(), "built overlays": filepath.Dir(c.OverlayProvisionDir("n1")),
+		"images": c.ImageStoreDir(), "built images": filepath.Dir(c.ImageProvisionDir("x")), "state": c.StateDir()} {
+		if other, dup := seen[p]; dup {
+			t.Errorf("%s and %s are both %s", name, other, p)
+		}
+		seen[p] = name
 	}
 }

@@ -26,15 +26,21 @@ type ExecOptions struct {
 	// Binds are mounts for this command only (wwctl image exec --bind),
 	// after warewulf.conf's image mounts.
 	Binds []config.MountConf
+	// Layer, when set, is a directory laid over the image, read-only,
+	// for the command (a node's overlays: wwctl image exec --node).
+	Layer string
 }
 
 // chrootSpec is what the parent hands the re-executed child that enters
 // the image.
 type chrootSpec struct {
 	Rootfs string
-	Argv   []string
-	Env    []string
-	Mounts []bindMount
+	// Layer and View: the child mounts Layer over Rootfs, read-only, at
+	// View and enters that instead.
+	Layer, View string
+	Argv        []string
+	Env         []string
+	Mounts      []bindMount
 }
 
 type bindMount struct {
@@ -69,6 +75,14 @@ func Exec(ctx context.Context, cfg *config.Config, name string, argv []string, o
 	defer lock.unlock()
 	rootfs := cfg.ImageRootfs(name)
 	spec := chrootSpec{Rootfs: rootfs, Argv: argv, Env: o.Env}
+	if o.Layer != "" {
+		view, err := os.MkdirTemp("", "wwctl-view-")
+		if err != nil {
+			return -1, err
+		}
+		defer os.Remove(view)
+		spec.Layer, spec.View = o.Layer, view
+	}
 	var created []string // files made as mount points, removed afterwards
 	defer func() {
 		for _, p := range created {
@@ -177,6 +191,20 @@ func chrootChild() {
 	// Keep every mount below inside this namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		fail("making mounts private: %v", err)
+	}
+	if spec.Layer != "" {
+		// A read-only view: the layer over the image; nothing the command
+		// does can change either.
+		opts := "lowerdir=" + spec.Layer + ":" + spec.Rootfs
+		if err := unix.Mount("overlay", spec.View, "overlay", unix.MS_RDONLY, opts); err != nil {
+			fail("mounting the node's view of the image: %v", err)
+		}
+		for i, m := range spec.Mounts {
+			if rel, err := filepath.Rel(spec.Rootfs, m.Dest); err == nil {
+				spec.Mounts[i].Dest = filepath.Join(spec.View, rel)
+			}
+		}
+		spec.Rootfs = spec.View
 	}
 	for _, m := range []struct{ dir, fstype, src string }{{"proc", "proc", "proc"}, {"sys", "sysfs", "sysfs"}} {
 		target := filepath.Join(spec.Rootfs, m.dir)

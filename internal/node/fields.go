@@ -33,7 +33,7 @@ func (fm *fieldMap) source(name string) string {
 	return ""
 }
 
-func (fm *fieldMap) set(name, src, value string, _ bool) {
+func (fm *fieldMap) set(name, src, value string) {
 	if value == "" {
 		return
 	}

@@ -55,11 +55,11 @@ func (db *DB) merge(name string, track bool) (*Node, error) {
 		delete(fm.byName, "Profiles")
 		delete(fm.byName, "Comment")
 		if len(c.Profiles) > 0 {
-			fm.set("Profiles", "", strings.Join(c.Profiles, ","), true)
+			fm.set("Profiles", "", strings.Join(c.Profiles, ","))
 			fm.byName["Profiles"].Source = ""
 		}
 		if c.Comment != "" {
-			fm.set("Comment", "", c.Comment, true)
+			fm.set("Comment", "", c.Comment)
 			fm.byName["Comment"].Source = ""
 		}
 		n.fields = fm.list(&n.Conf)
@@ -230,7 +230,7 @@ func layer(dst, src *Conf, srcName, multiName string, fm *fieldMap) {
 		if prev := fm.source(name); prev != "" && isMulti(v) {
 			s = prev + "," + multiName
 		}
-		fm.set(name, s, destVals[name], false)
+		fm.set(name, s, destVals[name])
 	})
 }
 
@@ -315,7 +315,11 @@ func mergeWith(dst, src reflect.Value, appendLists bool, mergeValue func(dst, sr
 				if c := dst.MapIndex(k); c.IsValid() {
 					cur = c.Interface()
 				}
-				dst.SetMapIndex(k, reflect.ValueOf(mergeAny(cur, v.Interface())).Convert(elem))
+				merged := reflect.Zero(elem) // a null value (resources: {x: })
+				if m := mergeAny(cur, v.Interface()); m != nil {
+					merged = reflect.ValueOf(m).Convert(elem)
+				}
+				dst.SetMapIndex(k, merged)
 			default:
 				dst.SetMapIndex(k, v)
 			}

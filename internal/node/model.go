@@ -166,7 +166,8 @@ func ParseWWbool(s string) (WWbool, error) {
 
 // Node is a node's effective record: its profiles merged in order, then its
 // own values. Source maps a field (upstream's name, as in `wwctl node list
-// -a`: "NetDevs[default].Ipaddr") to where its value came from.
+// -a`: "NetDevs[default].Ipaddr") to where its value came from; only
+// MergedFields and MergedProfile fill it (tracking costs a walk per layer).
 type Node struct {
 	Name string
 	Conf

@@ -98,7 +98,7 @@ func boot() error {
 		DisableCompression:    true,
 	}}
 	t := time.Now()
-	st, err := Fetch(ctx, client, p.URL("image", p.Compress), NewRoot, logf)
+	st, err := fetchInto(ctx, client, p.URL("image", p.Compress), NewRoot)
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -109,17 +109,17 @@ func boot() error {
 	if !st.Verified {
 		logf("warning: the server sent no digest for the image; it is unchecked")
 	}
-	if n, err := moveTree("/", NewRoot); err != nil {
+	n, err := moveTree("/", NewRoot)
+	if err != nil {
 		return fmt.Errorf("kernel modules: %w", err)
-	} else {
-		logf("kmods: %d files moved into the root", n)
 	}
+	logf("kmods: %d files moved into the root", n)
 	stages := []string{"system"}
 	if p.Runtime {
 		stages = append(stages, "runtime")
 	}
 	for _, s := range stages {
-		if _, err := Fetch(ctx, client, p.URL(s, "gz"), NewRoot, logf); err != nil {
+		if _, err := fetchInto(ctx, client, p.URL(s, "gz"), NewRoot); err != nil {
 			return fmt.Errorf("%s overlay: %w", s, err)
 		}
 	}
@@ -301,4 +301,29 @@ func resolveDevice(p string) string {
 		}
 	}
 	return p
+}
+
+// fetchInto fetches and unpacks url with dir as the root directory of the
+// process, so that the image's absolute symlinks (var/run -> /run) lead
+// into the new root, as they will after the switch, not into stage 1's.
+func fetchInto(ctx context.Context, client *http.Client, url, dir string) (Stats, error) {
+	old, err := os.Open("/")
+	if err != nil {
+		return Stats{}, err
+	}
+	defer old.Close()
+	if err := unix.Chroot(dir); err != nil {
+		return Stats{}, fmt.Errorf("chroot %s: %w", dir, err)
+	}
+	os.Chdir("/")
+	st, ferr := Fetch(ctx, client, url, "/", logf)
+	// Back to stage 1's root: the directory opened before is outside
+	// the chroot, and chroot(".") from it leaves it.
+	if err := unix.Fchdir(int(old.Fd())); err != nil {
+		return st, fmt.Errorf("leaving the new root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return st, fmt.Errorf("leaving the new root: %w", err)
+	}
+	return st, ferr
 }

@@ -86,7 +86,6 @@ func readEdit(fs *pflag.FlagSet, profile bool) (*node.Edit, error) {
 	e := &node.Edit{Values: map[string]string{}, Profile: profile}
 	str := func(name string) string { v, _ := fs.GetString(name); return v }
 	e.Sel = node.Selector{Net: str("netname"), Disk: str("diskname"), Part: str("partname"), FS: str("fsname")}
-	var err error
 	fs.Visit(func(f *pflag.Flag) {
 		name := f.Name
 		if target, ok := aliases[name]; ok {
@@ -114,9 +113,6 @@ func readEdit(fs *pflag.FlagSet, profile bool) (*node.Edit, error) {
 	e.NetTagsDel, _ = fs.GetStringSlice("nettagdel")
 	e.IpmiTagsDel, _ = fs.GetStringSlice("ipmitagdel")
 	e.NetDel, e.DiskDel, e.PartDel, e.FsDel = str("netdel"), str("diskdel"), str("partdel"), str("fsdel")
-	if err != nil {
-		return nil, err
-	}
 	return e, e.Prepare()
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/archive"
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
+	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 )
 
 func newImageCmd() *cobra.Command {
@@ -95,6 +97,10 @@ func newImageImportCmd() *cobra.Command {
 	f.StringVar(&o.AuthFile, "authfile", "", "auth.json with registry credentials (default: the containers/image search path)")
 	f.StringVar(&o.Username, "username", "", "registry user name")
 	f.StringVar(&o.Password, "password", "", "registry password (prefer --password-stdin)")
+	f.StringVar(&o.Password, "passwd", "", "upstream's name of --password")
+	f.Lookup("passwd").Hidden = true
+	f.StringVar(&o.Platform, "arch", "", "upstream's name of --platform")
+	f.Lookup("arch").Hidden = true
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from stdin")
 	return cmd
 }
@@ -303,7 +309,7 @@ func newImageDeleteCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:     "delete NAME...",
-		Aliases: []string{"rm"},
+		Aliases: []string{"rm", "del", "remove"},
 		Short:   "Delete images (refused while nodes use them, unless --force)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -326,6 +332,7 @@ func newImageDeleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if nodes use the image")
+	cmd.Flags().BoolP("yes", "y", false, "do not ask (upstream's flag: delete never asks; nodes using the image stop it unless --force)")
 	return cmd
 }
 
@@ -389,7 +396,7 @@ func (f *execFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.build, "build", true, "rebuild the image afterwards if it changed")
 	cmd.Flags().BoolVar(&f.syncuser, "syncuser", false, "afterwards, make the image's user and group IDs match the controller's")
 	cmd.Flags().StringArrayVarP(&f.binds, "bind", "b", nil, "bind SRC[:DST[:ro|copy]] into the image for the command (copy: copy the file in, then put the image's own back)")
-	cmd.Flags().StringVarP(&f.node, "node", "n", "", "a read-only view of the image with this node's overlays (not supported yet: refused)")
+	cmd.Flags().StringVarP(&f.node, "node", "n", "", "run in a read-only view of the image with this node's system and runtime overlays on it")
 }
 
 // parseBinds reads --bind values.
@@ -477,8 +484,15 @@ func imgExec(cmd *cobra.Command, name string, argv, env []string, f execFlags) e
 	if err != nil {
 		return err
 	}
+	layer := ""
 	if f.node != "" {
-		return fmt.Errorf("--node %s: a per-node view of the image is not supported by this version", f.node)
+		// A read-only view of the image as the node sees it: nothing to
+		// rebuild or sync afterwards.
+		if layer, err = nodeLayer(cfg, f.node); err != nil {
+			return err
+		}
+		defer os.RemoveAll(layer)
+		f.nobuild, f.syncuser = true, false
 	}
 	if !f.build {
 		f.nobuild = true
@@ -490,7 +504,7 @@ func imgExec(cmd *cobra.Command, name string, argv, env []string, f execFlags) e
 	signal.Notify(swallow, os.Interrupt, syscall.SIGQUIT)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code, err := image.Exec(ctx, cfg, name, argv, image.ExecOptions{
-		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env, Binds: binds})
+		Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Env: env, Binds: binds, Layer: layer})
 	stop()
 	signal.Stop(swallow)
 	if err != nil {
@@ -602,4 +616,25 @@ func syncUsers(cmd *cobra.Command, cfg *config.Config, name string) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "syncuser: "+c)
 	}
 	return nil
+}
+
+// nodeLayer writes a node's overlays into a temporary directory, for a
+// read-only view of its image.
+func nodeLayer(cfg *config.Config, name string) (string, error) {
+	db, err := node.Load(cfg.NodesConf())
+	if err != nil {
+		return "", err
+	}
+	if _, ok := db.Nodes[name]; !ok {
+		return "", fmt.Errorf("--node %s: no such node", name)
+	}
+	dir, err := os.MkdirTemp("", "wwctl-node-")
+	if err != nil {
+		return "", err
+	}
+	if err := overlay.NodeView(cfg, db, name, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("--node %s: %w", name, err)
+	}
+	return dir, nil
 }

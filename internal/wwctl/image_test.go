@@ -172,7 +172,22 @@ func TestImageExecUpstreamFlags(t *testing.T) {
 	if _, err := imgRun(t, conf, "image", "exec", "--bind", "relative:/x", "bb", "--", "/bin/sh"); err == nil || !strings.Contains(err.Error(), "relative") {
 		t.Errorf("a relative bind: %v", err)
 	}
+	// --node: a read-only view of the image with the node's overlays on it.
 	if _, err := imgRun(t, conf, "image", "exec", "--node", "n1", "bb", "--", "/bin/sh"); err == nil || !strings.Contains(err.Error(), "--node n1") {
-		t.Errorf("--node: %v", err)
+		t.Errorf("--node of a node that does not exist: %v", err)
+	}
+	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/warewulf/nodes.conf"), []byte("nodes:\n  n1:\n    image name: bb\n    system overlay: [view]\n"), 0o640)
+	site := filepath.Join(dir, "state", "overlays", "view", "rootfs", "etc")
+	os.MkdirAll(site, 0o755)
+	os.WriteFile(filepath.Join(site, "viewmark.ww"), []byte("seen by {{.Id}}\n"), 0o644)
+	out, err = imgRun(t, conf, "image", "exec", "--node", "n1", "bb", "--", "/bin/sh", "-c", "cat /etc/viewmark; echo x > /etc/new && echo WROTE")
+	if err == nil || !strings.Contains(out, "seen by n1") || strings.Contains(out, "WROTE") {
+		t.Errorf("--node view: %v\n%s", err, out)
+	}
+	for _, f := range []string{"etc/viewmark", "etc/new"} {
+		if _, err := os.Stat(filepath.Join(rootfs, f)); err == nil {
+			t.Errorf("the node view left /%s in the image", f)
+		}
 	}
 }

@@ -626,7 +626,8 @@ func dash(s string) string {
 }
 
 func (k kind) editCmd() *cobra.Command {
-	return &cobra.Command{
+	var noHeader bool
+	cmd := &cobra.Command{
 		Use:   "edit NAME...",
 		Short: "Edit " + k.noun + "s as YAML in $EDITOR; validated on save",
 		Args:  cobra.MinimumNArgs(1),
@@ -649,8 +650,10 @@ func (k kind) editCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				header := fmt.Sprintf("# Edit the %ss below. Remove one to delete it, add one to create it.\n", k.noun)
-				text = append([]byte(header), text...)
+				if !noHeader {
+					header := fmt.Sprintf("# Edit the %ss below. Remove one to delete it, add one to create it.\n", k.noun)
+					text = append([]byte(header), text...)
+				}
 				for {
 					edited, err := runEditor(text)
 					if err != nil {
@@ -672,6 +675,8 @@ func (k kind) editCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&noHeader, "noheader", false, "no explanatory comment at the top of the file")
+	return cmd
 }
 
 // applyEdit replaces the selected records with the edited YAML, on a trial

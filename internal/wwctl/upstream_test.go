@@ -365,14 +365,28 @@ func TestUpstreamFlags(t *testing.T) {
 	if out := s.ok("version", "--full"); !strings.Contains(out, "NODESCONF") || !strings.Contains(out, s.nodesConf()) {
 		t.Errorf("version --full:\n%s", out)
 	}
+	if out := s.ok("configure", "warewulfd", "--dry-run"); !strings.Contains(out, "warewulfd: would (re)start") {
+		t.Errorf("configure warewulfd: %s", out)
+	}
 	s.ok("vnfs", "list")
 	s.ok("container", "list")
+	if _, errs, code := s.run("image", "remove", "--yes", "nope"); code == 0 || !strings.Contains(errs, `"nope"`) {
+		t.Errorf("image remove --yes: exit %d %s", code, errs)
+	}
+	if _, errs, code := s.run("image", "import", "--arch", "linux", "--passwd", "x", "oci:/nonexistent", "x"); code == 0 || usageError.MatchString(errs) {
+		t.Errorf("image import --arch --passwd: exit %d %s", code, errs)
+	}
+	edit := exec.Command(wwctlBin, "node", "edit", "--noheader", "n1")
+	edit.Env = append(os.Environ(), "WW_CONFIG="+s.conf, "EDITOR=true")
+	if out, err := edit.CombinedOutput(); err != nil {
+		t.Errorf("node edit --noheader: %v %s", err, out)
+	}
 	for _, verb := range []string{"rm", "del", "remove"} {
 		s.ok("node", "add", "x-"+verb)
 		s.ok("node", verb, "--yes", "x-"+verb)
 	}
 	// clean removes the built overlays of a node that is gone.
-	stale := filepath.Join(s.dir, "state", "warewulf", "overlays", "gone")
+	stale := filepath.Join(s.dir, "srv", "warewulf", "overlays", "gone")
 	os.MkdirAll(stale, 0o755)
 	if out := s.ok("clean"); !strings.Contains(out, stale) {
 		t.Errorf("clean: %s", out)

@@ -110,7 +110,7 @@ func TestIPMIPowerOn(t *testing.T) {
 	e := getEnv(t)
 	_, err := exec.LookPath("tmux")
 	testenv.Need(t, "tmux is not installed (test/deps.sh)", err == nil)
-	n := testNode{"bmc1", "52:54:00:99:00:31", prefix + "31", "busybox"}
+	n := testNode{"bmc1", "52:54:00:99:00:53", prefix + "53", "busybox"}
 	ov := e.ipmitoolOverlay(t)
 	b := e.startBMCNode(t, n, 1)
 	port := fmt.Sprint(b.bmc.Port)
