@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 )
 
-// ipxeAliases are names under which distributions and iPXE's own build
-// ship the same iPXE binary. Upstream Warewulf's default `tftp: ipxe` map
-// names Fedora's files (ipxe-snponly-x86_64.efi), its build script
-// bin-<target>-<file>, and Debian's `ipxe` package has snponly.efi: a
-// name missing from ipxesource is served from the first alias present,
-// so upstream's defaults boot from Debian's package and the other way round.
+// ipxeAliases are the names under which distributions and iPXE builds
+// ship the same iPXE binary: upstream Warewulf's default `tftp: ipxe` map
+// names Fedora's files (ipxe-snponly-x86_64.efi), upstream's build script
+// writes bin-<target>-<file>, Debian's `ipxe` package has snponly.efi. A
+// name missing from ipxesource is served from the first alias present, so
+// upstream's defaults boot from Debian's package and the other way round.
 var ipxeAliases = [][]string{
 	{"undionly.kpxe", "bin-x86_64-pcbios-undionly.kpxe", "bin-i386-pcbios-undionly.kpxe"},
 	{"snponly.efi", "ipxe-snponly-x86_64.efi", "bin-x86_64-efi-snponly.efi", "x86_64-efi/snponly.efi"},
