@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"path/filepath"
@@ -114,6 +115,16 @@ func TestSandbox(t *testing.T) {
 	}
 	if _, err := WriteSandbox(dir, SandboxOptions{}); err == nil {
 		t.Error("a second sandbox overwrote the first")
+	}
+	// network is derived, not written: moving ipaddr moves it (the
+	// overlay corpus runner merges a case's ipaddr into the sandbox's).
+	data, _ := os.ReadFile(file)
+	moved, err := Parse(bytes.Replace(data, []byte("ipaddr: 10.99.0.1\n"), []byte("ipaddr: 192.168.0.1/24\n"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network != "10.99.0.0" || moved.Network != "192.168.0.0" {
+		t.Errorf("network %q, after moving ipaddr %q (want 10.99.0.0, 192.168.0.0)", c.Network, moved.Network)
 	}
 }
 

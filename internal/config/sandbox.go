@@ -54,6 +54,9 @@ func WriteSandbox(dir string, o SandboxOptions) (string, error) {
 	if err := c.Validate(); err != nil {
 		return "", err
 	}
+	// network follows from ipaddr when left out: written, it would stay
+	// behind when a site (or a merged-in warewulf.conf) moves ipaddr.
+	c.Network = ""
 	data, err := c.Marshal()
 	if err != nil {
 		return "", err

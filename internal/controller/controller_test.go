@@ -197,4 +197,20 @@ func TestCopyIPXE(t *testing.T) {
 	if data, _ := os.ReadFile(filepath.Join(cfg.TftpRoot(), "arm64-efi", "snponly.efi")); string(data) != "arm" {
 		t.Errorf("copied %q", data)
 	}
+	// Upstream's default name, which DHCP hands out, holds Debian's
+	// snponly.efi; nothing is copied under Debian's name.
+	if data, _ := os.ReadFile(filepath.Join(cfg.TftpRoot(), "ipxe-snponly-x86_64.efi")); string(data) != "ipxe snponly.efi" {
+		t.Errorf("ipxe-snponly-x86_64.efi: copied %q", data)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.TftpRoot(), "snponly.efi")); !os.IsNotExist(err) {
+		t.Errorf("snponly.efi copied under Debian's name: %v", err)
+	}
+	// A site that names its own binaries gets them, not an alias.
+	os.WriteFile(filepath.Join(src, "ipxe-snponly-x86_64.efi"), []byte("site"), 0o644)
+	if _, _, err := CopyIPXE(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(cfg.TftpRoot(), "ipxe-snponly-x86_64.efi")); string(data) != "site" {
+		t.Errorf("a site's own ipxe-snponly-x86_64.efi: copied %q", data)
+	}
 }

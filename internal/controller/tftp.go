@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/safefile"
@@ -19,6 +21,8 @@ import (
 // serves them. Every source is checked before anything is written. A
 // binary missing from the source (Debian ships no arm64 iPXE, for one) is
 // skipped and returned in missing; when none is there it is an error.
+// Each is found as IpxeBinary finds it and written under its `tftp: ipxe`
+// name, the one DHCP hands out.
 func CopyIPXE(cfg *config.Config) (written, missing []string, err error) {
 	seen := map[string]bool{}
 	var files []string
@@ -31,8 +35,15 @@ func CopyIPXE(cfg *config.Config) (written, missing []string, err error) {
 	sort.Strings(files)
 	src, dst := cfg.IpxeSourceDir(), cfg.TftpRoot()
 	var present []string
+	from := map[string]string{} // name in tftproot -> name in ipxesource
 	for _, f := range files {
-		st, err := os.Stat(filepath.Join(src, f))
+		// Copied under the name DHCP hands out, from wherever it is.
+		found, alias := cfg.IpxeBinary(f)
+		if alias {
+			logrus.Debugf("tftp: %s is not in %s: copying %s, the same binary under another name", f, src, found)
+		}
+		from[f] = found
+		st, err := os.Stat(filepath.Join(src, found))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, filepath.Join(src, f))
@@ -49,7 +60,7 @@ func CopyIPXE(cfg *config.Config) (written, missing []string, err error) {
 	}
 	for _, f := range present {
 		target := filepath.Join(dst, f)
-		if err := copyFile(filepath.Join(src, f), target); err != nil {
+		if err := copyFile(filepath.Join(src, from[f]), target); err != nil {
 			return written, missing, err
 		}
 		written = append(written, target)

@@ -152,7 +152,7 @@ func roundTrips(b *testing.B, conn net.PacketConn, macs []net.HardwareAddr) int 
 			}
 			r, err := dhcpv4.FromBytes(buf[:k])
 			if err == nil && r.TransactionID == d.TransactionID && r.MessageType() == dhcpv4.MessageTypeOffer {
-				if r.BootFileName != "snponly.efi" {
+				if r.BootFileName != "ipxe-snponly-x86_64.efi" {
 					b.Fatalf("offer for %s has boot file %q", m, r.BootFileName)
 				}
 				break

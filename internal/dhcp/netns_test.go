@@ -172,7 +172,7 @@ func TestUdhcpcInNamespace(t *testing.T) {
 	expectEnv(t, env, map[string]string{
 		"ip": "10.99.0.11", "subnet": "255.255.255.0", "router": "10.99.0.254",
 		"hostname": "n1", "domain": "clusterA", "dns": "10.99.0.1",
-		"serverid": "10.99.0.1", "siaddr": "10.99.0.1", "boot_file": "snponly.efi",
+		"serverid": "10.99.0.1", "siaddr": "10.99.0.1", "boot_file": "ipxe-snponly-x86_64.efi",
 	})
 
 	n.setMAC(t, "52:54:00:99:aa:01")
@@ -263,13 +263,13 @@ func TestProxyInNamespace(t *testing.T) {
 
 	d := discover(t, mac, append(pxe, dhcpv4.WithBroadcast(true))...)
 	offer := sendAndWait(t, conn, d, &net.UDPAddr{IP: net.IPv4bcast, Port: ServerPort})
-	if offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.IsUnspecified() || offer.BootFileName != "snponly.efi" {
+	if offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.IsUnspecified() || offer.BootFileName != "ipxe-snponly-x86_64.efi" {
 		t.Fatalf("proxy offer: %s", offer.Summary())
 	}
 	req, _ := dhcpv4.New(append(pxe, dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithClientIP(net.IPv4(10, 99, 0, 150)))...)
 	ack := sendAndWait(t, conn4011, req, &net.UDPAddr{IP: net.IPv4(10, 99, 0, 1), Port: PXEPort})
-	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "snponly.efi" || !ack.ServerIPAddr.Equal(net.IPv4(10, 99, 0, 1)) {
+	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "ipxe-snponly-x86_64.efi" || !ack.ServerIPAddr.Equal(net.IPv4(10, 99, 0, 1)) {
 		t.Fatalf("port 4011 ack: %s", ack.Summary())
 	}
 }

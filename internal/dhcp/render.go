@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/warewulf-ng/warewulf/etc"
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
@@ -104,6 +106,14 @@ func NewConfigData(cfg *config.Config, db *node.DB) (*ConfigData, error) {
 	seen := map[string]bool{}
 	var negate []string
 	for _, r := range rules {
+		if d.TFTP && !r.HTTP() {
+			// dnsmasq serves ipxesource itself and knows no aliases: name
+			// the file that is there.
+			if found, alias := cfg.IpxeBinary(r.File); alias {
+				logrus.Debugf("dhcp: %s is not in %s: handing out %s, the same binary under another name", r.File, d.IpxeDir, found)
+				r.File = found
+			}
+		}
 		conds := r.Conditions()
 		tags := make([]string, 0, len(conds)+len(negate))
 		for _, c := range conds {

@@ -54,7 +54,8 @@ func TestDnsmasqConfig(t *testing.T) {
 					"dhcp-boot=tag:uc-iPXE,http://10.0.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}",
 					"dhcp-boot=tag:arch-0,tag:!uc-iPXE,undionly.kpxe,,10.0.0.1",
 					"dhcp-boot=tag:arch-11,tag:!uc-iPXE,arm64-efi/snponly.efi,,10.0.0.1",
-					"dhcp-boot=tag:vc-HTTPClient,tag:arch-16,tag:!uc-iPXE,http://10.0.0.1:9873/efi/snponly.efi",
+					// warewulfd's /efi/ finds Debian's snponly.efi under upstream's name.
+					"dhcp-boot=tag:vc-HTTPClient,tag:arch-16,tag:!uc-iPXE,http://10.0.0.1:9873/efi/ipxe-snponly-x86_64.efi",
 					"dhcp-option-force=tag:vc-HTTPClient,tag:arch-16,tag:!uc-iPXE,60,HTTPClient",
 				)
 			}
@@ -67,6 +68,37 @@ func TestDnsmasqConfig(t *testing.T) {
 	}
 	_, out := renderFor(t, "dnsmasq", withRange+"  tftp: true\n  interfaces: [eth9]\n")
 	mustContain(t, out, "interface=eth9", "dhcp-range=10.0.0.100,10.0.0.101,255.255.255.0,3600", "enable-tftp", "tftp-root=/usr/lib/ipxe")
+}
+
+// dnsmasq serving ipxesource itself knows no aliases: with `tftp: true`
+// the config names the file that is there (Debian's snponly.efi for
+// upstream's default ipxe-snponly-x86_64.efi), and keeps upstream's name
+// where warewulfd serves it (HTTP boot) or where no file matches.
+func TestDnsmasqTFTPNamesPresentFile(t *testing.T) {
+	src := t.TempDir()
+	for _, f := range []string{"undionly.kpxe", "snponly.efi"} {
+		os.WriteFile(filepath.Join(src, f), []byte(f), 0o644)
+	}
+	cfg := testConfig(t, "  server: dnsmasq\n  tftp: true\n")
+	cfg.Paths.IpxeSource = src
+	out, err := RenderConfig(cfg, testDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, out,
+		"tftp-root="+src,
+		"dhcp-boot=tag:arch-7,tag:!uc-iPXE,snponly.efi,,10.0.0.1",
+		"dhcp-boot=tag:arch-9,tag:!uc-iPXE,snponly.efi,,10.0.0.1",
+		"dhcp-boot=tag:arch-0,tag:!uc-iPXE,undionly.kpxe,,10.0.0.1",
+		"dhcp-boot=tag:arch-11,tag:!uc-iPXE,arm64-efi/snponly.efi,,10.0.0.1",
+		"http://10.0.0.1:9873/efi/ipxe-snponly-x86_64.efi",
+	)
+	cfg.DHCP.TFTP = false // another TFTP server serves `configure tftp`'s copies
+	out, err = RenderConfig(cfg, testDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, out, "dhcp-boot=tag:arch-7,tag:!uc-iPXE,ipxe-snponly-x86_64.efi,,10.0.0.1")
 }
 
 func TestDhcpdConfig(t *testing.T) {

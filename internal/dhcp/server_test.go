@@ -147,12 +147,12 @@ func TestBootFileByClient(t *testing.T) {
 		vendorEcho string
 	}{
 		{"bios pxe", []dhcpv4.Modifier{arch(iana.INTEL_X86PC), vendor("PXEClient:Arch:00000:UNDI:002001")}, "undionly.kpxe", "PXEClient"},
-		{"uefi x86_64", []dhcpv4.Modifier{arch(iana.EFI_X86_64), vendor("PXEClient:Arch:00007:UNDI:003016")}, "snponly.efi", "PXEClient"},
-		{"uefi bc", []dhcpv4.Modifier{arch(iana.EFI_BC), vendor("PXEClient:Arch:00009:UNDI:003016")}, "snponly.efi", "PXEClient"},
+		{"uefi x86_64", []dhcpv4.Modifier{arch(iana.EFI_X86_64), vendor("PXEClient:Arch:00007:UNDI:003016")}, "ipxe-snponly-x86_64.efi", "PXEClient"},
+		{"uefi bc", []dhcpv4.Modifier{arch(iana.EFI_BC), vendor("PXEClient:Arch:00009:UNDI:003016")}, "ipxe-snponly-x86_64.efi", "PXEClient"},
 		{"uefi arm64", []dhcpv4.Modifier{arch(iana.EFI_ARM64), vendor("PXEClient:Arch:00011:UNDI:003000")}, "arm64-efi/snponly.efi", "PXEClient"},
 		{"ipxe bios", []dhcpv4.Modifier{arch(iana.INTEL_X86PC), vendor("PXEClient:Arch:00000:UNDI:002001"), dhcpv4.WithUserClass("iPXE", false)}, ipxeURL, "PXEClient"},
 		{"ipxe efi rfc3004 user class", []dhcpv4.Modifier{arch(iana.EFI_X86_64), dhcpv4.WithUserClass("iPXE", true)}, ipxeURL, ""},
-		{"uefi http boot", []dhcpv4.Modifier{arch(iana.EFI_X86_64_HTTP), vendor("HTTPClient:Arch:00016:UNDI:003001")}, "http://10.0.0.1:9873/efi/snponly.efi", "HTTPClient"},
+		{"uefi http boot", []dhcpv4.Modifier{arch(iana.EFI_X86_64_HTTP), vendor("HTTPClient:Arch:00016:UNDI:003001")}, "http://10.0.0.1:9873/efi/ipxe-snponly-x86_64.efi", "HTTPClient"},
 		{"uefi http boot arm64", []dhcpv4.Modifier{arch(iana.EFI_ARM64_HTTP), vendor("HTTPClient:Arch:00019:UNDI:003001")}, "http://10.0.0.1:9873/efi/arm64-efi/snponly.efi", "HTTPClient"},
 		{"not a network boot", nil, "", ""},
 	}
@@ -274,7 +274,7 @@ func TestUnknownMACFromRangePersistsAndReleases(t *testing.T) {
 	if offer == nil || !offer.YourIPAddr.Equal(net.IPv4(10, 0, 0, 100)) {
 		t.Fatalf("got %v, want OFFER of 10.0.0.100", offer)
 	}
-	if offer.BootFileName != "snponly.efi" {
+	if offer.BootFileName != "ipxe-snponly-x86_64.efi" {
 		t.Errorf("unknown UEFI client boot file %q", offer.BootFileName)
 	}
 	if offer.HostName() != "" {
@@ -371,7 +371,7 @@ func TestProxyMode(t *testing.T) {
 	if !offer.YourIPAddr.IsUnspecified() {
 		t.Errorf("proxy OFFER hands out %v", offer.YourIPAddr)
 	}
-	if offer.BootFileName != "snponly.efi" || offer.ClassIdentifier() != "PXEClient" || !offer.ServerIPAddr.Equal(serverIP) {
+	if offer.BootFileName != "ipxe-snponly-x86_64.efi" || offer.ClassIdentifier() != "PXEClient" || !offer.ServerIPAddr.Equal(serverIP) {
 		t.Errorf("proxy OFFER file %q class %q siaddr %v", offer.BootFileName, offer.ClassIdentifier(), offer.ServerIPAddr)
 	}
 	if got := offer.Options.Get(dhcpv4.OptionVendorSpecificInformation); string(got) != string(pxeDiscoveryControl) {
@@ -405,7 +405,7 @@ func TestProxyMode(t *testing.T) {
 		t.Fatal("no ACK on port 4011")
 	}
 	ack, _ := dhcpv4.FromBytes(out)
-	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "snponly.efi" || dst != peer {
+	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "ipxe-snponly-x86_64.efi" || dst != peer {
 		t.Fatalf("port 4011: %v to %v", ack, dst)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warewulf-ng/warewulf/internal/config"
 )
 
 // keyWorker is one user of a key store file, as one wwctl or warewulfd
@@ -194,5 +196,37 @@ func TestKeyStoreConcurrentWriters(t *testing.T) {
 				t.Fatalf("workers reported %d keys", held)
 			}
 		})
+	}
+}
+
+// TestDefaultKeyTypesRSA: with upstream's default key types (ed25519,
+// ecdsa, rsa) a node's ssh.host_keys overlay carries an RSA host key as
+// well, made once and kept: the next render has the same key.
+func TestDefaultKeyTypesRSA(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	sb.cfg.SSH.KeyTypes = config.Default().SSH.KeyTypes
+	db := sampleDB(t)
+	render := func() map[string]string {
+		outs, err := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}).Render(db, "ssh.host_keys", "etc/ssh/ssh_host_keys.ww", "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, o := range outs {
+			got[o.Path] = string(o.Data)
+		}
+		return got
+	}
+	first := render()
+	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
+		if _, ok := first["etc/ssh/ssh_host_"+typ+"_key"]; !ok {
+			t.Errorf("no %s host key with the default key types; got %v", typ, keys(first))
+		}
+	}
+	if pub := first["etc/ssh/ssh_host_rsa_key.pub"]; !strings.HasPrefix(pub, "ssh-rsa ") {
+		t.Errorf("ssh_host_rsa_key.pub: %q", pub)
+	}
+	if again := render(); again["etc/ssh/ssh_host_rsa_key"] != first["etc/ssh/ssh_host_rsa_key"] {
+		t.Error("the RSA host key changed between renders")
 	}
 }

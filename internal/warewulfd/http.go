@@ -184,7 +184,7 @@ func newRequest(w http.ResponseWriter, r *http.Request) *request {
 }
 
 // EFIPath serves the iPXE binaries over HTTP, for UEFI HTTP boot (the
-// DHCP server hands out http://server:port/efi/snponly.efi).
+// DHCP server hands out http://server:port/efi/ followed by the `tftp: ipxe` name).
 const EFIPath = "/efi/"
 
 // serveEFI sends an iPXE binary from the iPXE source directory, the files

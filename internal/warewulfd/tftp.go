@@ -54,7 +54,12 @@ func (s *Server) openBootFile(name string) (*os.File, error) {
 	if err := CheckTFTPName(name); err != nil {
 		return nil, err
 	}
-	dir := s.Config().IpxeSourceDir()
+	cfg := s.Config()
+	dir := cfg.IpxeSourceDir()
+	if found, alias := cfg.IpxeBinary(name); alias {
+		s.log.Debugf("ipxe: %q is not in %s: serving %q, the same binary under another name", name, dir, found)
+		name = found
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err

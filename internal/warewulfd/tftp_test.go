@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+	"github.com/sirupsen/logrus"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 )
@@ -247,4 +248,63 @@ func TestFIFORefused(t *testing.T) {
 		t.Errorf("tftp w/fifo: served %q", got)
 	}
 	e.awaitLog(t, "efi: \\\"w/fifo\\\" is not a file")
+}
+
+// Upstream's default `tftp: ipxe` names Fedora's binaries
+// (ipxe-snponly-x86_64.efi); from an ipxesource laid out as Debian's
+// package (snponly.efi), TFTP and /efi/ serve them under upstream's
+// names. A file that really has the asked name wins over its alias.
+func TestIpxeUpstreamNamesFromDebian(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "ipxe")
+	snp, undi := randomBytes(t, 170<<10), randomBytes(t, 70<<10)
+	writeFile(t, filepath.Join(src, "snponly.efi"), snp)
+	writeFile(t, filepath.Join(src, "undionly.kpxe"), undi)
+	e := newEnv(t, envOptions{nodesConf: nodesConf(""), tftp: true,
+		edit: func(c *config.Config) { c.Paths.IpxeSource = src }})
+	e.srv.log.SetLevel(logrus.DebugLevel)
+	for name, want := range map[string][]byte{
+		"ipxe-snponly-x86_64.efi": snp, "bin-x86_64-efi-snponly.efi": snp,
+		"bin-x86_64-pcbios-undionly.kpxe": undi, "snponly.efi": snp,
+	} {
+		if got, err := goTFTP(t, e, name, 1468); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("tftp %s: %v, %d bytes (want %d)", name, err, len(got), len(want))
+		}
+		if resp, body := e.get("/efi/" + name); resp.StatusCode != 200 || !bytes.Equal(body, want) {
+			t.Errorf("/efi/%s: %s, %d bytes (want %d)", name, resp.Status, len(body), len(want))
+		}
+	}
+	e.awaitLog(t, `level=debug`, `ipxe-snponly-x86_64.efi\" is not in `+src, `serving \"snponly.efi\"`)
+	// Debian has no arm64 iPXE: still not found, under any name.
+	for _, name := range []string{"arm64-efi/snponly.efi", "ipxe-snponly-arm64.efi"} {
+		if got, err := goTFTP(t, e, name, 0); err == nil {
+			t.Errorf("tftp %s: served %d bytes", name, len(got))
+		}
+		if resp, _ := e.get("/efi/" + name); resp.StatusCode != 404 {
+			t.Errorf("/efi/%s: %s", name, resp.Status)
+		}
+	}
+	own := randomBytes(t, 1000)
+	writeFile(t, filepath.Join(src, "ipxe-snponly-x86_64.efi"), own)
+	if got, err := goTFTP(t, e, "ipxe-snponly-x86_64.efi", 0); err != nil || !bytes.Equal(got, own) {
+		t.Errorf("a site's own ipxe-snponly-x86_64.efi: %v, %d bytes (want %d)", err, len(got), len(own))
+	}
+}
+
+// With the default map and the system's /usr/lib/ipxe (Debian's ipxe
+// package), every x86 name of upstream's map is served.
+func TestIpxeDefaultMapFromSystem(t *testing.T) {
+	e, _ := tftpEnv(t)
+	for arch, name := range e.cfg.TFTP.IPXE {
+		if arch == "00:0B" { // Debian ships no arm64 iPXE
+			continue
+		}
+		found, _ := e.cfg.IpxeBinary(name)
+		want, err := os.ReadFile(filepath.Join(e.cfg.IpxeSourceDir(), found))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, err := goTFTP(t, e, name, 1468); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("tftp %s (%s): %v, %d bytes (want %d)", name, arch, err, len(got), len(want))
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"sort"
 
 	"github.com/sirupsen/logrus"
@@ -231,7 +232,9 @@ func configureTFTP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) er
 		}
 		sort.Strings(arches)
 		for _, arch := range arches {
-			fmt.Fprintf(out, "tftp: would copy %s/%s to %s (client arch %s)\n", cfg.IpxeSourceDir(), cfg.TFTP.IPXE[arch], cfg.TftpRoot(), arch)
+			name := cfg.TFTP.IPXE[arch]
+			found, _ := cfg.IpxeBinary(name)
+			fmt.Fprintf(out, "tftp: would copy %s to %s (client arch %s)\n", filepath.Join(cfg.IpxeSourceDir(), found), filepath.Join(cfg.TftpRoot(), name), arch)
 		}
 		if cfg.Warewulf.GrubBoot {
 			fmt.Fprintf(out, "tftp: would copy this controller's shim and GRUB to %s/warewulf and write grub.cfg there and in %s/grub (grubboot)\n", cfg.TftpRoot(), cfg.TftpRoot())

@@ -115,7 +115,8 @@ func TestConfigureAll(t *testing.T) {
 	check(exports, "/home 10.0.0.0/24(rw,sync)")
 	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster.pub"), "ssh-ed25519 ")
 	check(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"), "OPENSSH PRIVATE KEY")
-	check(filepath.Join(dir, "tftp", "snponly.efi"), "efi")
+	// Upstream's default name, copied from Debian's snponly.efi: what DHCP hands out.
+	check(filepath.Join(dir, "tftp", "ipxe-snponly-x86_64.efi"), "efi")
 	check(known, "gitlab.example ssh-ed25519 AAAAsite\n# BEGIN warewulf", "\nn1,n1-default,10.0.0.11 ssh-ed25519 ", " root@n1\n# END warewulf\n")
 
 	// Running again changes nothing and keeps the keys.

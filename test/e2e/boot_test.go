@@ -99,11 +99,11 @@ func TestBootUEFI(t *testing.T) {
 	n := clusterNode("n2")
 	v := bootVM(t, e.ns, n.name, n.mac, vmOpts{uefi: true})
 	v.bootTimes(t, "uefi-busybox", uefiBoot)
-	v.waitFor(t, regexp.MustCompile(`NBP filename is snponly\.efi`), time.Second)
+	v.waitFor(t, regexp.MustCompile(`NBP filename is ipxe-snponly-x86_64\.efi`), time.Second)
 	// n2 has `root: tmpfs`: wwinit moved the root into a tmpfs first.
 	v.waitFor(t, regexp.MustCompile(`wwinit: copying the root file system into a tmpfs`), time.Second)
 	v.waitFor(t, regexp.MustCompile(`wwinit: node n2 root tmpfs`), time.Second)
-	e.daemonSaid(t, `tftp: served.* file=snponly\.efi peer=`+regexp.QuoteMeta(n.ip))
+	e.daemonSaid(t, `tftp: served.* file=ipxe-snponly-x86_64\.efi peer=`+regexp.QuoteMeta(n.ip))
 	e.daemonSaid(t, `dhcp: ACK `+regexp.QuoteMeta(n.ip)+` to `+n.mac)
 }
 

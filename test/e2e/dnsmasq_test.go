@@ -14,7 +14,10 @@ import (
 // TestBootDnsmasq: a site that runs dnsmasq instead of the built-in DHCP
 // server. dnsmasq runs the config `wwctl configure dhcp --dry-run` prints,
 // in a namespace of its own with a second warewulfd (same sandbox, DHCP
-// off), and a BIOS node boots through it.
+// and TFTP off), and a BIOS node boots through it. dnsmasq serves TFTP
+// itself (`dhcp: tftp: true`) from Debian's /usr/lib/ipxe, which has no
+// file by upstream's default name (ipxe-snponly-x86_64.efi): the config
+// names snponly.efi, and a UEFI node's firmware PXE boots it.
 func TestBootDnsmasq(t *testing.T) {
 	e := getEnv(t)
 	_, err := os.Stat("/usr/sbin/dnsmasq")
@@ -25,7 +28,11 @@ func TestBootDnsmasq(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, conf, string(data), 0o644)
-	e.configure(t, conf, func(c *config.Config) { c.DHCP.Server = "dnsmasq" })
+	e.configure(t, conf, func(c *config.Config) {
+		c.DHCP.Server = "dnsmasq"
+		c.DHCP.TFTP = true     // dnsmasq serves the iPXE binaries
+		c.TFTP.Enabled = false // and warewulfd leaves it port 69
+	})
 	vars := []string{config.EnvVar + "=" + conf}
 	dnsmasqConf := filepath.Join(artifacts, "dnsmasq.conf")
 	writeFile(t, dnsmasqConf, run(t, vars, e.tool("wwctl"), "configure", "dhcp", "--dry-run"), 0o644)
@@ -49,6 +56,14 @@ func TestBootDnsmasq(t *testing.T) {
 	v.bootTimes(t, "bios-busybox-dnsmasq", busyboxBoot)
 	if _, _, ok := dm.out.waitFor(regexp.MustCompile(`DHCPACK\(br0\) `+regexp.QuoteMeta(n.ip)+` `+n.mac), 0, time.Second, nil); !ok {
 		t.Errorf("dnsmasq did not log the lease of %s:\n%s", n.name, dm.out.tail(20))
+	}
+
+	u := clusterNode("n8")
+	uv := bootVM(t, ns, u.name, u.mac, vmOpts{uefi: true})
+	uv.bootTimes(t, "uefi-busybox-dnsmasq", uefiBoot)
+	uv.waitFor(t, regexp.MustCompile(`NBP filename is snponly\.efi`), time.Second)
+	if _, _, ok := dm.out.waitFor(regexp.MustCompile(`sent /usr/lib/ipxe/snponly\.efi to `+regexp.QuoteMeta(u.ip)), 0, time.Second, nil); !ok {
+		t.Errorf("dnsmasq did not log sending snponly.efi to %s:\n%s", u.name, dm.out.tail(20))
 	}
 	if wwd.exited() || dm.exited() {
 		t.Error("warewulfd or dnsmasq stopped")

@@ -85,6 +85,7 @@ var cluster = []testNode{
 	{"n5", "52:54:00:99:00:15", prefix + "15", "busybox"},
 	{"n6", "52:54:00:99:00:16", prefix + "16", "debian"},
 	{"n7", "52:54:00:99:00:17", prefix + "17", "busybox"},
+	{"n8", "52:54:00:99:00:71", prefix + "71", "busybox"},   // UEFI, through dnsmasq's TFTP
 	{"akey", "52:54:00:99:00:61", prefix + "61", "busybox"}, // has an asset key (assetTag)
 	{"soak1", "52:54:00:99:00:5a", prefix + "90", "busybox"},
 }

@@ -251,7 +251,8 @@ func TestBootSecureBootOff(t *testing.T) {
 
 // TestBootHTTPBoot: UEFI HTTP boot with warewulfd's TFTP off and the
 // firmware's PXE off. DHCP answers the HTTPClient vendor class with a URL
-// and echoes option 60: snponly.efi from /efi/, then iPXE's script,
+// and echoes option 60: upstream's ipxe-snponly-x86_64.efi from /efi/
+// (Debian's snponly.efi), then iPXE's script,
 // kernel and initrds, all by HTTP. (Through shim and GRUB, HTTP boot needs
 // a GRUB with the http module; Debian's signed one has none: docs/boot.md.)
 func TestBootHTTPBoot(t *testing.T) {
@@ -264,7 +265,7 @@ func TestBootHTTPBoot(t *testing.T) {
 	n := grubNode("sb4")
 	v := bootUEFI(t, ns, n, uefiOpts{httpBoot: true})
 	v.bootTimes(t, "uefi-httpboot-busybox", grubBoot)
-	e2eSaid(t, wwd, `efi: served.* file=snponly\.efi ip="?`+regexp.QuoteMeta(n.ip))
+	e2eSaid(t, wwd, `efi: served.* file=ipxe-snponly-x86_64\.efi ip="?`+regexp.QuoteMeta(n.ip))
 	for _, stage := range []string{"ipxe", "kernel", "image", "kmods", "system", "runtime"} {
 		e2eSaid(t, wwd, `hwaddr="`+n.mac+`" ip=`+regexp.QuoteMeta(n.ip)+` node=`+n.name+` stage=`+stage+` status=200`)
 	}
