@@ -80,10 +80,17 @@ func TestDaemonCorpus(t *testing.T) {
 	for _, r := range results {
 		seen++
 		t.Run(r.name, func(t *testing.T) {
-			switch r.verdict {
-			case "FAIL", "ERROR":
+			want, differs := layoutDifferences[r.name]
+			switch {
+			case differs && r.verdict == "FAIL" && strings.HasPrefix(r.why, want):
+				// Status and body matched; only upstream's per-node file
+				// layout is missing, by design (docs/migrating.md).
+				t.Logf("documented difference: %s", firstLine(r.why))
+			case differs:
+				t.Errorf("%s %s: expected only the documented difference %q; update layoutDifferences and docs/migrating.md", r.verdict, r.why, want)
+			case r.verdict == "FAIL" || r.verdict == "ERROR":
 				t.Errorf("%s: %s", r.verdict, r.why)
-			case "SKIP":
+			case r.verdict == "SKIP":
 				t.Skip(r.why)
 			}
 		})
@@ -91,4 +98,21 @@ func TestDaemonCorpus(t *testing.T) {
 	if seen < 85 {
 		t.Fatalf("the runner reported %d cases, the corpus has 100:\n%s", seen, out)
 	}
+}
+
+// layoutDifferences are the cases whose only failing check is a file of
+// upstream's provision layout after a build: upstream writes a full copy of
+// every node's overlays (and of each image, modules included) under
+// srv/warewulf; this project builds shared archives plus small per-node
+// parts and keeps modules apart, so those files never exist. Every other
+// check of these cases (status, body) must pass. docs/migrating.md lists it.
+var layoutDifferences = map[string]string{
+	"api-images/test-build-image":              "after: expected a file srv/warewulf/images/",
+	"api-nodes/test-build-all-nodes-overlays":  "after: expected a file srv/warewulf/overlays/",
+	"api-nodes/test-build-one-node-s-overlays": "after: expected a file srv/warewulf/overlays/",
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
