@@ -82,14 +82,22 @@ func boot() error {
 	logf("%s (%s) is %s netmask %s; fetching from %s", link.Name, p.MAC, p.IP, p.Netmask, p.Base)
 
 	os.MkdirAll(NewRoot, 0o755)
+	onDisk := false
 	if strings.HasPrefix(p.Root, "/dev/") {
 		dev, fstype, err := mountDisk(idx, p.Root, NewRoot)
-		if err != nil {
-			return err
+		if err == nil {
+			logf("root on %s (%s, %s): the image goes onto the disk", p.Root, dev, fstype)
+			onDisk = true
+		} else {
+			// A first boot: the disk overlays make the partition and its
+			// file system, and wwinit copies the root onto it.
+			logf("%v; unpacking into a tmpfs, wwinit provisions the disk", err)
 		}
-		logf("root on %s (%s, %s): the image goes onto the disk", p.Root, dev, fstype)
-	} else if err := unix.Mount("tmpfs", NewRoot, "tmpfs", 0, "mode=0755,size="+p.TmpfsSize); err != nil {
-		return fmt.Errorf("mount the root tmpfs: %w", err)
+	}
+	if !onDisk {
+		if err := unix.Mount("tmpfs", NewRoot, "tmpfs", 0, "mode=0755,size="+p.TmpfsSize); err != nil {
+			return fmt.Errorf("mount the root tmpfs: %w", err)
+		}
 	}
 	ctx := context.Background()
 	client := &http.Client{Transport: &http.Transport{
@@ -248,6 +256,7 @@ var diskTypes = []string{"ext4", "xfs", "btrfs", "ext3", "ext2"}
 // module first.
 func mountDisk(idx *modIndex, root, dir string) (dev, fstype string, err error) {
 	deadline := time.Now().Add(30 * time.Second)
+	var disksSince time.Time
 	for {
 		dev = resolveDevice(root)
 		if fi, err := os.Stat(dev); err == nil && fi.Mode()&os.ModeDevice != 0 {
@@ -255,6 +264,13 @@ func mountDisk(idx *modIndex, root, dir string) (dev, fstype string, err error) 
 		}
 		if time.Now().After(deadline) {
 			return "", "", fmt.Errorf("root %s: no such block device after 30 s", root)
+		}
+		// The kernel reads a disk's partition table as it adds the disk:
+		// a disk present for 2 s without the partition does not have it.
+		if disksSince.IsZero() && haveDisk() {
+			disksSince = time.Now()
+		} else if !disksSince.IsZero() && time.Since(disksSince) > 2*time.Second {
+			return "", "", fmt.Errorf("root %s: no such partition on the disks present", root)
 		}
 		idx.loadForDevices() // a storage controller may bring the disk
 		time.Sleep(200 * time.Millisecond)
@@ -271,7 +287,19 @@ func mountDisk(idx *modIndex, root, dir string) (dev, fstype string, err error) 
 		}
 		errs = append(errs, t+": "+err.Error())
 	}
-	return dev, "", fmt.Errorf("root %s (%s): cannot mount it (%s); is it formatted? (the mkfs overlay makes it at an earlier boot)", root, dev, strings.Join(errs, "; "))
+	return dev, "", fmt.Errorf("root %s (%s): cannot mount it (%s): no file system yet?", root, dev, strings.Join(errs, "; "))
+}
+
+// haveDisk reports whether a disk (not a loop or RAM device) is present.
+func haveDisk() bool {
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, "loop") && !strings.HasPrefix(n, "ram") && !strings.HasPrefix(n, "zram") {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveDevice maps /dev/disk/by-partlabel/NAME to the partition's /dev

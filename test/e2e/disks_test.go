@@ -46,10 +46,12 @@ func addTools(t testing.TB, root string, tools ...string) {
 }
 
 // diskNode is the disk test's node: a virtio disk with a scratch file
-// system, swap and a partition for a root, in upstream's nodes.conf keys.
+// system, swap and a partition for its root (provision to disk), in
+// upstream's nodes.conf keys.
 const diskNode = `
 profiles: [default]
 image name: disk
+root: /dev/disk/by-partlabel/rootfs
 system overlay: [sfdisk, mkfs, mkswap, systemd.mount, systemd.swap]
 network devices:
   default:
@@ -81,7 +83,7 @@ filesystems:
     path: swap
   /dev/disk/by-partlabel/rootfs:
     format: ext4
-    path: /mnt/rootfs
+    path: /
 `
 
 var (
@@ -92,12 +94,18 @@ var (
 	reMadeSwap    = regexp.MustCompile(`mkswap: /dev/vda2: making swap`)
 	reMounted     = regexp.MustCompile(`mount: /dev/disk/by-partlabel/scratch on /scratch`)
 	reSwapOn      = regexp.MustCompile(`swapon: /dev/disk/by-partlabel/swap`)
+	reMadeRoot    = regexp.MustCompile(`mkfs: /dev/vda3: making ext4`)
+	reRootCopy    = regexp.MustCompile(`wwinit: root on /dev/disk/by-partlabel/rootfs \(/dev/vda3, ext4\): copying`)
 )
 
-// TestBootDisks boots a node with an empty virtio disk: the disk overlays
-// partition it, make the file systems and swap, and mount them. A file
-// written to /scratch is there after a power cycle, whose boot leaves the
-// partitions and file systems alone.
+// TestBootDisks boots a node with an empty virtio disk and its root on
+// that disk: in one boot the disk overlays partition it, make the file
+// systems and swap, wwinit copies the root onto the root partition and
+// switches there, and the rest is mounted. A file written to /scratch is
+// there after a power cycle, whose boot leaves the partitions and file
+// systems alone and provisions the root again. Then the two-stage boot: onto
+// the partition made before, and onto an empty disk (stage 1 unpacks into a
+// tmpfs and wwinit provisions the disk, in one boot as well).
 func TestBootDisks(t *testing.T) {
 	e := getEnv(t)
 	root := filepath.Join(artifacts, "disk-root")
@@ -121,54 +129,82 @@ func TestBootDisks(t *testing.T) {
 	t.Cleanup(func() { e.wwctl(t, "node", "delete", "--yes", name) })
 	e.buildOverlays(t, name)
 
-	disk := filepath.Join(t.TempDir(), "vda.img")
-	if err := os.WriteFile(disk, nil, 0o600); err != nil {
-		t.Fatal(err)
+	emptyDisk := func() string {
+		disk := filepath.Join(t.TempDir(), "vda.img")
+		if err := os.WriteFile(disk, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(disk, 512<<20); err != nil {
+			t.Fatal(err)
+		}
+		return disk
 	}
-	if err := os.Truncate(disk, 512<<20); err != nil {
-		t.Fatal(err)
-	}
+	disk := emptyDisk()
 
-	// First boot: an empty disk.
+	// First boot: an empty disk; the root ends on it.
 	v := bootVM(t, e.ns, name, mac, vmOpts{disk: disk})
-	for _, re := range []*regexp.Regexp{rePartitioned, reMadeExt4, reMadeSwap, reMounted, reSwapOn} {
+	for _, re := range []*regexp.Regexp{rePartitioned, reMadeExt4, reMadeSwap, reMadeRoot, reRootCopy, reMounted, reSwapOn} {
 		v.waitFor(t, re, 3*time.Minute)
 	}
 	v.waitFor(t, reRuntime, 2*time.Minute)
-	out := v.shell(t, "echo kept-across-reboots > /scratch/proof && sync && grep -c vda2 /proc/swaps && grep ' /scratch ' /proc/mounts && umount /scratch && swapoff -a && echo unmounted", time.Minute)
+	out := v.shell(t, "echo kept-across-reboots > /scratch/proof && sync && grep ' / ' /proc/mounts && grep -c vda2 /proc/swaps && grep ' /scratch ' /proc/mounts && umount /scratch && swapoff -a && echo unmounted", time.Minute)
 	if !strings.Contains(out, "unmounted") || !strings.Contains(out, "/dev/vda1 /scratch ext4") {
 		t.Fatalf("first boot: scratch or swap missing:\n%s", out)
+	}
+	if !strings.Contains(out, "/dev/vda3 / ext4") {
+		t.Fatalf("first boot: the root is not /dev/vda3:\n%s", out)
 	}
 	v.p.stop() // power off
 
 	// Second boot: the same disk.
 	v2 := bootVM(t, e.ns, name+"-again", mac, vmOpts{disk: disk})
-	for _, re := range []*regexp.Regexp{reLeftAlone, reKeptExt4, reMounted, reSwapOn} {
+	for _, re := range []*regexp.Regexp{reLeftAlone, reKeptExt4, reRootCopy, reMounted, reSwapOn} {
 		v2.waitFor(t, re, 3*time.Minute)
 	}
 	v2.waitFor(t, reRuntime, 2*time.Minute)
-	for _, re := range []*regexp.Regexp{rePartitioned, reMadeExt4, reMadeSwap} {
+	for _, re := range []*regexp.Regexp{rePartitioned, reMadeExt4, reMadeSwap, reMadeRoot} {
 		if _, _, ok := v2.p.out.waitFor(re, 0, time.Millisecond, nil); ok {
 			t.Errorf("second boot: %q: the disk was made again", re)
 		}
 	}
-	if out := v2.shell(t, "cat /scratch/proof; sync; umount /scratch /mnt/rootfs; swapoff -a", time.Minute); !strings.Contains(out, "kept-across-reboots") {
+	out = v2.shell(t, "cat /scratch/proof; grep ' / ' /proc/mounts; sync; umount /scratch; swapoff -a", time.Minute)
+	if !strings.Contains(out, "kept-across-reboots") {
 		t.Errorf("second boot: /scratch/proof: %q", out)
+	}
+	if !strings.Contains(out, "/dev/vda3 / ext4") {
+		t.Errorf("second boot: the root is not /dev/vda3:\n%s", out)
 	}
 	v2.p.stop()
 
-	// Third boot: provision to disk. Stage 1 puts the image onto the rootfs
-	// partition the earlier boots made, and the node runs from it.
-	e.wwctl(t, "node", "set", name, "--ipxe", "twostage", "--root", "/dev/disk/by-partlabel/rootfs")
+	// Third boot, two-stage: stage 1 puts the image straight onto the
+	// rootfs partition the earlier boots made, and the node runs from it.
+	e.wwctl(t, "node", "set", name, "--ipxe", "twostage")
 	e.buildOverlays(t, name)
 	v3 := bootVM(t, e.ns, name+"-on-disk", mac, vmOpts{disk: disk})
 	v3.waitFor(t, regexp.MustCompile(`wwstage1: root on /dev/disk/by-partlabel/rootfs \(/dev/vda3, ext4\)`), 3*time.Minute)
 	v3.waitFor(t, reRuntime, 3*time.Minute)
-	out = v3.shell(t, "grep ' / ' /proc/mounts; cat /scratch/proof", time.Minute)
+	if _, _, ok := v3.p.out.waitFor(reRootCopy, 0, time.Millisecond, nil); ok {
+		t.Errorf("two-stage boot onto the disk: wwinit copied the root again")
+	}
+	out = v3.shell(t, "grep ' / ' /proc/mounts; cat /scratch/proof; sync", time.Minute)
 	if !strings.Contains(out, "/dev/vda3 / ext4") {
-		t.Errorf("provision to disk: the root is not /dev/vda3:\n%s", out)
+		t.Errorf("two-stage provision to disk: the root is not /dev/vda3:\n%s", out)
 	}
 	if !strings.Contains(out, "kept-across-reboots") {
-		t.Errorf("provision to disk: /scratch lost its file:\n%s", out)
+		t.Errorf("two-stage provision to disk: /scratch lost its file:\n%s", out)
+	}
+	v3.p.stop()
+
+	// Fourth boot, two-stage onto an empty disk: stage 1 finds no
+	// partition and unpacks into a tmpfs; the disk overlays make the disk
+	// and wwinit moves the root onto it.
+	v4 := bootVM(t, e.ns, name+"-two-stage-empty", mac, vmOpts{disk: emptyDisk()})
+	v4.waitFor(t, regexp.MustCompile(`wwstage1: root /dev/disk/by-partlabel/rootfs: no such partition on the disks present; unpacking into a tmpfs`), 3*time.Minute)
+	for _, re := range []*regexp.Regexp{rePartitioned, reMadeRoot, reRootCopy, reMounted} {
+		v4.waitFor(t, re, 3*time.Minute)
+	}
+	v4.waitFor(t, reRuntime, 3*time.Minute)
+	if out := v4.shell(t, "grep ' / ' /proc/mounts", time.Minute); !strings.Contains(out, "/dev/vda3 / ext4") {
+		t.Errorf("two-stage onto an empty disk: the root is not /dev/vda3:\n%s", out)
 	}
 }
