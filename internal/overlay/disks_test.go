@@ -239,3 +239,31 @@ func TestMkfsKeepsWhatIsThere(t *testing.T) {
 		t.Errorf("another format: %s", log)
 	}
 }
+
+// TestRootOnDiskRender: with root naming one of the node's file systems
+// (provision to disk), wwinit learns its format, and the mount overlay
+// leaves that one to wwinit: no 30-mount line, no mount unit.
+func TestRootOnDiskRender(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	db := diskDB(t, "/dev/vda", "", false, false)
+	db.Nodes["d1"].Root = "/dev/disk/by-partlabel/data"
+	conf := renderAll(t, sb, db, "wwinit")["warewulf/wwinit.conf"]
+	if s := string(conf.Data); !strings.Contains(s, "WWROOT=/dev/disk/by-partlabel/data\n") || !strings.Contains(s, "WWROOTFS='ext4'") {
+		t.Errorf("wwinit.conf:\n%s", s)
+	}
+	got := renderAll(t, sb, db, "systemd.mount")
+	if _, ok := got["etc/systemd/system/data.mount"]; ok {
+		t.Errorf("a mount unit for the root on disk: %v", keys(got))
+	}
+	if _, ok := got["etc/systemd/system/scratch.mount"]; !ok {
+		t.Errorf("no mount unit for /scratch: %v", keys(got))
+	}
+	if s := string(got["warewulf/init.d/30-mount"].Data); strings.Contains(s, "by-partlabel/data") || !strings.Contains(s, "'/scratch'") {
+		t.Errorf("30-mount:\n%s", s)
+	}
+	// Without root on disk, wwinit.conf names no root file system.
+	plain := renderAll(t, sb, diskDB(t, "/dev/vda", "", false, false), "wwinit")["warewulf/wwinit.conf"]
+	if strings.Contains(string(plain.Data), "WWROOTFS") {
+		t.Errorf("wwinit.conf of a node with its root in memory:\n%s", plain.Data)
+	}
+}

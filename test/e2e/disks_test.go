@@ -95,6 +95,7 @@ var (
 	reMounted     = regexp.MustCompile(`mount: /dev/disk/by-partlabel/scratch on /scratch`)
 	reSwapOn      = regexp.MustCompile(`swapon: /dev/disk/by-partlabel/swap`)
 	reMadeRoot    = regexp.MustCompile(`mkfs: /dev/vda3: making ext4`)
+	reCopyFailed  = regexp.MustCompile(`cp: can.t|wwinit: copying .* failed`)
 	reRootCopy    = regexp.MustCompile(`wwinit: root on /dev/disk/by-partlabel/rootfs \(/dev/vda3, ext4\): copying`)
 )
 
@@ -166,6 +167,10 @@ func TestBootDisks(t *testing.T) {
 		if _, _, ok := v2.p.out.waitFor(re, 0, time.Millisecond, nil); ok {
 			t.Errorf("second boot: %q: the disk was made again", re)
 		}
+	}
+	// The root is provisioned again, over the copy of the first boot.
+	if _, _, ok := v2.p.out.waitFor(reCopyFailed, 0, time.Millisecond, nil); ok {
+		t.Errorf("second boot: copying the root over the first boot's failed:\n%s", v2.p.out.tail(40))
 	}
 	out = v2.shell(t, "cat /scratch/proof; grep ' / ' /proc/mounts; sync; umount /scratch; swapoff -a", time.Minute)
 	if !strings.Contains(out, "kept-across-reboots") {
