@@ -70,7 +70,7 @@ func newConfigureCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&f.all, "all", "a", false, "configure every enabled service")
 	pf.BoolVar(&f.dryRun, "dry-run", false, "print what would be written, change nothing")
 	pf.BoolVar(&f.noReload, "no-reload", false, "write the config but do not restart the service")
-	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` updates")
+	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` writes (the host overlay's etc/hosts.ww keeps its lines above \"# Do not edit after this line\")")
 	pf.StringVar(&f.exportsFile, "exports-file", "/etc/exports", "exports file that `configure nfs` updates")
 	pf.StringVar(&f.knownHosts, "known-hosts-file", controller.KnownHostsFile, "known_hosts file where `configure ssh` lists the nodes' host keys (\"\": none)")
 
