@@ -16,9 +16,6 @@ func (c *Config) unused() []string {
 		}
 	}
 	notActed("wwclient: port", c.WWClient.Port != 0)
-	// `wwctl configure` writes the controller's files itself, host
-	// overlay or not.
-	notActed("warewulf: host overlay: false", !c.Warewulf.HostOverlay)
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
 		for _, k := range sortedKeys(m.Extra) {

@@ -1,7 +1,8 @@
 // Package controller configures the controller's own services for the
-// cluster: /etc/hosts entries, NFS exports, the cluster's ssh keys, the
-// iPXE binaries for an external TFTP server, and service reloads. It is
-// what `wwctl configure` runs; the DHCP configs come from package dhcp.
+// cluster: /etc/hosts and NFS exports from the host overlay, the
+// cluster's ssh keys, the iPXE binaries for an external TFTP server, and
+// service reloads. It is what `wwctl configure` runs; the DHCP configs
+// come from package dhcp.
 package controller
 
 import (
@@ -53,26 +54,45 @@ func ReplaceBlock(old []byte, body string) ([]byte, error) {
 // UpdateBlock rewrites the marked block of path atomically, keeping the
 // file's mode. It reports whether the file changed.
 func UpdateBlock(path, body string) (bool, error) {
-	old, err := os.ReadFile(path)
-	perm := fs.FileMode(0o644)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = nil
-	case err != nil:
+	old, _, err := readExisting(path)
+	if err != nil {
 		return false, err
-	default:
-		if st, err := os.Stat(path); err == nil {
-			perm = st.Mode().Perm()
-		}
 	}
 	data, err := ReplaceBlock(old, body)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
-	if bytes.Equal(old, data) {
+	return WriteFile(path, data)
+}
+
+// WriteFile replaces path atomically with data, keeping the file's mode
+// (0644 for a new file), and reports whether it changed: an unchanged
+// file is not touched.
+func WriteFile(path string, data []byte) (bool, error) {
+	old, perm, err := readExisting(path)
+	if err != nil {
+		return false, err
+	}
+	if old != nil && bytes.Equal(old, data) {
 		return false, nil
 	}
 	return true, safefile.WriteFile(path, data, perm)
+}
+
+// readExisting reads path and its mode; a missing file is nil and 0644.
+func readExisting(path string) ([]byte, fs.FileMode, error) {
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, 0o644, nil
+	case err != nil:
+		return nil, 0, err
+	}
+	perm := fs.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		perm = st.Mode().Perm()
+	}
+	return old, perm, nil
 }
 
 // Reload restarts a service so it reads its new config: with systemctl

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
-	"github.com/warewulf-ng/warewulf/internal/node"
 )
 
 func testConfig(t *testing.T, extra string) *config.Config {
@@ -72,48 +71,6 @@ func TestUpdateBlockKeepsModeAndRefusesBrokenFile(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(file); string(data) != string(broken) {
 		t.Errorf("a failed update changed the file: %q", data)
-	}
-}
-
-func TestHostsBlock(t *testing.T) {
-	cfg := testConfig(t, "fqdn: ctl.cluster.example\n")
-	db, err := node.Parse([]byte(`
-nodeprofiles:
-  p:
-    cluster name: c1
-nodes:
-  n1:
-    profiles: [p]
-    network devices:
-      default: {ipaddr: 10.0.0.11}
-      ib: {ipaddr: 10.1.0.11}
-    ipmi: {ipaddr: 10.2.0.11}
-  n2:
-    network devices:
-      eth0: {ipaddr: 10.0.0.12}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := HostsBlock(cfg, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "10.0.0.1        ctl.cluster.example ctl warewulf\n" +
-		"10.0.0.11       n1.c1 n1\n" +
-		"10.1.0.11       n1-ib.c1 n1-ib\n" +
-		"10.2.0.11       n1-ipmi.c1 n1-ipmi\n" +
-		"10.0.0.12       n2\n"
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestExportsBlock(t *testing.T) {
-	cfg := testConfig(t, "nfs:\n  enabled: true\n  export paths:\n    - path: /home\n      export options: rw,sync\n    - path: /opt\n")
-	want := "/home 10.0.0.0/24(rw,sync)\n/opt 10.0.0.0/24(ro,sync,no_subtree_check)\n"
-	if got := ExportsBlock(cfg); got != want {
-		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

@@ -42,6 +42,10 @@ type Options struct {
 	// HostRoot is where `include` reads the controller's files ("" is /);
 	// tests point it at a fake root.
 	HostRoot string
+	// Redirect maps a controller path a template reads (IncludeBlock
+	// "/etc/hosts") to the file to read instead: `wwctl configure
+	// hostfile --hosts-file` keeps the head of the file it replaces.
+	Redirect map[string]string
 	// Workers render nodes in parallel (default GOMAXPROCS).
 	Workers int
 	// RescanAfter lets a build of named nodes trust its last look at the

@@ -93,6 +93,7 @@ func (b *Builder) renderOne(db *node.DB, overlayName, file, nodeName string, for
 		}
 	}
 	rs := newRenderState(b.cfg, b.opts.HostRoot, b.keys, v.nodes, v.views, Data{Cluster: v.ctl.withTime(buildTime())})
+	rs.redirect = b.opts.Redirect
 	outs, pre, err := rs.renderAll(t, n)
 	if errors.Is(err, errNeedsNode) {
 		err = fmt.Errorf("overlay %s, file %s reads the node it is rendered for: it has no form shared by all nodes", overlayName, rel)

@@ -181,6 +181,7 @@ func (c *readCache) get(path string, read func() ([]byte, error)) *readResult {
 // it, so workers render in parallel without sharing state.
 type renderState struct {
 	hostRoot string
+	redirect map[string]string // Options.Redirect
 	cfg      *config.Config
 	keys     *keyStore
 	reads    *readCache
@@ -611,6 +612,9 @@ func (st *renderState) ownFuncs() template.FuncMap {
 func (st *renderState) controllerPath(p string) string {
 	if !path.IsAbs(p) {
 		return filepath.Join(st.cfg.SysconfDir(), filepath.Clean("/"+p))
+	}
+	if r, ok := st.redirect[path.Clean(p)]; ok {
+		return r
 	}
 	return filepath.Join(st.hostRoot, filepath.Clean(p))
 }

@@ -1,11 +1,13 @@
 package wwctl
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -68,7 +70,7 @@ func newConfigureCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&f.all, "all", "a", false, "configure every enabled service")
 	pf.BoolVar(&f.dryRun, "dry-run", false, "print what would be written, change nothing")
 	pf.BoolVar(&f.noReload, "no-reload", false, "write the config but do not restart the service")
-	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` updates")
+	pf.StringVar(&f.hostsFile, "hosts-file", "/etc/hosts", "hosts file that `configure hostfile` writes (the host overlay's etc/hosts.ww keeps its lines above \"# Do not edit after this line\")")
 	pf.StringVar(&f.exportsFile, "exports-file", "/etc/exports", "exports file that `configure nfs` updates")
 	pf.StringVar(&f.knownHosts, "known-hosts-file", controller.KnownHostsFile, "known_hosts file where `configure ssh` lists the nodes' host keys (\"\": none)")
 
@@ -77,8 +79,8 @@ func newConfigureCmd() *cobra.Command {
 		run        func(*cobra.Command, *config.Config, *configureFlags) error
 	}{
 		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) and restart it", configureDHCP},
-		{"hostfile", "Add the nodes to the controller's /etc/hosts (between markers)", configureHostfile},
-		{"nfs", "Export the nfs: export paths to the cluster network in /etc/exports", configureNFS},
+		{"hostfile", "Write the controller's /etc/hosts from the host overlay (etc/hosts.ww)", configureHostfile},
+		{"nfs", "Export the nfs: export paths from the host overlay's etc/exports.ww (in a marked block of /etc/exports)", configureNFS},
 		{"ssh", "Create the cluster's root login key if missing; list the nodes' host keys in the controller's ssh_known_hosts (between markers)", configureSSH},
 		{"tftp", "Copy the iPXE binaries (tftp: ipxe) into the TFTP root for an external TFTP server", configureTFTP},
 		{"warewulfd", "Start warewulfd (restart it if it runs), as upstream's configure enables its service", configureWarewulfd},
@@ -143,16 +145,51 @@ func reload(out io.Writer, f *configureFlags, service string) error {
 	return nil
 }
 
+// configureHostfile writes the host overlay's /etc/hosts: the lines
+// above its "Do not edit after this line" are the file's own and are kept.
 func configureHostfile(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
 	db, err := loadNodes(cfg)
 	if err != nil {
 		return err
 	}
-	block, err := controller.HostsBlock(cfg, db)
+	out := cmd.OutOrStdout()
+	redirect := map[string]string{"/etc/hosts": f.hostsFile}
+	data, err := renderHost(out, cfg, db, "hostfile", controller.HostsTemplate, redirect)
+	if err != nil || data == nil {
+		return err
+	}
+	return writeFile(out, f, "hostfile", f.hostsFile, controller.RemoveBlock(data))
+}
+
+// renderHost renders a template of the host overlay for the controller;
+// nil data (and a line saying why) when there is nothing to write.
+func renderHost(out io.Writer, cfg *config.Config, db *node.DB, what, tmpl string, redirect map[string]string) ([]byte, error) {
+	data, err := controller.RenderHost(cfg, db, tmpl, redirect)
+	if errors.Is(err, controller.ErrHostOverlayOff) {
+		fmt.Fprintf(out, "%s: skipped: %v\n", what, err)
+		return nil, nil
+	}
+	if err == nil && data == nil {
+		fmt.Fprintf(out, "%s: overlay %s, file %s called abort: nothing to write\n", what, controller.HostOverlay, tmpl)
+	}
+	return data, err
+}
+
+func writeFile(out io.Writer, f *configureFlags, what, file string, data []byte) error {
+	if f.dryRun {
+		_, err := out.Write(data)
+		return err
+	}
+	changed, err := controller.WriteFile(file, data)
 	if err != nil {
 		return err
 	}
-	return writeBlock(cmd.OutOrStdout(), f, "hostfile", f.hostsFile, block)
+	if changed {
+		fmt.Fprintf(out, "%s: wrote %s\n", what, file)
+	} else {
+		fmt.Fprintf(out, "%s: %s is up to date\n", what, file)
+	}
+	return nil
 }
 
 func writeBlock(out io.Writer, f *configureFlags, what, file, block string) error {
@@ -172,9 +209,20 @@ func writeBlock(out io.Writer, f *configureFlags, what, file, block string) erro
 	return nil
 }
 
+// configureNFS puts the host overlay's /etc/exports in the marked block of
+// the exports file: upstream's template owns the whole file, but a site's
+// own exports are kept.
 func configureNFS(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
 	out := cmd.OutOrStdout()
-	if err := writeBlock(out, f, "nfs", f.exportsFile, controller.ExportsBlock(cfg)); err != nil || f.dryRun || f.noReload {
+	db, err := loadNodes(cfg)
+	if err != nil {
+		return err
+	}
+	data, err := renderHost(out, cfg, db, "nfs", controller.ExportsTemplate, nil)
+	if err != nil || data == nil {
+		return err
+	}
+	if err := writeBlock(out, f, "nfs", f.exportsFile, strings.TrimRight(string(data), "\n")+"\n"); err != nil || f.dryRun || f.noReload {
 		return err
 	}
 	if _, err := exec.LookPath("exportfs"); err != nil {

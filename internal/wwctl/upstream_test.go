@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 // The warewulf.conf and nodes.conf upstream Warewulf 4.7 installs, keys and
@@ -137,6 +139,9 @@ func TestUpstreamDefaultFiles(t *testing.T) {
 	if !bytes.Contains(data, []byte(`discoverable: "true"`)) {
 		t.Errorf("discoverable not written as upstream writes it")
 	}
+	// configure renders the host overlay: point datadir at this checkout's
+	// overlays (installed, upstream's default /usr/share/warewulf has them).
+	os.WriteFile(s.conf, []byte(upstreamWarewulfConf+"paths:\n  datadir: "+testenv.RepoDatadir(t, "../..")+"\n"), 0o644)
 	hosts, exports := filepath.Join(s.dir, "hosts"), filepath.Join(s.dir, "exports")
 	s.ok("configure", "hostfile", "--hosts-file", hosts)
 	s.ok("configure", "nfs", "--exports-file", exports, "--no-reload")
