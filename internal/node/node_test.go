@@ -129,6 +129,9 @@ func TestValidation(t *testing.T) {
 		"bad ipv6":      "nodes: {n1: {network devices: {default: {ipaddr6: 10.0.0.1}}}}",
 		"bad yaml":      "nodes: [",
 		"bad root":      "nodes: {n1: {root: somewhere}}",
+		"shell in root": `nodes: {n1: {root: "/dev/vda1; reboot"}}`,
+		"shell in init": `nodes: {n1: {init: "/sbin/init $(reboot)"}}`,
+		"quote in init": `nodes: {n1: {init: "/sbin/init'"}}`,
 	}
 	for name, doc := range cases {
 		if _, err := Parse([]byte(doc)); err == nil {

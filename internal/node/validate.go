@@ -2,11 +2,12 @@ package node
 
 import (
 	"fmt"
-	log "github.com/sirupsen/logrus"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
+
+	log "github.com/sirupsen/logrus"
 )
 
 var labelRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$`)
@@ -167,12 +168,19 @@ func (c *Conf) check() error {
 	switch c.Root {
 	case "", "initramfs", "tmpfs":
 	default:
-		if !strings.HasPrefix(c.Root, "/dev/") {
+		if !strings.HasPrefix(c.Root, "/dev/") || !shellSafePath.MatchString(c.Root) {
 			return fmt.Errorf("root %q is not initramfs, tmpfs or a /dev/ path", c.Root)
 		}
 	}
+	// wwinit reads root and init as shell variables on the node.
+	if c.Init != "" && !isUnset(c.Init) && !shellSafePath.MatchString(c.Init) {
+		return fmt.Errorf("init %q is not an absolute path of letters, digits and ._/+:@=-", c.Init)
+	}
 	return nil
 }
+
+// shellSafePath is a path that means the same to a shell unquoted.
+var shellSafePath = regexp.MustCompile(`^/[A-Za-z0-9._/+:@=-]*$`)
 
 func (b WWbool) check(key string) error {
 	if _, ok := b.parse(); !ok && !isUnset(string(b)) {

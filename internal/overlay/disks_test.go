@@ -248,7 +248,7 @@ func TestRootOnDiskRender(t *testing.T) {
 	db := diskDB(t, "/dev/vda", "", false, false)
 	db.Nodes["d1"].Root = "/dev/disk/by-partlabel/data"
 	conf := renderAll(t, sb, db, "wwinit")["warewulf/wwinit.conf"]
-	if s := string(conf.Data); !strings.Contains(s, "WWROOT=/dev/disk/by-partlabel/data\n") || !strings.Contains(s, "WWROOTFS='ext4'") {
+	if s := string(conf.Data); !strings.Contains(s, "WWROOT='/dev/disk/by-partlabel/data'\n") || !strings.Contains(s, "WWROOTFS='ext4'") {
 		t.Errorf("wwinit.conf:\n%s", s)
 	}
 	got := renderAll(t, sb, db, "systemd.mount")

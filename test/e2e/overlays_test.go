@@ -34,7 +34,7 @@ func TestNodeOverlaysRender(t *testing.T) {
 		"--netdev", "eth0", "--gateway", "10.5.0.254", "--root", "tmpfs", "--init", "/lib/systemd/systemd", "--asset", "k 1")
 
 	for file, want := range map[string][]string{
-		"wwinit warewulf/wwinit.conf.ww": {"WWNAME=n1", "WWROOT=tmpfs", "WWINIT=/lib/systemd/systemd"},
+		"wwinit warewulf/wwinit.conf.ww": {"WWNAME='n1'", "WWROOT='tmpfs'", "WWINIT='/lib/systemd/systemd'"},
 		"wwinit warewulf/netdevs.ww":     {"default eth0 52:54:00:aa:bb:01 10.5.0.11 255.255.255.0 10.5.0.254 -"},
 		"wwclient warewulf/config.ww":    {"controller: 10.5.0.1", "port: 9999", "secure: true", "update interval: 60"},
 	} {
