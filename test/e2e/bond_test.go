@@ -22,7 +22,7 @@ func TestBondVLANDebian(t *testing.T) {
 	e := getEnv(t)
 	e.importDebian(t)
 	const (
-		name   = "n8"
+		name   = "bond1"
 		mac1   = "52:54:00:99:00:18"
 		mac2   = "52:54:00:99:00:28"
 		bondIP = prefix + "28"
@@ -73,7 +73,7 @@ func TestBondVLANDebian(t *testing.T) {
 	})
 	e.buildOverlays(t, name)
 	// warewulfd picks nodes.conf up within a second or so: wait until it
-	// hands n8 its own iPXE script.
+	// hands bond1 its own iPXE script.
 	url := "http://" + controllerIP + ":" + strconv.Itoa(e.cfg.Warewulf.Port) + "/ipxe/" + mac1
 	for i := 0; ; i++ {
 		out, _ := runErr(nil, e.ns.exec("busybox", "wget", "-q", "-O", "-", url)...)

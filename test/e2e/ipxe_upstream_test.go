@@ -40,7 +40,7 @@ reboot
 func TestBootUpstreamIpxe(t *testing.T) {
 	e := getEnv(t)
 	const (
-		name = "n10"
+		name = "ipxe1"
 		mac  = "52:54:00:99:00:1a"
 		ip   = prefix + "30"
 	)

@@ -71,7 +71,7 @@ func TestBootTwoStage(t *testing.T) {
 	e.wwctl(t, "image", "build", "--compression", "zstd", "big")
 	t.Logf("image with %d MB of padding imported and built in %v", bigImageSize>>20, time.Since(start).Round(time.Millisecond))
 
-	const name, mac, ip = "n8", "52:54:00:99:00:51", prefix + "51"
+	const name, mac, ip = "ts1", "52:54:00:99:00:51", prefix + "51"
 	e.wwctl(t, "node", "add", name, "--profile", "default", "--netdev", "eth0", "--hwaddr", mac,
 		"--ipaddr", ip, "--netmask", netmask, "--image", "big", "--ipxe", "twostage")
 	e.buildOverlays(t, name)
