@@ -78,8 +78,6 @@ install: build ## install with FHS paths under $(DESTDIR)$(PREFIX)
 	install -m 0644 etc/ipxe/*.ipxe $(DESTDIR)$(SYSCONFDIR)/warewulf/ipxe/
 	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/grub
 	test -e $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/grub.cfg.ww || install -m 0644 etc/grub/grub.cfg.ww $(DESTDIR)$(SYSCONFDIR)/warewulf/grub/
-	install -d $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp
-	install -m 0644 etc/dhcp/*.tmpl $(DESTDIR)$(SYSCONFDIR)/warewulf/dhcp/
 	install -d $(DESTDIR)$(PREFIX)/share/warewulf/overlays
 	cp -a overlays/. $(DESTDIR)$(PREFIX)/share/warewulf/overlays/
 	for a in $(NODE_ARCHES); do \

@@ -1,5 +1,5 @@
 // Package etc ships the project's default configuration files and the
-// templates an admin may edit (iPXE scripts, grub.cfg, DHCP server configs), embedded
+// templates an admin may edit (iPXE scripts, grub.cfg), embedded
 // so that `wwctl genconfig` can write them anywhere.
 package etc
 
@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds warewulf.conf, nodes.conf and the template directories.
 //
-//go:embed warewulf.conf nodes.conf ipxe dhcp grub
+//go:embed warewulf.conf nodes.conf ipxe grub
 var FS embed.FS

@@ -116,7 +116,10 @@ func (w WarewulfConf) AnswersRouterSolicitations() bool {
 type DHCPConf struct {
 	Enabled bool `yaml:"enabled"`
 	// Server chooses who answers DHCP: builtin (warewulfd), dnsmasq or dhcpd.
-	Server      string   `yaml:"server,omitempty"`
+	Server string `yaml:"server,omitempty"`
+	// Template is upstream's: `static` makes the host overlay's dnsmasq
+	// and dhcpd configs list a fixed lease for every node device, `default`
+	// leaves nodes to the range.
 	Template    string   `yaml:"template,omitempty"`
 	RangeStart  string   `yaml:"range start,omitempty"`
 	RangeEnd    string   `yaml:"range end,omitempty"`
@@ -128,10 +131,10 @@ type DHCPConf struct {
 	// Domain is the DNS domain handed to nodes; default: the node's cluster name.
 	Domain string `yaml:"domain,omitempty"`
 	// ConfigFile is where `wwctl configure dhcp` writes the dnsmasq or
-	// dhcpd config; default /etc/dnsmasq.d/warewulf.conf or /etc/dhcp/dhcpd.conf.
+	// dhcpd config; default /etc/dnsmasq.d/ww4-hosts.conf or /etc/dhcp/dhcpd.conf.
 	ConfigFile string `yaml:"config file,omitempty"`
-	// TFTP makes the generated dnsmasq config serve the iPXE binaries by
-	// TFTP itself (off: warewulfd or another TFTP server does).
+	// TFTP makes the host overlay's dnsmasq config serve the iPXE binaries
+	// by TFTP itself (off: warewulfd or another TFTP server does).
 	TFTP bool `yaml:"tftp,omitempty"`
 	// LeaseTime is the lease length in seconds of the built-in server.
 	LeaseTime int `yaml:"lease time,omitempty"`

@@ -124,7 +124,8 @@ func (c *Config) OverlaySharedDir() string {
 func (c *Config) DaemonLog() string { return filepath.Join(c.StateDir(), "warewulfd.log") }
 
 // DHCPConfigFile is where `wwctl configure dhcp` writes the config of the
-// external DHCP server (dhcp: server: dnsmasq or dhcpd).
+// external DHCP server (dhcp: server: dnsmasq or dhcpd): `dhcp: config
+// file`, else where upstream's host overlay puts it.
 func (c *Config) DHCPConfigFile() string {
 	switch {
 	case c.DHCP.ConfigFile != "":
@@ -132,12 +133,13 @@ func (c *Config) DHCPConfigFile() string {
 	case c.DHCP.Server == "dhcpd":
 		return "/etc/dhcp/dhcpd.conf"
 	default:
-		return "/etc/dnsmasq.d/warewulf.conf"
+		return "/etc/dnsmasq.d/ww4-hosts.conf"
 	}
 }
 
-// DHCPTemplateDir holds the dnsmasq and dhcpd config templates.
-func (c *Config) DHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
+// RetiredDHCPTemplateDir held the dnsmasq and dhcpd config templates of
+// earlier versions, which the host overlay's templates replace.
+func (c *Config) RetiredDHCPTemplateDir() string { return filepath.Join(c.TemplateDir(), "dhcp") }
 
 // FilesDir is what warewulfd serves under /files/ (`wwfilesdir`).
 func (c *Config) FilesDir() string { return c.abs(c.Paths.WWFilesdir) }

@@ -16,6 +16,8 @@ func (c *Config) unused() []string {
 		}
 	}
 	notActed("wwclient: port", c.WWClient.Port != 0)
+	// Only a dnsmasq config serves TFTP itself.
+	notActed("dhcp: tftp", c.DHCP.TFTP && c.DHCP.Server == "dhcpd")
 	for i, m := range c.ImageMounts {
 		notActed(fmt.Sprintf("image mounts: %d: options", i), m.Options != "")
 		for _, k := range sortedKeys(m.Extra) {

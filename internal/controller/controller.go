@@ -1,8 +1,8 @@
 // Package controller configures the controller's own services for the
-// cluster: /etc/hosts and NFS exports from the host overlay, the
-// cluster's ssh keys, the iPXE binaries for an external TFTP server, and
-// service reloads. It is what `wwctl configure` runs; the DHCP configs
-// come from package dhcp.
+// cluster: /etc/hosts, NFS exports and the dnsmasq or dhcpd config from
+// the host overlay, the cluster's ssh keys, the iPXE binaries for an
+// external TFTP server, and service reloads. It is what `wwctl configure`
+// runs.
 package controller
 
 import (

@@ -1,24 +1,18 @@
 package dhcp
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/insomniacslk/dhcp/iana"
-	"github.com/sirupsen/logrus"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/node"
-	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
 const benchNodes = 10000
@@ -81,113 +75,4 @@ func BenchmarkHandlePacket(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(pkts))/time.Since(start).Seconds(), "offers/s")
-}
-
-// BenchmarkDiscoverRoundTrip sends DISCOVERs for nodes of a 10,000-node
-// cluster over a veth pair and waits for each OFFER, against the built-in
-// server and against dnsmasq running the generated config, side by side.
-func BenchmarkDiscoverRoundTrip(b *testing.B) {
-	testenv.Need(b, "needs dnsmasq", haveCmd("dnsmasq"))
-	n := newTestNetPrefix(b, 16)
-	testenv.Run(b, "ip", "-n", n.cli, "link", "set", "wwc", "up")
-	testenv.Run(b, "ip", "-n", n.cli, "addr", "add", "10.99.255.200/16", "dev", "wwc")
-	db, macs := bigDB(b, benchNodes)
-	const rounds = 2000
-	prev := logrus.GetLevel()
-	logrus.SetLevel(logrus.WarnLevel)
-	defer logrus.SetLevel(prev)
-
-	rates := map[string]float64{}
-	for _, server := range []string{"builtin", "dnsmasq"} {
-		cfg := benchConfig(b, server)
-		stop := startBenchServer(b, n, cfg, db)
-		var conn net.PacketConn
-		if err := testenv.InNetns(n.cli, func() (err error) {
-			conn, err = server4.NewIPv4UDPConn("wwc", &net.UDPAddr{Port: ClientPort})
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		// Warm up (dnsmasq reads its config lazily; ours builds its index).
-		roundTrips(b, conn, macs[:10])
-		start := time.Now()
-		var lost int
-		for i := 0; i < b.N; i++ {
-			sel := make([]net.HardwareAddr, rounds)
-			for j := range sel {
-				sel[j] = macs[(j*7919)%len(macs)]
-			}
-			lost += roundTrips(b, conn, sel)
-		}
-		el := time.Since(start)
-		conn.Close()
-		stop()
-		rates[server] = float64(b.N*rounds-lost) / el.Seconds()
-		b.ReportMetric(rates[server], server+"-offers/s")
-		b.ReportMetric(float64(lost), server+"-lost")
-	}
-	if rates["dnsmasq"] > 0 {
-		b.ReportMetric(rates["builtin"]/rates["dnsmasq"], "builtin/dnsmasq")
-	}
-}
-
-// roundTrips sends one DISCOVER per MAC, each after the previous OFFER, and
-// returns how many got no OFFER within a second.
-func roundTrips(b *testing.B, conn net.PacketConn, macs []net.HardwareAddr) int {
-	bcast := &net.UDPAddr{IP: net.IPv4bcast, Port: ServerPort}
-	buf := make([]byte, 1500)
-	lost := 0
-	for _, m := range macs {
-		d := discover(b, m, dhcpv4.WithBroadcast(true), arch(iana.EFI_X86_64), vendor("PXEClient:Arch:00007:UNDI:003016"))
-		if _, err := conn.WriteTo(d.ToBytes(), bcast); err != nil {
-			b.Fatal(err)
-		}
-		deadline := time.Now().Add(time.Second)
-		for {
-			conn.SetReadDeadline(deadline)
-			k, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				lost++
-				break
-			}
-			r, err := dhcpv4.FromBytes(buf[:k])
-			if err == nil && r.TransactionID == d.TransactionID && r.MessageType() == dhcpv4.MessageTypeOffer {
-				if r.BootFileName != "ipxe-snponly-x86_64.efi" {
-					b.Fatalf("offer for %s has boot file %q", m, r.BootFileName)
-				}
-				break
-			}
-		}
-	}
-	return lost
-}
-
-// startBenchServer runs the built-in server or dnsmasq (with the generated
-// config, DHCP logging off) in the server namespace; stop ends it.
-func startBenchServer(b *testing.B, n *testNet, cfg *config.Config, db *node.DB) (stop func()) {
-	if cfg.DHCP.Server == "builtin" {
-		s, err := New(cfg, func() *node.DB { return db })
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- testenv.InNetns(n.srv, func() error { return s.Serve(ctx) }) }()
-		time.Sleep(200 * time.Millisecond)
-		return func() { cancel(); <-done }
-	}
-	out, err := RenderConfig(cfg, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	file := filepath.Join(dir, "dnsmasq.conf")
-	os.WriteFile(file, []byte(strings.Replace(string(out), "\nlog-dhcp\n", "\n", 1)), 0o644)
-	cmd := exec.Command("ip", "netns", "exec", n.srv, "dnsmasq", "--no-daemon", "--conf-file="+file,
-		"--pid-file="+filepath.Join(dir, "pid"), "--dhcp-leasefile="+filepath.Join(dir, "leases"), "--log-facility=/dev/null")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	return func() { cmd.Process.Kill(); cmd.Wait() }
 }

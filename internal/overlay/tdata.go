@@ -65,6 +65,13 @@ type DhcpData struct {
 	Range6Start string
 	Range6End   string
 	SystemdName string
+	// Project additions: who answers DHCP (builtin, dnsmasq or dhcpd),
+	// where (`interfaces`), whether as proxy DHCP, and whether a dnsmasq
+	// config serves TFTP itself (`dhcp: tftp`).
+	Server     string
+	Interfaces []string
+	Proxy      bool
+	Tftp       bool
 }
 
 // TftpData is the `tftp:` section.
@@ -176,7 +183,8 @@ func newCluster(cfg *config.Config, buildHost string) Cluster {
 	d := cfg.DHCP
 	c.Dhcp = DhcpData{Enabled: d.Enabled, Template: d.Template, RangeStart: d.RangeStart, RangeEnd: d.RangeEnd,
 		Range6Start: d.Range6Start, Range6End: d.Range6End,
-		SystemdName: d.SystemdName}
+		SystemdName: d.SystemdName,
+		Server:      d.Server, Interfaces: d.Interfaces, Proxy: d.Proxy, Tftp: d.TFTP}
 	if c.Dhcp.SystemdName == "" {
 		c.Dhcp.SystemdName = "dhcpd"
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/Masterminds/sprig/v3"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
+	"github.com/warewulf-ng/warewulf/internal/dhcp"
 	"github.com/warewulf-ng/warewulf/internal/image"
 	"github.com/warewulf-ng/warewulf/internal/node"
 )
@@ -604,6 +605,21 @@ func (st *renderState) ownFuncs() template.FuncMap {
 		// mergeAccounts returns the lines of base (passwd, group or shadow)
 		// followed by those of extra whose name is not in base.
 		"mergeAccounts": mergeAccounts,
+		// dhcpBoot is the boot-file decision of warewulfd's built-in DHCP
+		// server (dhcp.Plan: .Rules in order, the first match wins, and
+		// .Matches, the dnsmasq tags they use), for the host overlay's
+		// dnsmasq and dhcpd configs. With `dhcp: tftp` it names the iPXE
+		// binaries present in ipxesource, so it depends on that directory.
+		"dhcpBoot": func() (*dhcp.Plan, error) {
+			if dhcp.ServesTFTP(st.cfg) {
+				dir := st.cfg.IpxeSourceDir()
+				st.addDep(dir)
+				for _, f := range st.cfg.TFTP.IPXE {
+					st.addDep(filepath.Dir(filepath.Join(dir, f)))
+				}
+			}
+			return dhcp.NewPlan(st.cfg)
+		},
 	}
 }
 

@@ -14,9 +14,7 @@ import (
 
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/controller"
-	"github.com/warewulf-ng/warewulf/internal/dhcp"
 	"github.com/warewulf-ng/warewulf/internal/node"
-	"github.com/warewulf-ng/warewulf/internal/safefile"
 	"github.com/warewulf-ng/warewulf/internal/warewulfd"
 )
 
@@ -78,7 +76,7 @@ func newConfigureCmd() *cobra.Command {
 		use, short string
 		run        func(*cobra.Command, *config.Config, *configureFlags) error
 	}{
-		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) and restart it", configureDHCP},
+		{"dhcp", "Write the dnsmasq or ISC dhcpd config (dhcp: server) from the host overlay and restart it", configureDHCP},
 		{"hostfile", "Write the controller's /etc/hosts from the host overlay (etc/hosts.ww)", configureHostfile},
 		{"nfs", "Export the nfs: export paths from the host overlay's etc/exports.ww (in a marked block of /etc/exports)", configureNFS},
 		{"ssh", "Create the cluster's root login key if missing; list the nodes' host keys in the controller's ssh_known_hosts (between markers)", configureSSH},
@@ -105,32 +103,59 @@ func newConfigureCmd() *cobra.Command {
 
 func loadNodes(cfg *config.Config) (*node.DB, error) { return node.Load(cfg.NodesConf()) }
 
+// configureDHCP writes the host overlay's config of the DHCP server that
+// `dhcp: server` names (etc/dnsmasq.d/ww4-hosts.conf.ww or
+// etc/dhcp/dhcpd.conf.ww) and restarts it, as upstream does.
 func configureDHCP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
+	out := cmd.OutOrStdout()
+	if !cfg.DHCP.Enabled {
+		fmt.Fprintln(out, "dhcp: skipped: dhcp: enabled is false")
+		return nil
+	}
+	tmpl, err := controller.DHCPTemplate(cfg)
+	if err != nil {
+		return err
+	}
 	db, err := loadNodes(cfg)
 	if err != nil {
 		return err
 	}
-	data, err := dhcp.RenderConfig(cfg, db)
-	if err != nil {
-		return err
+	for _, w := range controller.RetiredDHCPFiles(cfg) {
+		logrus.Warn(w)
 	}
-	out := cmd.OutOrStdout()
+	data, err := controller.RenderHost(cfg, db, tmpl, nil)
+	switch {
+	case errors.Is(err, controller.ErrHostOverlayOff):
+		// Upstream restarts the service all the same: the site writes
+		// its config itself.
+		fmt.Fprintf(out, "dhcp: %v: not writing %s\n", err, cfg.DHCPConfigFile())
+	case err != nil:
+		return err
+	case data == nil:
+		fmt.Fprintf(out, "dhcp: overlay %s, file %s called abort: nothing to write\n", controller.HostOverlay, tmpl)
+		return nil
+	default:
+		if err := writeFile(out, f, "dhcp", cfg.DHCPConfigFile(), data); err != nil {
+			return err
+		}
+	}
 	if f.dryRun {
-		_, err := out.Write(data)
-		return err
+		return nil
 	}
-	file := cfg.DHCPConfigFile()
-	if err := safefile.WriteFile(file, data, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "dhcp: wrote %s\n", file)
+	return reload(out, f, dhcpService(cfg))
+}
+
+// dhcpService is the service `configure dhcp` restarts: `dhcp: systemd
+// name`, unless it is upstream's default dhcpd while dnsmasq answers.
+func dhcpService(cfg *config.Config) string {
 	service := cfg.DHCP.SystemdName
 	if cfg.DHCP.Server == "dnsmasq" && (service == "" || service == "dhcpd") {
-		service = "dnsmasq"
-	} else if service == "" {
-		service = "isc-dhcp-server"
+		return "dnsmasq"
 	}
-	return reload(out, f, service)
+	if service == "" {
+		return "isc-dhcp-server"
+	}
+	return service
 }
 
 func reload(out io.Writer, f *configureFlags, service string) error {
