@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -103,5 +104,52 @@ func TestRemoveBlock(t *testing.T) {
 	}
 	if got := string(RemoveBlock([]byte("a\n"))); got != "a\n" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestDHCPTemplate: `dhcp: server` picks the host overlay's dnsmasq or
+// dhcpd config; settings no config file carries out are errors naming
+// the key; the default output files are upstream's.
+func TestDHCPTemplate(t *testing.T) {
+	for _, c := range []struct{ dhcp, tmpl, file, err string }{
+		{"  server: dnsmasq\n", DnsmasqTemplate, "/etc/dnsmasq.d/ww4-hosts.conf", ""},
+		{"  server: dhcpd\n", DhcpdTemplate, "/etc/dhcp/dhcpd.conf", ""},
+		{"  server: dnsmasq\n  config file: out/x.conf\n", DnsmasqTemplate, "out/x.conf", ""},
+		{"", "", "", `dhcp: server: "builtin" has no config to write`},
+		{"  server: dhcpd\n  proxy: true\n", "", "", "dhcp: proxy: ISC dhcpd cannot"},
+		{"  server: dnsmasq\n  range end: 10.0.0.9\n", "", "", "dhcp: range start and range end must be set together"},
+	} {
+		cfg := hostConfig(t, "dhcp:\n  enabled: true\n"+c.dhcp)
+		tmpl, err := DHCPTemplate(cfg)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: got %v, want %q", c.dhcp, err, c.err)
+			}
+			continue
+		}
+		if err != nil || tmpl != c.tmpl {
+			t.Errorf("%q: %q %v, want %q", c.dhcp, tmpl, err, c.tmpl)
+		}
+		if got := cfg.DHCPConfigFile(); !strings.HasSuffix(got, c.file) {
+			t.Errorf("%q: config file %s, want %s", c.dhcp, got, c.file)
+		}
+	}
+}
+
+// TestRetiredDHCPFiles: a site's own template in the retired etc/dhcp
+// directory is named (the shipped default-*.conf.tmpl are not).
+func TestRetiredDHCPFiles(t *testing.T) {
+	cfg := hostConfig(t, "dhcp:\n  enabled: true\n  server: dhcpd\n")
+	if w := RetiredDHCPFiles(cfg); len(w) != 0 {
+		t.Errorf("nothing retired: %v", w)
+	}
+	dir := cfg.RetiredDHCPTemplateDir()
+	os.MkdirAll(dir, 0o755)
+	for _, f := range []string{"default-dnsmasq.conf.tmpl", "default-dhcpd.conf.tmpl", "site-dhcpd.conf.tmpl"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
+	}
+	w := RetiredDHCPFiles(cfg)
+	if len(w) != 1 || !strings.Contains(w[0], filepath.Join(dir, "site-dhcpd.conf.tmpl")+" is no longer read") {
+		t.Errorf("warnings %q", w)
 	}
 }
