@@ -12,12 +12,14 @@ import (
 )
 
 // TestBootDnsmasq: a site that runs dnsmasq instead of the built-in DHCP
-// server. dnsmasq runs the config `wwctl configure dhcp --dry-run` prints,
-// in a namespace of its own with a second warewulfd (same sandbox, DHCP
-// and TFTP off), and a BIOS node boots through it. dnsmasq serves TFTP
-// itself (`dhcp: tftp: true`) from Debian's /usr/lib/ipxe, which has no
-// file by upstream's default name (ipxe-snponly-x86_64.efi): the config
-// names snponly.efi, and a UEFI node's firmware PXE boots it.
+// server. dnsmasq runs the config `wwctl configure dhcp --dry-run` prints
+// (the host overlay's etc/dnsmasq.d/ww4-hosts.conf.ww, with upstream's
+// `dhcp: template: static`: a fixed lease per node), in a namespace of
+// its own with a second warewulfd (same sandbox, DHCP and TFTP off), and
+// a BIOS node boots through it. dnsmasq serves TFTP itself (`dhcp: tftp:
+// true`) from Debian's /usr/lib/ipxe, which has no file by upstream's
+// default name (ipxe-snponly-x86_64.efi): the config names snponly.efi,
+// and a UEFI node's firmware PXE boots it.
 func TestBootDnsmasq(t *testing.T) {
 	e := getEnv(t)
 	_, err := os.Stat("/usr/sbin/dnsmasq")
@@ -30,8 +32,9 @@ func TestBootDnsmasq(t *testing.T) {
 	writeFile(t, conf, string(data), 0o644)
 	e.configure(t, conf, func(c *config.Config) {
 		c.DHCP.Server = "dnsmasq"
-		c.DHCP.TFTP = true     // dnsmasq serves the iPXE binaries
-		c.TFTP.Enabled = false // and warewulfd leaves it port 69
+		c.DHCP.Template = "static" // nodes get their nodes.conf address
+		c.DHCP.TFTP = true         // dnsmasq serves the iPXE binaries
+		c.TFTP.Enabled = false     // and warewulfd leaves it port 69
 	})
 	vars := []string{config.EnvVar + "=" + conf}
 	dnsmasqConf := filepath.Join(artifacts, "dnsmasq.conf")
