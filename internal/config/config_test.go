@@ -207,6 +207,16 @@ image mounts:
 	if strings.Contains(got, "grubboot") || strings.Contains(got, "api") || strings.Contains(got, "tls") {
 		t.Errorf("a key left at its default warns:\n%s", got)
 	}
+	// Only a dnsmasq config serves TFTP itself.
+	for server, warns := range map[string]bool{"dhcpd": true, "dnsmasq": false} {
+		c, err := Parse([]byte("ipaddr: 10.0.0.1\nnetmask: 255.255.255.0\ndhcp:\n  server: " + server + "\n  tftp: true\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(c.Warnings(), "\n"); strings.Contains(got, "dhcp: tftp: read but not acted on") != warns {
+			t.Errorf("server %s, dhcp: tftp: warnings %q", server, got)
+		}
+	}
 }
 
 func TestUpstreamEnvVar(t *testing.T) {
