@@ -19,8 +19,9 @@ type Plan struct {
 	// Matches are the distinct dnsmasq condition tags the rules use, each
 	// once, with what sets it.
 	Matches []Match
-	// Server is the controller's address: next-server of the TFTP rules.
-	Server string
+	// NextServer is the controller's address: the next-server (TFTP
+	// server) of the TFTP rules.
+	NextServer string
 }
 
 // BootLine is a BootRule with its condition spelled for each server.
@@ -52,7 +53,7 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Server: cfg.Ipaddr}
+	p := &Plan{NextServer: cfg.Ipaddr}
 	seen := map[string]bool{}
 	var negate []string
 	for _, r := range rules {

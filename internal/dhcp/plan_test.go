@@ -42,8 +42,8 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Server != "10.0.0.1" {
-		t.Errorf("server %q", p.Server)
+	if p.NextServer != "10.0.0.1" {
+		t.Errorf("next server %q", p.NextServer)
 	}
 	tags, conds := planLines(t, p)
 	mustHave(t, tags,
