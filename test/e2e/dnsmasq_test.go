@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +40,19 @@ func TestBootDnsmasq(t *testing.T) {
 	})
 	vars := []string{config.EnvVar + "=" + conf}
 	dnsmasqConf := filepath.Join(artifacts, "dnsmasq.conf")
-	writeFile(t, dnsmasqConf, run(t, vars, e.tool("wwctl"), "configure", "dhcp", "--dry-run"), 0o644)
+	// Standard output only: a warning on stderr must not land in the config.
+	cmd := exec.Command(e.tool("wwctl"), "configure", "dhcp", "--dry-run")
+	cmd.Env = append(os.Environ(), vars...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	rendered, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("wwctl configure dhcp --dry-run: %v\n%s", err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("wwctl configure dhcp --dry-run said: %s", stderr.String())
+	}
+	writeFile(t, dnsmasqConf, string(rendered), 0o644)
 
 	ns := newNetns(t, "dnsmasq")
 	t.Cleanup(ns.del)
