@@ -92,10 +92,10 @@ func TestDiskOverlaysRender(t *testing.T) {
 	sb := newSandbox(t, t.TempDir())
 	db := diskDB(t, "/dev/vda", "", false, false)
 	want := map[string]map[string][]string{
-		"sfdisk": {"warewulf/init.d/10-sfdisk": {`dev='/dev/vda'`, `matches "$dev" 'scratch:64' 'swap:16' 'data:'`,
+		"sfdisk": {"warewulf/wwinit.d/10-sfdisk.sh": {`dev='/dev/vda'`, `matches "$dev" 'scratch:64' 'swap:16' 'data:'`,
 			"label: gpt\nsize=64MiB, name=scratch\nsize=16MiB, name=swap\nname=data\nWWEOF", `&& true; then`}},
-		"mkfs":   {"warewulf/init.d/20-mkfs": {`dev=$(device '/dev/vdap1')`, `mkfs.ext4 "$dev"`, `dev=$(device '/dev/disk/by-partlabel/data')`}},
-		"mkswap": {"warewulf/init.d/20-mkswap": {`dev=$(device '/dev/vdap2')`, `mkswap "$dev"`}},
+		"mkfs":   {"warewulf/wwinit.d/20-mkfs.sh": {`dev=$(device '/dev/vdap1')`, `mkfs.ext4 "$dev"`, `dev=$(device '/dev/disk/by-partlabel/data')`}},
+		"mkswap": {"warewulf/wwinit.d/20-mkswap.sh": {`dev=$(device '/dev/vdap2')`, `mkswap "$dev"`}},
 		"systemd.mount": {
 			"etc/systemd/system/scratch.mount":                       {"What=/dev/vdap1\nWhere=/scratch\nType=ext4", "RequiredBy=local-fs.target"},
 			"etc/systemd/system/data.mount":                          {"What=/dev/disk/by-partlabel/data\nWhere=/data\nType=ext4\nOptions=noatime"},
@@ -155,7 +155,7 @@ func TestDiskOverlaysRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, o := range outs {
-				if !strings.HasPrefix(o.Path, "warewulf/init.d/") {
+				if !strings.HasPrefix(o.Path, "warewulf/init.d/") && !strings.HasPrefix(o.Path, "warewulf/wwinit.d/") {
 					t.Errorf("%s: a node without disks gets %s", name, o.Path)
 				}
 			}
@@ -200,7 +200,7 @@ func TestMkfsKeepsWhatIsThere(t *testing.T) {
 			t.Fatal(err)
 		}
 		var log strings.Builder
-		for _, s := range []struct{ overlay, file string }{{"mkfs", "warewulf/init.d/20-mkfs"}, {"mkswap", "warewulf/init.d/20-mkswap"}} {
+		for _, s := range []struct{ overlay, file string }{{"mkfs", "warewulf/wwinit.d/20-mkfs.sh"}, {"mkswap", "warewulf/wwinit.d/20-mkswap.sh"}} {
 			o := renderAll(t, sb, db, s.overlay)[s.file]
 			script := filepath.Join(dir, filepath.Base(s.file))
 			os.WriteFile(script, o.Data, 0o755)

@@ -58,9 +58,9 @@ var expect = map[string]map[string][]string{
 	"ssh.authorized_keys": {"root/.ssh/authorized_keys": {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterKey warewulf@ctl\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOne root@ctl\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABExampleKeyTwo root@ctl\n"}},
 	// The disk overlays (disks_test.go tests them with disks): n1 has none,
 	// so their scripts do nothing and their unit templates write nothing.
-	"sfdisk":        {"warewulf/init.d/10-sfdisk": {"#!/bin/sh\n"}},
-	"mkfs":          {"warewulf/init.d/20-mkfs": {"#!/bin/sh\n"}},
-	"mkswap":        {"warewulf/init.d/20-mkswap": {"#!/bin/sh\n"}},
+	"sfdisk":        {"warewulf/wwinit.d/10-sfdisk.sh": {"#!/bin/sh\n"}},
+	"mkfs":          {"warewulf/wwinit.d/20-mkfs.sh": {"#!/bin/sh\n"}},
+	"mkswap":        {"warewulf/wwinit.d/20-mkswap.sh": {"#!/bin/sh\n"}},
 	"systemd.mount": {"warewulf/init.d/30-mount": {"#!/bin/sh\n"}},
 	"systemd.swap":  {"warewulf/init.d/30-swapon": {"#!/bin/sh\n"}},
 	"ignition":      {},

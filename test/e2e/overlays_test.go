@@ -50,7 +50,7 @@ func TestNodeOverlaysRender(t *testing.T) {
 		}
 	}
 
-	scripts := []string{"overlays/wwinit/rootfs/init", "overlays/wwinit/rootfs/warewulf/init.d/10-network",
+	scripts := []string{"overlays/wwinit/rootfs/init", "overlays/wwinit/rootfs/warewulf/run-wwinit.d", "overlays/wwinit/rootfs/warewulf/init.d/10-network",
 		"overlays/wwclient/rootfs/warewulf/init.d/50-wwclient"}
 	var missing []string
 	for _, sh := range [][]string{{"busybox", "sh"}, {"dash"}} {
