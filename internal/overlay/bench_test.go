@@ -7,8 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +95,63 @@ func withClientBinary(b *testing.B, sb *sandbox, db *node.DB) string {
 	return "10 MB of random bytes"
 }
 
+// benchProfile writes a CPU profile of one phase of the benchmark to
+// $WW_BENCH_CPUPROFILE-PHASE.prof when that is set (go test's -cpuprofile
+// covers the whole run, the reference pipeline and the RSA keys included),
+// and what it allocated (the difference of -allocs-0.prof and
+// -allocs-1.prof).
+// It also logs the phase's user+sys CPU time, steadier than the wall clock
+// on a loaded machine.
+func benchProfile(b *testing.B, phase string) (stop func() time.Duration) {
+	prefix := os.Getenv("WW_BENCH_CPUPROFILE")
+	writeAllocs := func(n int) {
+		if prefix == "" {
+			return
+		}
+		runtime.GC()
+		if f, err := os.Create(fmt.Sprintf("%s-%s-allocs-%d.prof", prefix, phase, n)); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	writeAllocs(0)
+	var prof *os.File
+	if prefix != "" {
+		f, err := os.Create(prefix + "-" + phase + ".prof")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Logf("no profile of %s: %v", phase, err)
+			f.Close()
+		} else {
+			prof = f
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gc0, alloc0 := ms.NumGC, ms.TotalAlloc
+	cpu0 := cpuTime()
+	return func() time.Duration {
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms)
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
+		writeAllocs(1)
+		b.Logf("%s: %.2f s CPU (user+sys), %d MB allocated, %d GCs", phase, cpu.Seconds(), (ms.TotalAlloc-alloc0)>>20, ms.NumGC-gc0)
+		return cpu
+	}
+}
+
+// cpuTime is the process's user+sys CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // peakRSS resets (clear_refs 5) or reads the process's peak resident size.
 func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
@@ -143,11 +202,13 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 
 		// Full build from nothing: no archives, no host keys.
 		resetPeak()
+		stopProfile := benchProfile(b, "full")
 		b.StartTimer()
 		start := time.Now()
 		st, err := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}).Build(db, nil)
 		full := time.Since(start)
 		b.StopTimer()
+		fullCPU := stopProfile()
 		fullPeak := peakRSSMB()
 		b.Logf("full build %v: %+v", full, st)
 		if err != nil {
@@ -168,8 +229,10 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		load := time.Since(start)
+		stopProfile = benchProfile(b, "unchanged")
 		st, err = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}).Build(db2, nil)
 		unchanged := time.Since(start) - load
+		unchangedCPU := stopProfile()
 		unchangedPeak := peakRSSMB()
 		if err != nil || st.Built != 0 || st.Unchanged != 2*benchNodes {
 			b.Fatalf("unchanged rebuild: %+v %v", st, err)
@@ -178,9 +241,11 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 		// One node changes its address (which every hosts file lists).
 		db2.Nodes["n04242"].NetDevs["default"].Ipaddr = "10.200.0.1"
 		db2.Nodes["n04242"].NetDevs["default"].Gateway = "10.200.0.254"
+		stopProfile = benchProfile(b, "onechanged")
 		start = time.Now()
 		st, err = NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}).Build(db2, nil)
 		oneChanged := time.Since(start)
+		oneChangedCPU := stopProfile()
 		if err != nil || st.Built != 2 {
 			b.Fatalf("one node changed: %+v %v", st, err)
 		}
@@ -233,6 +298,9 @@ func BenchmarkOverlayBuild10k(b *testing.B) {
 		b.ReportMetric(float64(rsaPerKey*benchNodes)/float64(time.Minute)/float64(runtime.GOMAXPROCS(0)), "rsa-hostkeys-10k-min")
 		b.ReportMetric(full.Seconds(), "full-s")
 		b.ReportMetric(float64(full.Microseconds())/1000/benchNodes, "ms/node")
+		b.ReportMetric(fullCPU.Seconds(), "full-cpu-s")
+		b.ReportMetric(unchangedCPU.Seconds(), "unchanged-cpu-s")
+		b.ReportMetric(oneChangedCPU.Seconds(), "one-changed-cpu-s")
 		b.ReportMetric(unchanged.Seconds(), "unchanged-s")
 		b.ReportMetric(load.Seconds(), "load-nodesconf-s")
 		b.ReportMetric(oneChanged.Seconds(), "one-changed-s")
