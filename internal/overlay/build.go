@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -66,8 +67,9 @@ type Builder struct {
 	cluster  *clusterView
 	overlays map[string]*loadedOverlay
 	keys     *keyStore
-	reads    *readCache // files included during the current build
-	recent   bool       // the current build may reuse a recent scan
+	reads    *readCache                        // files included during the current build
+	shared   map[*parsedTemplate]*sharedRender // renders for no node in the current build
+	recent   bool                              // the current build may reuse a recent scan
 
 	imu     sync.Mutex // guards indexes, which Parts reads during a build
 	indexes map[string]*index
@@ -428,6 +430,8 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	base := Data{Cluster: v.ctl.withTime(v.buildNow)}
 	errs := &errList{}
 	b.reads = newReadCache()
+	b.shared = map[*parsedTemplate]*sharedRender{}
+	defer func() { b.shared = nil }()
 	for _, kind := range kinds {
 		idx, err := b.index(kind)
 		if err != nil {
@@ -811,10 +815,13 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	// Render every template for no node in particular: those that never ask
 	// for the node are the same everywhere and go into one shared archive.
-	rs.deps, rs.usedNodes = nil, false
+	deps := map[string]dep{}
 	var outs []output
 	for _, t := range s.templates {
-		o, err := rs.render(t, nil)
+		r := b.renderShared(t, rs)
+		maps.Copy(deps, r.deps)
+		m.UsesNodes = m.UsesNodes || r.usedNodes
+		o, err := r.outs, r.err
 		// A secret goes per node, where a system overlay leaves it out.
 		if errors.Is(err, errNeedsNode) || err == nil && slices.ContainsFunc(o, func(f output) bool { return f.secret }) {
 			m.NodeScope = append(m.NodeScope, t.overlay+"/"+t.src)
@@ -825,11 +832,10 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		}
 		outs = append(outs, o...)
 	}
-	m.UsesNodes = rs.usedNodes
 	if m.UsesNodes {
 		m.NodesHash = v.allHash
 	}
-	m.Deps = sortedDeps(rs.deps)
+	m.Deps = sortedDeps(deps)
 	if len(outs) > 0 {
 		data, err := newPacker().pack(outs, s)
 		if err != nil {
@@ -857,6 +863,33 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	s.setManifest(m)
 	return wrote, nil
+}
+
+// sharedRender is a template rendered for no node in particular: what it
+// wrote, read and whether it read the node list, or why it failed
+// (errNeedsNode: it reads the node).
+type sharedRender struct {
+	outs      []output
+	deps      map[string]dep
+	usedNodes bool
+	err       error
+}
+
+// renderShared renders t for no node, once per build: the system and
+// runtime overlay sets often share templates (hosts lists every node).
+func (b *Builder) renderShared(t *parsedTemplate, rs *renderState) *sharedRender {
+	if r, ok := b.shared[t]; ok {
+		return r
+	}
+	if b.shared == nil {
+		b.shared = map[*parsedTemplate]*sharedRender{}
+	defer func() { b.shared = nil }()
+	}
+	rs.deps, rs.usedNodes = nil, false
+	outs, err := rs.render(t, nil)
+	r := &sharedRender{outs: outs, deps: rs.deps, usedNodes: rs.usedNodes, err: err}
+	b.shared[t] = r
+	return r
 }
 
 // pinManifest writes m also under a name made of the set's id and a hash
