@@ -449,7 +449,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			if !ok {
 				s = b.plan(list)
 				if s.err == nil {
-					wrote, err := b.buildShared(s, v, b.newRenderState(v, base))
+					wrote, err := b.buildShared(s, v, base)
 					st.Shared += wrote
 					s.err = err
 				}
@@ -791,7 +791,7 @@ func readJSON(p string, v any) bool {
 // buildShared makes sure set s has its static archive and its cluster
 // archive (templates that render alike for all nodes) and knows which
 // templates need a node. It returns how many archives it wrote.
-func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (int, error) {
+func (b *Builder) buildShared(s *overlaySet, v *clusterView, base Data) (int, error) {
 	shared := b.cfg.OverlaySharedDir()
 	m := &setManifest{}
 	if readJSON(b.setManifestPath(s.id), m) && m.ID == s.id && m.CtlHash == v.ctlHash &&
@@ -817,8 +817,8 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	// for the node are the same everywhere and go into one shared archive.
 	deps := map[string]dep{}
 	var outs []output
-	for _, t := range s.templates {
-		r := b.renderShared(t, rs)
+	for _, r := range b.renderShared(s.templates, v, base) {
+		t := r.t
 		maps.Copy(deps, r.deps)
 		m.UsesNodes = m.UsesNodes || r.usedNodes
 		o, err := r.outs, r.err
@@ -869,27 +869,54 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 // wrote, read and whether it read the node list, or why it failed
 // (errNeedsNode: it reads the node).
 type sharedRender struct {
+	t         *parsedTemplate
 	outs      []output
 	deps      map[string]dep
 	usedNodes bool
 	err       error
 }
 
-// renderShared renders t for no node, once per build: the system and
-// runtime overlay sets often share templates (hosts lists every node).
-func (b *Builder) renderShared(t *parsedTemplate, rs *renderState) *sharedRender {
-	if r, ok := b.shared[t]; ok {
-		return r
-	}
+// renderShared renders templates for no node, each once per build (the
+// system and runtime overlay sets often share one: hosts lists every
+// node), on every core: some read every node, and while they render no
+// node does.
+func (b *Builder) renderShared(ts []*parsedTemplate, v *clusterView, base Data) []*sharedRender {
 	if b.shared == nil {
 		b.shared = map[*parsedTemplate]*sharedRender{}
-	defer func() { b.shared = nil }()
 	}
-	rs.deps, rs.usedNodes = nil, false
-	outs, err := rs.render(t, nil)
-	r := &sharedRender{outs: outs, deps: rs.deps, usedNodes: rs.usedNodes, err: err}
-	b.shared[t] = r
-	return r
+	res := make([]*sharedRender, len(ts))
+	var todo []int
+	for i, t := range ts {
+		if r, ok := b.shared[t]; ok {
+			res[i] = r
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(b.opts.Workers, len(todo)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs := b.newRenderState(v, base)
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(todo) {
+					return
+				}
+				t := ts[todo[j]]
+				rs.deps, rs.usedNodes = nil, false
+				outs, err := rs.render(t, nil)
+				res[todo[j]] = &sharedRender{t: t, outs: outs, deps: rs.deps, usedNodes: rs.usedNodes, err: err}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, i := range todo {
+		b.shared[ts[i]] = res[i]
+	}
+	return res
 }
 
 // pinManifest writes m also under a name made of the set's id and a hash
