@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -66,8 +67,9 @@ type Builder struct {
 	cluster  *clusterView
 	overlays map[string]*loadedOverlay
 	keys     *keyStore
-	reads    *readCache // files included during the current build
-	recent   bool       // the current build may reuse a recent scan
+	reads    *readCache                        // files included during the current build
+	shared   map[*parsedTemplate]*sharedRender // renders for no node in the current build
+	recent   bool                              // the current build may reuse a recent scan
 
 	imu     sync.Mutex // guards indexes, which Parts reads during a build
 	indexes map[string]*index
@@ -428,6 +430,8 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 	base := Data{Cluster: v.ctl.withTime(v.buildNow)}
 	errs := &errList{}
 	b.reads = newReadCache()
+	b.shared = map[*parsedTemplate]*sharedRender{}
+	defer func() { b.shared = nil }()
 	for _, kind := range kinds {
 		idx, err := b.index(kind)
 		if err != nil {
@@ -445,7 +449,7 @@ func (b *Builder) build(db *node.DB, names []string, kinds []string) (Stats, err
 			if !ok {
 				s = b.plan(list)
 				if s.err == nil {
-					wrote, err := b.buildShared(s, v, b.newRenderState(v, base))
+					wrote, err := b.buildShared(s, v, base)
 					st.Shared += wrote
 					s.err = err
 				}
@@ -787,7 +791,7 @@ func readJSON(p string, v any) bool {
 // buildShared makes sure set s has its static archive and its cluster
 // archive (templates that render alike for all nodes) and knows which
 // templates need a node. It returns how many archives it wrote.
-func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (int, error) {
+func (b *Builder) buildShared(s *overlaySet, v *clusterView, base Data) (int, error) {
 	shared := b.cfg.OverlaySharedDir()
 	m := &setManifest{}
 	if readJSON(b.setManifestPath(s.id), m) && m.ID == s.id && m.CtlHash == v.ctlHash &&
@@ -811,10 +815,13 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	// Render every template for no node in particular: those that never ask
 	// for the node are the same everywhere and go into one shared archive.
-	rs.deps, rs.usedNodes = nil, false
+	deps := map[string]dep{}
 	var outs []output
-	for _, t := range s.templates {
-		o, err := rs.render(t, nil)
+	for _, r := range b.renderShared(s.templates, v, base) {
+		t := r.t
+		maps.Copy(deps, r.deps)
+		m.UsesNodes = m.UsesNodes || r.usedNodes
+		o, err := r.outs, r.err
 		// A secret goes per node, where a system overlay leaves it out.
 		if errors.Is(err, errNeedsNode) || err == nil && slices.ContainsFunc(o, func(f output) bool { return f.secret }) {
 			m.NodeScope = append(m.NodeScope, t.overlay+"/"+t.src)
@@ -825,11 +832,10 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 		}
 		outs = append(outs, o...)
 	}
-	m.UsesNodes = rs.usedNodes
 	if m.UsesNodes {
 		m.NodesHash = v.allHash
 	}
-	m.Deps = sortedDeps(rs.deps)
+	m.Deps = sortedDeps(deps)
 	if len(outs) > 0 {
 		data, err := newPacker().pack(outs, s)
 		if err != nil {
@@ -857,6 +863,60 @@ func (b *Builder) buildShared(s *overlaySet, v *clusterView, rs *renderState) (i
 	}
 	s.setManifest(m)
 	return wrote, nil
+}
+
+// sharedRender is a template rendered for no node in particular: what it
+// wrote, read and whether it read the node list, or why it failed
+// (errNeedsNode: it reads the node).
+type sharedRender struct {
+	t         *parsedTemplate
+	outs      []output
+	deps      map[string]dep
+	usedNodes bool
+	err       error
+}
+
+// renderShared renders templates for no node, each once per build (the
+// system and runtime overlay sets often share one: hosts lists every
+// node), on every core: some read every node, and while they render no
+// node does.
+func (b *Builder) renderShared(ts []*parsedTemplate, v *clusterView, base Data) []*sharedRender {
+	if b.shared == nil {
+		b.shared = map[*parsedTemplate]*sharedRender{}
+	}
+	res := make([]*sharedRender, len(ts))
+	var todo []int
+	for i, t := range ts {
+		if r, ok := b.shared[t]; ok {
+			res[i] = r
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(b.opts.Workers, len(todo)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs := b.newRenderState(v, base)
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(todo) {
+					return
+				}
+				t := ts[todo[j]]
+				rs.deps, rs.usedNodes = nil, false
+				outs, err := rs.render(t, nil)
+				res[todo[j]] = &sharedRender{t: t, outs: outs, deps: rs.deps, usedNodes: rs.usedNodes, err: err}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, i := range todo {
+		b.shared[ts[i]] = res[i]
+	}
+	return res
 }
 
 // pinManifest writes m also under a name made of the set's id and a hash

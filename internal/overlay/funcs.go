@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // systemdEscape escapes a string for use in a systemd unit name, as
@@ -196,4 +198,113 @@ func numbered(prefix string, tags map[string]string) []string {
 		out[i] = f.v
 	}
 	return out
+}
+
+// Sprig's regex functions compile their pattern on every call; a
+// template's patterns are nearly always constants, and a build calls them
+// for every node (resolv.conf, shadow). These are the same functions
+// (same results, same errors and panics) with the compiled patterns kept.
+// A template that builds its patterns from node data could grow the cache
+// without end: past regexCacheMax patterns it starts again.
+const regexCacheMax = 1024
+
+var regexCache struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}
+
+// compileRegex is regexp.Compile, remembered.
+func compileRegex(pattern string) (*regexp.Regexp, error) {
+	regexCache.Lock()
+	r, ok := regexCache.m[pattern]
+	regexCache.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	regexCache.Lock()
+	if regexCache.m == nil || len(regexCache.m) >= regexCacheMax {
+		regexCache.m = map[string]*regexp.Regexp{}
+	}
+	regexCache.m[pattern] = r
+	regexCache.Unlock()
+	return r, nil
+}
+
+// mustCompileRegex is regexp.MustCompile, remembered: it panics as that
+// does (text/template turns the panic into the render's error).
+func mustCompileRegex(pattern string) *regexp.Regexp {
+	r, err := compileRegex(pattern)
+	if err != nil {
+		return regexp.MustCompile(pattern)
+	}
+	return r
+}
+
+// regexFuncs replace sprig's functions of the same names.
+var regexFuncs = map[string]any{
+	"regexMatch": func(regex string, s string) bool {
+		r, err := compileRegex(regex)
+		return err == nil && r.MatchString(s)
+	},
+	"mustRegexMatch": func(regex string, s string) (bool, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return false, err
+		}
+		return r.MatchString(s), nil
+	},
+	"regexFindAll": func(regex string, s string, n int) []string {
+		return mustCompileRegex(regex).FindAllString(s, n)
+	},
+	"mustRegexFindAll": func(regex string, s string, n int) ([]string, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return []string{}, err
+		}
+		return r.FindAllString(s, n), nil
+	},
+	"regexFind": func(regex string, s string) string {
+		return mustCompileRegex(regex).FindString(s)
+	},
+	"mustRegexFind": func(regex string, s string) (string, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return "", err
+		}
+		return r.FindString(s), nil
+	},
+	"regexReplaceAll": func(regex string, s string, repl string) string {
+		return mustCompileRegex(regex).ReplaceAllString(s, repl)
+	},
+	"mustRegexReplaceAll": func(regex string, s string, repl string) (string, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return "", err
+		}
+		return r.ReplaceAllString(s, repl), nil
+	},
+	"regexReplaceAllLiteral": func(regex string, s string, repl string) string {
+		return mustCompileRegex(regex).ReplaceAllLiteralString(s, repl)
+	},
+	"mustRegexReplaceAllLiteral": func(regex string, s string, repl string) (string, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return "", err
+		}
+		return r.ReplaceAllLiteralString(s, repl), nil
+	},
+	"regexSplit": func(regex string, s string, n int) []string {
+		return mustCompileRegex(regex).Split(s, n)
+	},
+	"mustRegexSplit": func(regex string, s string, n int) ([]string, error) {
+		r, err := compileRegex(regex)
+		if err != nil {
+			return []string{}, err
+		}
+		return r.Split(s, n), nil
+	},
 }

@@ -245,6 +245,81 @@ type Data struct {
 	st          *renderState
 }
 
+// nodeData is the dot of a render for one node: Data's node methods as
+// fields, filled once per node. Templates see the same names and values
+// (TestNodeDataMatchesData), and text/template finds a field for much
+// less than a method. Data, whose methods fail without a node, stays the
+// dot of the render for no node in particular that sorts templates.
+type nodeData struct {
+	Cluster
+	Overlay        string
+	BuildSource    string
+	ThisNode       *TNode
+	Id             string
+	Hostname       string
+	Comment        string
+	ClusterName    string
+	ImageName      string
+	Container      string
+	ContainerName  string
+	Ipxe           string
+	RuntimeOverlay []string
+	SystemOverlay  []string
+	Kernel         *TKernel
+	Ipmi           *TIpmi
+	Init           string
+	Root           string
+	NetDevs        map[string]*TNetDev
+	Tags           map[string]string
+	PrimaryNetDev  string
+	Disks          map[string]*TDisk
+	FileSystems    map[string]*TFileSystem
+	Resources      map[string]any
+	Discoverable   WWbool
+	AssetKey       string
+	Profiles       []string
+	st             *renderState
+}
+
+// AllNodes is every node, sorted by name.
+func (d *nodeData) AllNodes() []*TNode {
+	d.st.usedNodes = true
+	return d.st.allViews()
+}
+
+// fill makes d the dot for the node st renders for.
+func (d *nodeData) fill(base Cluster, st *renderState) {
+	n := st.view()
+	*d = nodeData{
+		Cluster:        base,
+		ThisNode:       n,
+		Id:             n.id,
+		Hostname:       n.id,
+		Comment:        n.Comment,
+		ClusterName:    n.ClusterName,
+		ImageName:      n.ImageName,
+		Container:      n.ImageName,
+		ContainerName:  n.ImageName,
+		Ipxe:           n.Ipxe,
+		RuntimeOverlay: n.RuntimeOverlay,
+		SystemOverlay:  n.SystemOverlay,
+		Kernel:         n.Kernel,
+		Ipmi:           n.Ipmi,
+		Init:           n.Init,
+		Root:           n.Root,
+		NetDevs:        st.flatNetDevs(n),
+		Tags:           n.Tags,
+		PrimaryNetDev:  n.PrimaryNetDev,
+		Disks:          n.Disks,
+		FileSystems:    n.FileSystems,
+		Resources:      n.Resources,
+		Discoverable:   n.Discoverable,
+		AssetKey:       n.AssetKey,
+		Profiles:       n.Profiles,
+		st:             st,
+	}
+}
+
 func (d *Data) node() (*TNode, error) {
 	if d.st.node == nil {
 		return nil, errNeedsNode

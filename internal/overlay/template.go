@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"net"
 	"os"
 	"path"
@@ -96,6 +97,12 @@ var stubFuncs = func() template.FuncMap {
 	// of the nodes.
 	delete(m, "env")
 	delete(m, "expandenv")
+	for name, f := range regexFuncs {
+		if _, ok := m[name]; !ok {
+			panic("sprig has no function " + name)
+		}
+		m[name] = f
+	}
 	for name := range (&renderState{}).ownFuncs() {
 		m[name] = func(...any) (string, error) { return "", nil }
 	}
@@ -147,10 +154,12 @@ func templateError(overlay, file, nodeName string, err error) error {
 }
 
 // readCache reads each included file once per build, however many nodes
-// include it, and remembers its stat as the dependency.
+// include it, and remembers its stat as the dependency; it stats each
+// other dependency once per build too.
 type readCache struct {
-	mu sync.Mutex
-	m  map[string]*readResult
+	mu    sync.Mutex
+	m     map[string]*readResult
+	stats map[string]dep // addDep's
 }
 
 type readResult struct {
@@ -160,7 +169,9 @@ type readResult struct {
 	dep  dep
 }
 
-func newReadCache() *readCache { return &readCache{m: map[string]*readResult{}} }
+func newReadCache() *readCache {
+	return &readCache{m: map[string]*readResult{}, stats: map[string]dep{}}
+}
 
 func (c *readCache) get(path string, read func() ([]byte, error)) *readResult {
 	c.mu.Lock()
@@ -178,6 +189,25 @@ func (c *readCache) get(path string, read func() ([]byte, error)) *readResult {
 	return r
 }
 
+// stat is statDep(p), once per build.
+func (c *readCache) stat(p string) dep {
+	c.mu.Lock()
+	d, ok := c.stats[p]
+	c.mu.Unlock()
+	if ok {
+		return d
+	}
+	d = statDep(p)
+	c.mu.Lock()
+	if first, ok := c.stats[p]; ok {
+		d = first // another worker's look counts, as one look per build
+	} else {
+		c.stats[p] = d
+	}
+	c.mu.Unlock()
+	return d
+}
+
 // renderState is one worker's renderer: its template clones are bound to
 // it, so workers render in parallel without sharing state.
 type renderState struct {
@@ -190,11 +220,14 @@ type renderState struct {
 	nodes    []*node.Node // all nodes
 	views    *viewCache
 	base     Data
+	data     Data // the dot of a render for no node
 	clones   map[*parsedTemplate]*template.Template
 
 	// per node
-	nview *TNode
-	flat  map[string]*TNetDev
+	nview  *TNode
+	flat   map[string]*TNetDev
+	ndot   nodeData // the dot of its renders
+	ndotOK bool
 
 	// per render
 	usedNodes bool
@@ -246,11 +279,14 @@ func (st *renderState) imageKernel(name string) string {
 		}
 		return []byte(ks[0].Version), nil
 	})
-	for _, d := range []string{"boot", "lib/modules", "usr/lib/modules"} {
-		st.addDep(filepath.Join(rootfs, d))
+	for _, d := range kernelDirs {
+		st.addDep(rootfs + "/" + d)
 	}
 	return r.data
 }
+
+// kernelDirs are where an image's kernels are (image.FindKernels).
+var kernelDirs = []string{"boot", "lib/modules", "usr/lib/modules"}
 
 func (st *renderState) flatNetDevs(n *TNode) map[string]*TNetDev {
 	if st.flat == nil {
@@ -301,15 +337,27 @@ func (st *renderState) renderAll(t *parsedTemplate, n *node.Node) ([]output, []b
 		return nil, nil, err
 	}
 	if st.node != n || n == nil {
-		st.nview, st.flat = nil, nil
+		st.nview, st.flat, st.ndotOK = nil, nil, false
 	}
 	st.node, st.tmpl, st.aborted = n, t, false
 	st.buf.Reset()
 	st.outs = append(st.outs[:0], output{path: t.out, mode: t.entry.Mode, uid: t.entry.UID, gid: t.entry.GID})
-	data := st.base
-	data.Overlay, data.st = t.overlay, st
-	data.BuildSource = t.src
-	if err := c.Execute(&st.buf, &data); err != nil {
+	// One dot per worker, not one per render: the dot is large.
+	var dot any
+	if n == nil {
+		st.data = st.base
+		st.data.Overlay, st.data.st = t.overlay, st
+		st.data.BuildSource = t.src
+		dot = &st.data
+	} else {
+		if !st.ndotOK {
+			st.ndot.fill(st.base.Cluster, st)
+			st.ndotOK = true
+		}
+		st.ndot.Overlay, st.ndot.BuildSource = t.overlay, t.src
+		dot = &st.ndot
+	}
+	if err := c.Execute(&st.buf, dot); err != nil {
 		if errors.Is(err, errNeedsNode) {
 			return nil, nil, errNeedsNode
 		}
@@ -357,12 +405,15 @@ func (st *renderState) addStat(d dep) {
 	st.deps[d.Path] = d
 }
 
+// addDep makes p a dependency of the render, as it is now: stat once per
+// build, however many nodes depend on it (as readCache does for what
+// templates read).
 func (st *renderState) addDep(p string) {
 	if st.deps == nil {
 		st.deps = map[string]dep{}
 	}
 	if _, ok := st.deps[p]; !ok {
-		st.deps[p] = statDep(p)
+		st.deps[p] = st.reads.stat(p)
 	}
 }
 
@@ -698,9 +749,7 @@ func mergeAccounts(base, extra string) string {
 	var b strings.Builder
 	seen := map[string]bool{}
 	for _, text := range []string{base, extra} {
-		sc := bufio.NewScanner(strings.NewReader(text))
-		for sc.Scan() {
-			line := sc.Text()
+		for line := range scanLines(text) {
 			name, _, ok := strings.Cut(line, ":")
 			if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") {
 				continue
@@ -714,6 +763,31 @@ func mergeAccounts(base, extra string) string {
 		}
 	}
 	return b.String()
+}
+
+// scanLines yields the lines of text as a bufio.Scanner splitting lines
+// would (a final "\r" dropped, scanning stopped at a line longer than it
+// takes), without a scanner's buffer for every call: mergeAccounts runs
+// for every node.
+func scanLines(text string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if len(text) >= bufio.MaxScanTokenSize {
+			sc := bufio.NewScanner(strings.NewReader(text))
+			for sc.Scan() {
+				if !yield(sc.Text()) {
+					return
+				}
+			}
+			return
+		}
+		for text != "" {
+			line, rest, _ := strings.Cut(text, "\n")
+			text = rest
+			if !yield(strings.TrimSuffix(line, "\r")) {
+				return
+			}
+		}
+	}
 }
 
 // outputDirs lists the parent directories of p, outermost first.

@@ -323,7 +323,13 @@ func viewOf(n *node.Node) *TNode {
 		t.NetDevs[keys[0]].primary = true
 		t.PrimaryNetDev = keys[0]
 	}
-	decodeInto(n.Disks, &t.Disks)
+	// Most nodes have no disks or file systems: an empty map, as the YAML
+	// round trip makes of nothing, without it.
+	if len(n.Disks) == 0 {
+		t.Disks = map[string]*TDisk{}
+	} else {
+		decodeInto(n.Disks, &t.Disks)
+	}
 	for id, d := range t.Disks {
 		if d == nil {
 			continue
@@ -335,7 +341,11 @@ func viewOf(n *node.Node) *TNode {
 			}
 		}
 	}
-	decodeInto(n.FileSystems, &t.FileSystems)
+	if len(n.FileSystems) == 0 {
+		t.FileSystems = map[string]*TFileSystem{}
+	} else {
+		decodeInto(n.FileSystems, &t.FileSystems)
+	}
 	for id, f := range t.FileSystems {
 		if f != nil {
 			f.id = id
