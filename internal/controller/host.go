@@ -27,6 +27,9 @@ const (
 	// `dhcp: server: dnsmasq` and `dhcpd`.
 	DnsmasqTemplate = "etc/dnsmasq.d/ww4-hosts.conf.ww"
 	DhcpdTemplate   = "etc/dhcp/dhcpd.conf.ww"
+	// DnsmasqListenTemplate is upstream's second dnsmasq file: the
+	// addresses to listen on, written beside the DHCP config.
+	DnsmasqListenTemplate = "etc/dnsmasq.d/ww4-listen.conf.ww"
 )
 
 // DHCPTemplate is the host overlay's template of the DHCP server that

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -15,6 +17,7 @@ import (
 	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/controller"
 	"github.com/warewulf-ng/warewulf/internal/node"
+	"github.com/warewulf-ng/warewulf/internal/overlay"
 	"github.com/warewulf-ng/warewulf/internal/warewulfd"
 )
 
@@ -138,11 +141,39 @@ func configureDHCP(cmd *cobra.Command, cfg *config.Config, f *configureFlags) er
 		if err := writeFile(out, f, "dhcp", cfg.DHCPConfigFile(), data); err != nil {
 			return err
 		}
+		if cfg.DHCP.Server == "dnsmasq" {
+			if err := writeDnsmasqListen(out, f, cfg, db); err != nil {
+				return err
+			}
+		}
 	}
 	if f.dryRun {
 		return nil
 	}
 	return reload(out, f, dhcpService(cfg))
+}
+
+// writeDnsmasqListen writes the host overlay's ww4-listen.conf (the
+// addresses dnsmasq listens on) beside the dnsmasq config. A site host
+// overlay without that file, or whose template aborts, writes none.
+func writeDnsmasqListen(out io.Writer, f *configureFlags, cfg *config.Config, db *node.DB) error {
+	o, err := overlay.Find(cfg, controller.HostOverlay)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(filepath.Join(o.Rootfs(), controller.DnsmasqListenTemplate)); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(out, "dhcp: overlay %s has no %s: not writing it\n", controller.HostOverlay, controller.DnsmasqListenTemplate)
+		return nil
+	}
+	data, err := controller.RenderHost(cfg, db, controller.DnsmasqListenTemplate, nil)
+	switch {
+	case err != nil:
+		return err
+	case data == nil:
+		return nil
+	}
+	file := filepath.Join(filepath.Dir(cfg.DHCPConfigFile()), strings.TrimSuffix(filepath.Base(controller.DnsmasqListenTemplate), overlay.TemplateSuffix))
+	return writeFile(out, f, "dhcp", file, data)
 }
 
 // dhcpService is the service `configure dhcp` restarts: `dhcp: systemd

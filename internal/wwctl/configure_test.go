@@ -114,6 +114,8 @@ func TestConfigureAll(t *testing.T) {
 		}
 	}
 	check(filepath.Join(dir, "out", "dnsmasq.conf"), "\ndhcp-host=52:54:00:00:00:01,")
+	// upstream's second dnsmasq file, beside the first
+	check(filepath.Join(dir, "out", "ww4-listen.conf"), "\nlisten-address=10.0.0.1\n")
 	// Through the host overlay: the file's own lines stay above upstream's marker.
 	check(hosts, "127.0.0.1 localhost\n# Do not edit after this line\n", "\n10.0.0.11 n1 n1-default \n")
 	check(exports, "# BEGIN warewulf", "\n/home 10.0.0.0/255.255.255.0(rw,sync)\n# END warewulf\n")
@@ -126,7 +128,7 @@ func TestConfigureAll(t *testing.T) {
 	// Running again changes nothing and keeps the keys.
 	key, _ := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster"))
 	out, err = wwctlRun(t, "--config", conf, "configure", "--all", "--no-reload", "--hosts-file", hosts, "--exports-file", exports, "--known-hosts-file", known)
-	if err != nil || strings.Count(out, "is up to date") != 4 {
+	if err != nil || strings.Count(out, "is up to date") != 5 {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
 	if again, _ := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster")); !bytes.Equal(key, again) {
@@ -255,7 +257,10 @@ func TestConfigureDHCP(t *testing.T) {
 	site := filepath.Join(dir, "state", "warewulf", "overlays", "host", "rootfs", "etc", "dnsmasq.d")
 	os.MkdirAll(site, 0o755)
 	os.WriteFile(filepath.Join(site, "ww4-hosts.conf.ww"), []byte("# site\n{{ range $r := dhcpBoot.Rules }}{{ $r.Tag }} {{ $r.File }}\n{{ end }}"), 0o644)
-	run()
+	// Without a ww4-listen.conf.ww of its own, none is written, and it says so.
+	if out := run(); !strings.Contains(out, "dhcp: overlay host has no etc/dnsmasq.d/ww4-listen.conf.ww: not writing it") {
+		t.Errorf("site overlay without ww4-listen.conf.ww:\n%s", out)
+	}
 	if got := read(file); !strings.HasPrefix(got, "# site\nipxe http://10.0.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}\n") {
 		t.Errorf("site overlay:\n%s", got)
 	}
