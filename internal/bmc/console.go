@@ -148,10 +148,11 @@ type rxLink struct {
 	n     atomic.Int64 // datagrams received
 	last  atomic.Int64 // when the last came, UnixNano
 	pulse chan struct{}
+	fresh time.Duration // keyFresh
 }
 
 func newRxLink() *rxLink {
-	l := &rxLink{pulse: make(chan struct{}, 1)}
+	l := &rxLink{pulse: make(chan struct{}, 1), fresh: keyFresh}
 	l.last.Store(time.Now().UnixNano())
 	return l
 }
@@ -306,7 +307,7 @@ func (v *keyView) ready() bool {
 	if v.took && v.link.n.Load() <= v.at {
 		return false
 	}
-	return time.Since(time.Unix(0, v.link.last.Load())) < keyFresh
+	return time.Since(time.Unix(0, v.link.last.Load())) < v.link.fresh
 }
 
 // escapeReader passes keystrokes through until the escape sequence, where it

@@ -223,15 +223,13 @@ func TestConsoleOutlivesSessionTimeout(t *testing.T) {
 // answered lately, and one key per answer; a key it cannot take stays for
 // the next session.
 func TestKeyViewWaitsForTheBMC(t *testing.T) {
-	old := keyFresh
-	keyFresh = 200 * time.Millisecond
-	defer func() { keyFresh = old }()
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	p := newKeyPump(inR)
 	go inW.Write([]byte("abc"))
 
 	link := newRxLink()
+	link.fresh = 200 * time.Millisecond
 	link.last.Store(time.Now().Add(-time.Second).UnixNano()) // silent for a second
 	stop := make(chan struct{})
 	v := &keyView{p: p, stop: stop, link: link}
