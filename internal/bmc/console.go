@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,8 +59,11 @@ func Console(ctx context.Context, t Target, in io.Reader, out io.Writer) error {
 	defer fmt.Fprintf(out, "\r\n[console of %s closed]\r\n", t.Node)
 	// A BMC that stops answering for a few seconds (a busy BMC, a lost
 	// packet burst) ends a SOL session; the console reconnects rather than
-	// drop the admin out of a boot they are watching. The keys typed are
-	// not lost: the escape reader outlives the sessions.
+	// drop the admin out of a boot they are watching. The keys typed
+	// meanwhile go to the next session: the key pump outlives the
+	// sessions, and a session takes a key only while its BMC answers (see
+	// keyView). A key already on its way when the BMC fell silent may be
+	// lost, as with ipmitool.
 	for failures := 0; ; {
 		err := solSession(ctx, t, keys, out)
 		if err == nil || keys.done.Load() || ctx.Err() != nil {
@@ -76,10 +81,20 @@ func Console(ctx context.Context, t Target, in io.Reader, out io.Writer) error {
 	}
 }
 
+// solKeepalive is how often a console sends its BMC an IPMI command (Get
+// Device ID) while serial over LAN flows. A BMC may count only IPMI
+// messages as session activity, not SOL packets: OpenIPMI's ipmi_sim closes
+// a session 30 s after its last IPMI message and from then on drops every
+// packet of it unanswered, SOL included. (go-ipmi's own keepalive, every
+// 30 s from the login, comes too late for that.) ipmitool keeps its SOL
+// sessions alive the same way, every 15 s.
+var solKeepalive = 10 * time.Second
+
 // solSession runs one SOL session until the input ends or the BMC stops
 // answering.
 func solSession(ctx context.Context, t Target, keys *keyPump, out io.Writer) error {
-	return session(ctx, t, func(c *client.Client) error {
+	link := newRxLink()
+	return sessionVia(ctx, t, link, func(c *client.Client) error {
 		activate := &transport.ActivatePayloadRequest{PayloadType: types.PayloadTypeSOL, PayloadInstance: 1}
 		if _, err := c.ActivatePayload(ctx, activate); err != nil {
 			// A session left over (a console closed without deactivating)
@@ -93,8 +108,84 @@ func solSession(ctx context.Context, t Target, keys *keyPump, out io.Writer) err
 		defer c.DeactivatePayload(context.WithoutCancel(ctx), &transport.DeactivatePayloadRequest{PayloadType: types.PayloadTypeSOL, PayloadInstance: 1})
 		stop := make(chan struct{})
 		defer close(stop)
-		return c.SOLStream(ctx, keyView{keys, stop}, out, nil)
+		kctx, cancel := context.WithCancel(ctx)
+		alive := make(chan struct{})
+		go func() {
+			defer close(alive)
+			keepAlive(kctx, c)
+		}()
+		defer func() {
+			cancel()
+			<-alive
+		}()
+		return c.SOLStream(ctx, &keyView{p: keys, stop: stop, link: link}, out, nil)
 	})
+}
+
+// keepAlive sends Get Device ID every solKeepalive until ctx ends. A BMC
+// that does not answer is the SOL stream's to notice.
+func keepAlive(ctx context.Context, c *client.Client) {
+	tick := time.NewTicker(solKeepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_, _ = c.GetDeviceID(ctx)
+		}
+	}
+}
+
+// keyFresh is how recently the BMC must have answered for a session to
+// take a key: its SOL stream polls every 100 ms, so a BMC that said
+// nothing for longer may be gone.
+var keyFresh = 300 * time.Millisecond
+
+// rxLink makes a session's UDP socket and notes every datagram that comes
+// back on it: the console's sign that the BMC still answers.
+type rxLink struct {
+	n     atomic.Int64 // datagrams received
+	last  atomic.Int64 // when the last came, UnixNano
+	pulse chan struct{}
+	fresh time.Duration // keyFresh
+}
+
+func newRxLink() *rxLink {
+	l := &rxLink{pulse: make(chan struct{}, 1), fresh: keyFresh}
+	l.last.Store(time.Now().UnixNano())
+	return l
+}
+
+// Dial is go-ipmi's proxy.Dialer.
+func (l *rxLink) Dial(network, addr string) (net.Conn, error) {
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return rxConn{Conn: c, l: l}, nil
+}
+
+func (l *rxLink) seen() {
+	l.last.Store(time.Now().UnixNano())
+	l.n.Add(1)
+	select {
+	case l.pulse <- struct{}{}:
+	default:
+	}
+}
+
+type rxConn struct {
+	net.Conn
+	l *rxLink
+}
+
+func (c rxConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err == nil {
+		c.l.seen()
+	}
+	return n, err
 }
 
 // keyPump reads the keyboard in one goroutine for all the sessions of a
@@ -103,6 +194,9 @@ func solSession(ctx context.Context, t Target, keys *keyPump, out io.Writer) err
 type keyPump struct {
 	ch   chan keyRead
 	done atomic.Bool // the input ended: escape sequence or end of file
+
+	mu   sync.Mutex
+	held []keyRead // keys a session took and gave back, first out first
 }
 
 type keyRead struct {
@@ -127,26 +221,93 @@ func newKeyPump(r io.Reader) *keyPump {
 	return p
 }
 
+// next is the next key: one given back first, else the keyboard's, until
+// stop closes.
+func (p *keyPump) next(stop <-chan struct{}) (keyRead, bool) {
+	p.mu.Lock()
+	if len(p.held) > 0 {
+		k := p.held[0]
+		p.held = p.held[1:]
+		p.mu.Unlock()
+		return k, true
+	}
+	p.mu.Unlock()
+	select {
+	case k := <-p.ch:
+		return k, true
+	case <-stop:
+		return keyRead{}, false
+	}
+}
+
+// giveBack returns a key that next handed out, to be the next again.
+func (p *keyPump) giveBack(k keyRead) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = append([]keyRead{k}, p.held...)
+}
+
 // keyView is one session's reader of the pump; it ends with the session.
+// go-ipmi reads its input ahead, into a queue the session drops when it
+// ends, so with a link the view takes a key from the pump only while the
+// BMC answers: when it has answered within keyFresh, and since the view
+// took its last key. A BMC that fell silent leaves the keys typed in the
+// pump, for the next session.
 type keyView struct {
 	p    *keyPump
 	stop <-chan struct{}
+	link *rxLink // nil: no such check
+
+	took bool  // a key was taken
+	at   int64 // the link's count of datagrams when it was
 }
 
-func (v keyView) Read(b []byte) (int, error) {
+func (v *keyView) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	select {
-	case k := <-v.p.ch:
+	for {
+		for v.link != nil && !v.ready() {
+			select {
+			case <-v.link.pulse:
+			case <-v.stop:
+				return 0, io.EOF
+			}
+		}
+		k, ok := v.p.next(v.stop)
+		if !ok {
+			return 0, io.EOF
+		}
+		select {
+		case <-v.stop:
+			// The session ended while the key came: the next one's.
+			v.p.giveBack(k)
+			return 0, io.EOF
+		default:
+		}
 		if k.err != nil {
 			return 0, k.err
 		}
+		if v.link != nil && !v.ready() {
+			// The BMC fell silent while the view waited for a key.
+			v.p.giveBack(k)
+			continue
+		}
 		b[0] = k.b
+		if v.link != nil {
+			v.took, v.at = true, v.link.n.Load()
+		}
 		return 1, nil
-	case <-v.stop:
-		return 0, io.EOF
 	}
+}
+
+// ready: the BMC answered within keyFresh, and since the last key was
+// taken.
+func (v *keyView) ready() bool {
+	if v.took && v.link.n.Load() <= v.at {
+		return false
+	}
+	return time.Since(time.Unix(0, v.link.last.Load())) < v.link.fresh
 }
 
 // escapeReader passes keystrokes through until the escape sequence, where it

@@ -48,8 +48,14 @@ var (
 	ipmiRetries = 4
 )
 
-// connect opens an authenticated IPMI session to the target's BMC.
-func connect(ctx context.Context, t Target) (*client.Client, error) {
+// udpDialer makes the UDP socket of a session (go-ipmi's proxy.Dialer).
+type udpDialer interface {
+	Dial(network, addr string) (net.Conn, error)
+}
+
+// connect opens an authenticated IPMI session to the target's BMC; dial,
+// when not nil, makes its socket.
+func connect(ctx context.Context, t Target, dial udpDialer) (*client.Client, error) {
 	if len(t.UserName) > 16 {
 		return nil, fmt.Errorf("ipmi username %q is longer than 16 characters", t.UserName)
 	}
@@ -64,6 +70,9 @@ func connect(ctx context.Context, t Target) (*client.Client, error) {
 			return nil, err
 		}
 		c.WithTimeout(ipmiTimeout).WithRetry(ipmiRetries)
+		if dial != nil {
+			c.WithUDPProxy(dial)
+		}
 		if t.Interface == "lan" {
 			c.WithInterface(client.InterfaceLan)
 		} else {
@@ -108,7 +117,12 @@ func isTimeout(err error) bool {
 
 // session runs fn in an IPMI session and closes the session whatever fn did.
 func session(ctx context.Context, t Target, fn func(*client.Client) error) error {
-	c, err := connect(ctx, t)
+	return sessionVia(ctx, t, nil, fn)
+}
+
+// sessionVia is session over a socket dial makes (nil: the usual one).
+func sessionVia(ctx context.Context, t Target, dial udpDialer, fn func(*client.Client) error) error {
+	c, err := connect(ctx, t, dial)
 	if err != nil {
 		return err
 	}
