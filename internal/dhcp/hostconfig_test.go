@@ -205,17 +205,7 @@ func dnsmasqServes(t *testing.T, withInterfaces bool) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	time.Sleep(300 * time.Millisecond)
-
-	n.SetMAC(t, "52:54:00:99:00:01")
-	env := n.Udhcpc(t, "-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000")
-	dhcp.ExpectEnv(t, env, map[string]string{
-		"ip": "10.99.0.11", "subnet": "255.255.255.0", "hostname": "n1", "siaddr": "10.99.0.1", "boot_file": "undionly.kpxe",
-	})
-	env = n.Udhcpc(t, "-x", "0x5d:0007", "-x", "0x4d:69505845")
-	dhcp.ExpectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}"})
-	if t.Failed() {
-		t.Logf("dnsmasq:\n%s\nconfig:\n%s", log.String(), out)
-	}
+	expectNodeServed(t, n, "dnsmasq", &log, out)
 }
 
 // TestDhcpdServesHostConfig runs ISC dhcpd with the host overlay's
@@ -243,7 +233,13 @@ func TestDhcpdServesHostConfig(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	time.Sleep(500 * time.Millisecond)
+	expectNodeServed(t, n, "dhcpd", &log, out)
+}
 
+// expectNodeServed: a real client with n1's MAC gets n1's address, name
+// and the shared rules' boot files, as a BIOS PXE ROM and as UEFI iPXE.
+func expectNodeServed(t *testing.T, n *dhcp.TestNet, server string, log *strings.Builder, config []byte) {
+	t.Helper()
 	n.SetMAC(t, "52:54:00:99:00:01")
 	env := n.Udhcpc(t, "-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000")
 	dhcp.ExpectEnv(t, env, map[string]string{
@@ -252,7 +248,7 @@ func TestDhcpdServesHostConfig(t *testing.T) {
 	env = n.Udhcpc(t, "-x", "0x5d:0007", "-x", "0x4d:69505845")
 	dhcp.ExpectEnv(t, env, map[string]string{"ip": "10.99.0.11", "boot_file": "http://10.99.0.1:9873/ipxe/${mac}?assetkey=${asset:uristring}"})
 	if t.Failed() {
-		t.Logf("dhcpd:\n%s\nconfig:\n%s", log.String(), out)
+		t.Logf("%s:\n%s\nconfig:\n%s", server, log.String(), config)
 	}
 }
 
