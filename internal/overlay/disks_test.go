@@ -62,6 +62,11 @@ nodes:
 
 // renderAll renders every template of overlay name for node d1.
 func renderAll(t testing.TB, sb *sandbox, db *node.DB, name string) map[string]Rendered {
+	return renderAllFor(t, sb, db, name, "d1")
+}
+
+// renderAllFor renders every template of overlay name for nodeName.
+func renderAllFor(t testing.TB, sb *sandbox, db *node.DB, name, nodeName string) map[string]Rendered {
 	t.Helper()
 	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
 	ov, err := Find(sb.cfg, name)
@@ -77,7 +82,7 @@ func renderAll(t testing.TB, sb *sandbox, db *node.DB, name string) map[string]R
 		if !e.Template {
 			continue
 		}
-		outs, err := b.Render(db, name, e.Path, "d1")
+		outs, err := b.Render(db, name, e.Path, nodeName)
 		if err != nil {
 			t.Fatalf("%s %s: %v", name, e.Path, err)
 		}

@@ -101,35 +101,16 @@ var expectMode = map[string][3]uint32{
 // overlay for n1 and checks the overlays this package ships.
 func TestShippedOverlaysRender(t *testing.T) {
 	sb := newSandbox(t, t.TempDir())
-	b := NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot})
 	db := sampleDB(t)
 	for _, name := range shippedOverlays(t) {
 		t.Run(name, func(t *testing.T) {
-			ov, err := Find(sb.cfg, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries, err := Scan(ov)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]Rendered{}
-			for _, e := range entries {
-				if !e.Template {
-					continue
+			got := renderAllFor(t, sb, db, name, "n1")
+			for _, o := range got {
+				if bytes.Contains(o.Data, []byte("<no value>")) {
+					t.Errorf("%s renders a missing value:\n%s", o.Path, o.Data)
 				}
-				outs, err := b.Render(db, name, e.Path, "n1")
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range outs {
-					got[o.Path] = o
-					if bytes.Contains(o.Data, []byte("<no value>")) {
-						t.Errorf("%s renders a missing value:\n%s", o.Path, o.Data)
-					}
-					if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
-						t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
-					}
+				if bytes.HasPrefix(o.Data, []byte("\n")) || bytes.HasSuffix(o.Data, []byte("\n\n\n")) {
+					t.Errorf("%s has stray blank lines:\n%q", o.Path, o.Data)
 				}
 			}
 			want, ok := expect[name]

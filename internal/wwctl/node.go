@@ -202,17 +202,7 @@ func (k kind) valuesCmd(use, short string, create bool) *cobra.Command {
 				}
 				return nil
 			})
-			switch {
-			case errors.Is(err, errNoChanges):
-				fmt.Fprintln(cmd.ErrOrStderr(), "No changes to apply.")
-				return nil
-			case errors.Is(err, errNotApplied):
-				fmt.Fprintln(cmd.ErrOrStderr(), "No changes made!")
-				return nil
-			case err == nil && yes && summary != "":
-				fmt.Fprint(cmd.OutOrStdout(), "Applying following changes:\n"+summary)
-			}
-			return err
+			return applyOutcome(cmd, err, yes, summary)
 		},
 	}
 	addValueFlags(cmd.Flags(), k.profile)
@@ -301,17 +291,7 @@ func (k kind) unsetCmd() *cobra.Command {
 				}
 				return nil
 			})
-			switch {
-			case errors.Is(err, errNoChanges):
-				fmt.Fprintln(cmd.ErrOrStderr(), "No changes to apply.")
-				return nil
-			case errors.Is(err, errNotApplied):
-				fmt.Fprintln(cmd.ErrOrStderr(), "No changes made!")
-				return nil
-			case err == nil && yes && summary != "":
-				fmt.Fprint(cmd.OutOrStdout(), "Applying following changes:\n"+summary)
-			}
-			return err
+			return applyOutcome(cmd, err, yes, summary)
 		},
 	}
 	addUnsetFlags(cmd, k.profile)
@@ -872,4 +852,20 @@ func refuseLoop(db *node.DB, k kind, name string, c *node.Conf) error {
 		}
 	}
 	return nil
+}
+
+// applyOutcome reports how a set or unset ended, as upstream words it: no
+// changes, declined, or (with --yes) the changes applied.
+func applyOutcome(cmd *cobra.Command, err error, yes bool, summary string) error {
+	switch {
+	case errors.Is(err, errNoChanges):
+		fmt.Fprintln(cmd.ErrOrStderr(), "No changes to apply.")
+		return nil
+	case errors.Is(err, errNotApplied):
+		fmt.Fprintln(cmd.ErrOrStderr(), "No changes made!")
+		return nil
+	case err == nil && yes && summary != "":
+		fmt.Fprint(cmd.OutOrStdout(), "Applying following changes:\n"+summary)
+	}
+	return err
 }

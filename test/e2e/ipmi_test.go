@@ -88,25 +88,7 @@ func (e *env) ipmitoolOverlay(t *testing.T) string {
 	bin, err := exec.LookPath("ipmitool")
 	testenv.Need(t, "ipmitool is not installed", err == nil)
 	root := filepath.Join(e.cfg.SiteOverlayDir(), "e2e-ipmitool", "rootfs")
-	copyFile(t, bin, filepath.Join(root, "usr/bin/ipmitool"), 0o755)
-	for _, l := range lines(run(t, nil, "ldd", bin)) {
-		f := strings.Fields(l)
-		lib := ""
-		switch {
-		case len(f) >= 3 && f[1] == "=>":
-			lib = f[2]
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			lib = f[0]
-		}
-		if lib == "" {
-			continue
-		}
-		real, err := filepath.EvalSymlinks(lib)
-		if err != nil {
-			t.Fatal(err)
-		}
-		copyFile(t, real, filepath.Join(root, lib), 0o755)
-	}
+	copyWithLibs(t, bin, root)
 	return "e2e-ipmitool"
 }
 
