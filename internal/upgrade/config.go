@@ -47,12 +47,15 @@ func Exports(warewulfConf []byte) ([]Export, error) {
 // Config upgrades a warewulf.conf document in place, keeping its order,
 // comments and every key this function does not change:
 //   - WW_INTERNAL and warewulf: syslog are dropped (obsolete);
-//   - ipv6net becomes ipaddr6 and prefixlen6;
+//   - ipv6net becomes ipaddr6 and prefixlen6 (an unparsable one is dropped
+//     with a note, as upstream does), and prefixlen6 is a string;
 //   - container mounts becomes image mounts;
 //   - warewulf: datastore becomes paths: datadir;
 //   - nfs: exports (a list of paths) becomes export paths, and an export's
 //     mount and mount options are dropped (nodes mount through fstab
-//     resources now: `wwctl upgrade nodes --with-warewulfconf`).
+//     resources now: `wwctl upgrade nodes --with-warewulfconf`);
+//   - keys with an empty or null value are dropped, as upstream's rewrite
+//     omits empty fields.
 func Config(data []byte) ([]byte, []string, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -71,14 +74,17 @@ func Config(data []byte) ([]byte, []string, error) {
 		note("WW_INTERNAL: obsolete, removed")
 	}
 	if v := del(root, "ipv6net"); v != nil {
-		ip, n, err := net.ParseCIDR(v.Value)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ipv6net: %q is not an IPv6 network", v.Value)
+		if ip, n, err := net.ParseCIDR(v.Value); err == nil && ip.To4() == nil {
+			ones, _ := n.Mask.Size()
+			setIfAbsent(root, "ipaddr6", ip.String())
+			setIfAbsent(root, "prefixlen6", strconv.Itoa(ones))
+			note("ipv6net: now ipaddr6 and prefixlen6")
+		} else if v.Value != "" {
+			note("ipv6net: %q is not an IPv6 network: dropped", v.Value)
 		}
-		ones, _ := n.Mask.Size()
-		setIfAbsent(root, "ipaddr6", ip.String())
-		setIfAbsent(root, "prefixlen6", strconv.Itoa(ones))
-		note("ipv6net: now ipaddr6 and prefixlen6")
+	}
+	if v := get(root, "prefixlen6"); v != nil && v.Kind == yaml.ScalarNode {
+		v.Tag, v.Style = "!!str", yaml.DoubleQuotedStyle
 	}
 	if v := del(root, "container mounts"); v != nil {
 		if get(root, "image mounts") == nil {
@@ -90,7 +96,7 @@ func Config(data []byte) ([]byte, []string, error) {
 		if del(ww, "syslog") != nil {
 			note("warewulf: syslog: removed (logs go to stderr and the journal)")
 		}
-		if v := del(ww, "datastore"); v != nil {
+		if v := del(ww, "datastore"); v != nil && v.Value != "" {
 			paths := get(root, "paths")
 			if paths == nil {
 				paths = &yaml.Node{Kind: yaml.MappingNode}
@@ -126,6 +132,7 @@ func Config(data []byte) ([]byte, []string, error) {
 			}
 		}
 	}
+	dropEmpty(root)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -133,6 +140,27 @@ func Config(data []byte) ([]byte, []string, error) {
 		return nil, nil, err
 	}
 	return buf.Bytes(), dedupe(notes), enc.Close()
+}
+
+// dropEmpty removes, at every depth, the keys whose value is an empty string
+// or null.
+func dropEmpty(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); {
+			v := n.Content[i+1]
+			if v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Tag == "!!str" && v.Value == "") {
+				del(n, n.Content[i].Value)
+				continue
+			}
+			dropEmpty(v)
+			i += 2
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			dropEmpty(c)
+		}
+	}
 }
 
 func dedupe(in []string) []string {

@@ -22,7 +22,7 @@ nfs:
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, want := range []string{"# site comment", "ipaddr6: fd00:10::1", "prefixlen6: 64", "- path: /home", "- path: /opt"} {
+	for _, want := range []string{"# site comment", "ipaddr6: fd00:10::1", `prefixlen6: "64"`, "- path: /home", "- path: /opt"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %q in\n%s", want, s)
 		}
@@ -39,8 +39,23 @@ nfs:
 	if string(again) != s || len(notes) != 0 {
 		t.Errorf("not stable: %q\n%s", notes, again)
 	}
-	if _, _, err := Config([]byte("ipv6net: nonsense\n")); err == nil || !strings.Contains(err.Error(), "nonsense") {
-		t.Errorf("bad ipv6net: %v", err)
+	// Upstream drops an unparsable ipv6net with a warning.
+	out, notes, err = Config([]byte("ipv6net: nonsense\nipaddr: 10.0.0.1\n"))
+	if err != nil || strings.Contains(string(out), "nonsense") || len(notes) != 1 || !strings.Contains(notes[0], "nonsense") {
+		t.Errorf("bad ipv6net: %v %q\n%s", err, notes, out)
+	}
+}
+
+// Upstream's rewrite omits empty fields and writes prefixlen6 as a string.
+func TestConfigEmptyValues(t *testing.T) {
+	in := "prefixlen6: 64\nwarewulf:\n  datastore: \"\"\n  port: 9873\ntftp:\n  tftproot: \"\"\n  enabled: true\n  systemd name:\n"
+	out, _, err := Config([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "prefixlen6: \"64\"\nwarewulf:\n  port: 9873\ntftp:\n  enabled: true\n"
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
 }
 
