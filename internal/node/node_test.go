@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 func mustParse(t *testing.T, doc string) *DB {
@@ -354,5 +356,25 @@ func TestOverlayReplacesLists(t *testing.T) {
 	Overlay(dst, &Conf{Profiles: List{"default"}, SystemOverlay: List{"b"}})
 	if !reflect.DeepEqual(dst.Profiles, List{"default"}) || !reflect.DeepEqual(dst.SystemOverlay, List{"b"}) || dst.ImageName != "x" {
 		t.Errorf("got %+v", dst)
+	}
+}
+
+// TestSameInterfaceWarned: two network devices naming one interface load
+// (upstream loads them), with one warning for all such nodes.
+func TestSameInterfaceWarned(t *testing.T) {
+	hook := logtest.NewGlobal()
+	defer hook.Reset()
+	_, err := Parse([]byte("nodes:\n  n1:\n    network devices:\n      a: {device: eth0, ipaddr: 10.0.0.1}\n      b: {device: eth0, ipaddr: 10.0.1.1}\n  n2:\n    network devices:\n      a: {device: eth0}\n      b: {device: eth1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "same interface") {
+			warned = append(warned, e.Message)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "n1 (eth0: a, b)") || strings.Contains(warned[0], "n2") {
+		t.Errorf("warnings: %q", warned)
 	}
 }

@@ -71,11 +71,15 @@ func (db *DB) Validate() error {
 	ips := map[string]string{}
 	folded := map[string]string{} // host names ignore case: n1 and N1 are one host
 	sharedHW := map[string][]string{}
+	var sameDevice []string // "n1 (eth0: a, b)"
 	defer func() {
 		for _, hw := range sortedKeys(sharedHW) {
 			if nodes := sharedHW[hw]; len(nodes) > 1 {
 				log.Warnf("nodes.conf: hwaddr %s comes from a profile and is shared by %d nodes: %s", hw, len(nodes), strings.Join(nodes, ", "))
 			}
+		}
+		if len(sameDevice) > 0 {
+			log.Warnf("nodes.conf: %d nodes have network devices that name the same interface (%s): overlays that write a file per interface keep the last of them", len(sameDevice), abbreviate(sameDevice, 5))
 		}
 	}()
 	for _, name := range db.NodeNames() {
@@ -101,8 +105,12 @@ func (db *DB) Validate() error {
 		if err != nil {
 			return err
 		}
+		byDevice := map[string][]string{}
 		for _, dev := range sortedKeys(n.NetDevs) {
 			d := n.NetDevs[dev]
+			if d.Device != "" {
+				byDevice[d.Device] = append(byDevice[d.Device], dev)
+			}
 			own := c.NetDevs[dev]
 			if own == nil {
 				own = &NetDev{}
@@ -128,8 +136,21 @@ func (db *DB) Validate() error {
 				ips[d.Ipaddr] = "node " + name
 			}
 		}
+		for _, iface := range sortedKeys(byDevice) {
+			if devs := byDevice[iface]; len(devs) > 1 {
+				sameDevice = append(sameDevice, fmt.Sprintf("%s (%s: %s)", name, iface, strings.Join(devs, ", ")))
+			}
+		}
 	}
 	return nil
+}
+
+// abbreviate joins the first n items and counts the rest.
+func abbreviate(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
 
 // check validates the values one node or profile sets on its own.

@@ -1026,7 +1026,18 @@ func (p *packer) pack(outs []output, s *overlaySet) ([]byte, error) {
 	p.gz.Reset(&p.out)
 	p.bw.Reset(p.gz)
 	cw := archive.NewCpioWriter(p.bw)
+	// Sorted by path, and of two outputs with one path the later wins, as
+	// upstream's later write does (two network devices naming one
+	// interface; nodes.conf's load warns of that).
 	sort.SliceStable(outs, func(i, j int) bool { return outs[i].path < outs[j].path })
+	kept := outs[:0]
+	for i, o := range outs {
+		if i+1 < len(outs) && outs[i+1].path == o.path {
+			continue
+		}
+		kept = append(kept, o)
+	}
+	outs = kept
 	seen := map[string]bool{}
 	for _, o := range outs {
 		for _, d := range outputDirs(o.path) {
@@ -1043,10 +1054,7 @@ func (p *packer) pack(outs []output, s *overlaySet) ([]byte, error) {
 			}
 		}
 	}
-	for i, o := range outs {
-		if i > 0 && outs[i-1].path == o.path {
-			return nil, fmt.Errorf("two templates write %s", o.path)
-		}
+	for _, o := range outs {
 		h := &archive.Header{Name: o.path, Mode: archive.TypeReg | o.mode, UID: o.uid, GID: o.gid}
 		body := o.data
 		if o.link != "" {

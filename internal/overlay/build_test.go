@@ -453,3 +453,19 @@ func TestBuildFullDiskCounts(t *testing.T) {
 		t.Errorf("the previous image of n1 changed: %v %v (was %v)", after, err, before)
 	}
 }
+
+// TestTwoDevicesOneInterface: two network devices that name one interface
+// do not fail the node (upstream loads and builds such a nodes.conf); of
+// the files written per interface the later device's is kept.
+func TestTwoDevicesOneInterface(t *testing.T) {
+	sb := newSandbox(t, t.TempDir())
+	db := buildDB(t, sb)
+	n1 := db.Nodes["n1"]
+	n1.NetDevs["default"].Device = "eth0"
+	n1.NetDevs["zalias"] = &node.NetDev{Device: "eth0", Ipaddr: "10.0.2.1", Netmask: "255.255.255.0"}
+	mustBuild(t, NewBuilder(sb.cfg, Options{HostRoot: sb.hostRoot}), db, "n1")
+	got := readNodeFile(t, sb, "n1", "etc/sysconfig/network-scripts/ifcfg-eth0")
+	if !strings.Contains(got, "IPADDR=10.0.2.1") || strings.Contains(got, "10.0.1.1") {
+		t.Errorf("ifcfg-eth0 is not the later device's:\n%s", got)
+	}
+}
