@@ -28,6 +28,7 @@ type configureFlags struct {
 	hostsFile   string
 	exportsFile string
 	knownHosts  string
+	keyTypes    []string // configure ssh --keytypes: the cluster key's types this run
 }
 
 func newConfigureCmd() *cobra.Command {
@@ -87,7 +88,7 @@ func newConfigureCmd() *cobra.Command {
 		{"warewulfd", "Start warewulfd (restart it if it runs), as upstream's configure enables its service", configureWarewulfd},
 	} {
 		sub := sub
-		cmd.AddCommand(&cobra.Command{
+		c := &cobra.Command{
 			Use:   sub.use,
 			Short: sub.short,
 			Args:  cobra.NoArgs,
@@ -98,7 +99,15 @@ func newConfigureCmd() *cobra.Command {
 				}
 				return sub.run(cmd, cfg, &f)
 			},
-		})
+		}
+		// Upstream's per-service flags.
+		switch sub.use {
+		case "ssh":
+			c.Flags().StringArrayVarP(&f.keyTypes, "keytypes", "t", nil, "key types of the cluster key, if it is made now (default: warewulf.conf's ssh: key types; the first is used)")
+		case "tftp":
+			c.Flags().BoolVarP(&f.dryRun, "show", "s", false, "upstream's name of --dry-run")
+		}
+		cmd.AddCommand(c)
 	}
 	cmd.AddCommand(newConfigureTLSCmd())
 	return cmd
@@ -295,9 +304,19 @@ func configureNFS(cmd *cobra.Command, cfg *config.Config, f *configureFlags) err
 func configureSSH(cmd *cobra.Command, cfg *config.Config, f *configureFlags) error {
 	out := cmd.OutOrStdout()
 	if f.dryRun {
-		fmt.Fprintf(out, "ssh: would create %s if missing (type %s)\n", controller.ClusterKeyFile(cfg), cfg.SSH.KeyTypes[0])
+		types := cfg.SSH.KeyTypes
+		if len(f.keyTypes) > 0 {
+			types = f.keyTypes
+		}
+		fmt.Fprintf(out, "ssh: would create %s if missing (type %s)\n", controller.ClusterKeyFile(cfg), types[0])
 	} else {
-		created, err := controller.EnsureSSHKeys(cfg)
+		keyCfg := cfg
+		if len(f.keyTypes) > 0 {
+			c := *cfg
+			c.SSH.KeyTypes = f.keyTypes
+			keyCfg = &c
+		}
+		created, err := controller.EnsureSSHKeys(keyCfg)
 		for _, c := range created {
 			fmt.Fprintf(out, "ssh: created %s\n", c)
 		}

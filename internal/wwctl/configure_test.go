@@ -343,3 +343,42 @@ func TestConfigureSSHDryRunWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamConfigureFlags: upstream's `configure ssh --keytypes` makes
+// the cluster key of that type; `configure tftp --show` writes nothing.
+func TestUpstreamConfigureFlags(t *testing.T) {
+	dir, conf := configureSandbox(t)
+	out, err := wwctlRun(t, "--config", conf, "configure", "tftp", "-s")
+	if err != nil || !strings.Contains(out, "would copy") {
+		t.Fatalf("tftp -s: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tftp")); !os.IsNotExist(err) {
+		t.Error("tftp -s wrote the TFTP root")
+	}
+	if out, err := wwctlRun(t, "--config", conf, "configure", "ssh", "-t", "dsa", "--known-hosts-file", ""); err == nil {
+		t.Errorf("-t dsa: no error\n%s", out)
+	}
+	if _, err := wwctlRun(t, "--config", conf, "configure", "ssh", "--keytypes", "ecdsa", "--known-hosts-file", ""); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "etc", "warewulf", "keys", "cluster.pub"))
+	if err != nil || !strings.HasPrefix(string(pub), "ecdsa-sha2-") {
+		t.Errorf("cluster key: %v %q", err, pub)
+	}
+}
+
+// TestUpstreamRootFlags: `--emptyconf` runs on the built-in defaults
+// without a warewulf.conf, `--loglevel` and `version -f` are accepted.
+func TestUpstreamRootFlags(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "warewulf.conf")
+	if _, err := wwctlRun(t, "--config", missing, "version", "-f"); err == nil {
+		t.Error("a missing warewulf.conf is no error")
+	}
+	out, err := wwctlRun(t, "--emptyconf", "--loglevel", "30", "--config", missing, "version", "-f")
+	if err != nil || !strings.Contains(out, "NODESCONF") {
+		t.Errorf("--emptyconf: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Error("--emptyconf wrote warewulf.conf")
+	}
+}

@@ -5,6 +5,7 @@ package wwctl
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"strings"
@@ -22,9 +23,11 @@ import (
 var Version = "dev"
 
 type globalFlags struct {
-	config  string
-	verbose bool
-	debug   bool
+	config    string
+	verbose   bool
+	debug     bool
+	logLevel  int  // upstream's numeric --loglevel (10 debug ... 50 critical)
+	emptyConf bool // upstream's --emptyconf: built-in defaults when warewulf.conf is missing
 }
 
 var global globalFlags
@@ -37,7 +40,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			setupLogging(global.verbose, global.debug)
+			setupLogging(global.verbose, global.debug, global.logLevel)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -45,6 +48,10 @@ func NewRoot() *cobra.Command {
 	pf.StringVar(&global.config, "warewulfconf", "", "upstream's name of --config")
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log more")
 	pf.BoolVarP(&global.debug, "debug", "d", false, "log everything")
+	pf.IntVar(&global.logLevel, "loglevel", 0, "upstream's numeric log level: 10 debug, 15 verbose, 20 info, 30 warnings, 40 errors")
+	pf.BoolVar(&global.emptyConf, "emptyconf", false, "run with the built-in defaults when warewulf.conf does not exist")
+	pf.MarkHidden("loglevel")
+	pf.MarkHidden("emptyconf")
 	root.AddCommand(
 		newNodeCmd(),
 		newProfileCmd(),
@@ -80,14 +87,17 @@ func Execute() int {
 
 type exitCoder interface{ ExitCode() int }
 
-func setupLogging(verbose, debug bool) {
+func setupLogging(verbose, debug bool, level int) {
 	logrus.SetOutput(os.Stderr)
 	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
 	switch {
-	case debug:
+	case debug || level > 0 && level <= 10:
 		logrus.SetLevel(logrus.DebugLevel)
-	case verbose:
+	case verbose || level > 0 && level <= 15:
 		logrus.SetLevel(logrus.InfoLevel)
+	case level > 30:
+		// Upstream's INFO (20) is what wwctl prints anyway: warnings on.
+		logrus.SetLevel(logrus.ErrorLevel)
 	default:
 		logrus.SetLevel(logrus.WarnLevel)
 	}
@@ -95,7 +105,14 @@ func setupLogging(verbose, debug bool) {
 
 // loadConfig loads warewulf.conf from --config, $WW_CONFIG or the default.
 func loadConfig() (*config.Config, error) {
-	return config.Load(config.Path(global.config))
+	path := config.Path(global.config)
+	if global.emptyConf {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			logrus.Warnf("%s does not exist: using the built-in defaults (--emptyconf)", path)
+			return config.Parse(nil)
+		}
+	}
+	return config.Load(path)
 }
 
 func newVersionCmd() *cobra.Command {
@@ -128,7 +145,7 @@ func newVersionCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&full, "full", false, "also the paths in use")
+	cmd.Flags().BoolVarP(&full, "full", "f", false, "also the paths in use")
 	return cmd
 }
 

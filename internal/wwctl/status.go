@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,15 +24,26 @@ import (
 // newNodeStatusCmd is `wwctl node status`: what warewulfd last saw of each node.
 func newNodeStatusCmd() *cobra.Command {
 	var output string
-	var watch bool
+	var watch, unknown, byLast, reverse bool
 	var interval, stale time.Duration
+	var within int64
+	var updateMS int
 	cmd := &cobra.Command{
 		Use:     "status [NODE PATTERN...]",
 		Short:   "Show each node's last provisioning stage, as warewulfd saw it",
-		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status --stale 5m\n  wwctl node status -o json",
+		Example: "  wwctl node status\n  wwctl node status 'n[001-100]' --watch\n  wwctl node status --stale 5m\n  wwctl node status --unknown\n  wwctl node status --last --time 600\n  wwctl node status -o json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q is not table or json", output)
+			}
+			if cmd.Flags().Changed("update") {
+				if cmd.Flags().Changed("interval") {
+					return errors.New("--update and --interval both set the refresh interval: give one")
+				}
+				interval = time.Duration(updateMS) * time.Millisecond
+			}
+			if within < 0 {
+				return fmt.Errorf("--time %d is negative", within)
 			}
 			if interval < 100*time.Millisecond {
 				return fmt.Errorf("--interval %s is below 100ms", interval)
@@ -62,6 +75,8 @@ func newNodeStatusCmd() *cobra.Command {
 				if stale > 0 {
 					r.Nodes = staleNodes(r, stale)
 				}
+				r.Nodes = selectNodes(r, unknown, time.Duration(within)*time.Second)
+				sortNodes(r.Nodes, byLast, reverse)
 				out := cmd.OutOrStdout()
 				if watch && output == "table" {
 					fmt.Fprint(out, "\033[H\033[2J") // clear the terminal
@@ -96,7 +111,47 @@ func newNodeStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval with --watch")
 	cmd.Flags().DurationVar(&stale, "stale", 0, "only nodes not heard from for longer than this (or never), e.g. 5m")
+	// Upstream's flags.
+	cmd.Flags().IntVarP(&updateMS, "update", "U", 2000, "refresh interval with --watch, in milliseconds (upstream's name of --interval)")
+	cmd.Flags().Int64VarP(&within, "time", "t", 0, "only nodes heard from in the last this many seconds")
+	cmd.Flags().BoolVarP(&unknown, "unknown", "u", false, "only nodes never heard from")
+	cmd.Flags().BoolVarP(&byLast, "last", "l", false, "sort by when a node was last heard from, latest first")
+	cmd.Flags().BoolVarP(&reverse, "reverse", "r", false, "reverse the order")
 	return cmd
+}
+
+// selectNodes applies --unknown (never heard from) and --time (heard from
+// within d, by the server's clock).
+func selectNodes(r *warewulfd.StatusReport, unknown bool, d time.Duration) []warewulfd.NodeStatus {
+	if !unknown && d == 0 {
+		return r.Nodes
+	}
+	out := []warewulfd.NodeStatus{}
+	for _, n := range r.Nodes {
+		seen := n.Stage != ""
+		if unknown && seen || d > 0 && (!seen || r.Time.Sub(n.Time) > d) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// sortNodes orders by name, or with byLast by the last request, latest
+// first (ties by name, never-seen nodes last); reverse turns either round.
+func sortNodes(nodes []warewulfd.NodeStatus, byLast, reverse bool) {
+	less := func(a, b warewulfd.NodeStatus) int {
+		if byLast && !a.Time.Equal(b.Time) {
+			return b.Time.Compare(a.Time)
+		}
+		return strings.Compare(a.Node, b.Node)
+	}
+	slices.SortStableFunc(nodes, func(a, b warewulfd.NodeStatus) int {
+		if reverse {
+			return less(b, a)
+		}
+		return less(a, b)
+	})
 }
 
 // nodeStatus asks the running warewulfd for its status report. When none

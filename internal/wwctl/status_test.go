@@ -156,6 +156,35 @@ func TestNodeStatusSaved(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil || len(got.Nodes) != 2 {
 		t.Errorf("--stale 5m -o json: %v\n%s", err, out)
 	}
+	// Upstream's selection and order flags.
+	for _, c := range []struct {
+		args []string
+		want string // the nodes, in order
+	}{
+		{nil, "n1 n2"},
+		{[]string{"--unknown"}, "n2"},
+		{[]string{"-t", "300"}, ""},
+		{[]string{"--time", "900"}, "n1"},
+		{[]string{"-r"}, "n2 n1"},
+		{[]string{"--last"}, "n1 n2"},
+		{[]string{"-l", "-r"}, "n2 n1"},
+	} {
+		out, _, err := run(append(c.args, "-o", "json")...)
+		var got warewulfd.StatusReport
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("%v: %v\n%s", c.args, err, out)
+		}
+		var names []string
+		for _, n := range got.Nodes {
+			names = append(names, n.Node)
+		}
+		if strings.Join(names, " ") != c.want {
+			t.Errorf("%v: got %q, want %q", c.args, names, c.want)
+		}
+	}
+	if _, _, err := run("--update", "500", "--interval", "1s"); err == nil {
+		t.Error("--update with --interval: no error")
+	}
 	// A broken file is an error naming it, and stays as it was.
 	if err := os.WriteFile(cfg.StatusFile(), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
