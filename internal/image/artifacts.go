@@ -21,11 +21,12 @@ type Artifacts struct {
 	Compression   archive.Compression // of Image and Kmods
 }
 
-// BuiltArtifacts returns the built files of image name for a kernel version
-// ("" for the image's default, the newest kernel). It fails if the image
-// has not been built, has no kernel, or lacks that version. Node images
-// are complete only with the kmods archive: the image archive leaves the
-// kernels' modules and the firmware to it.
+// BuiltArtifacts returns the built files of image name for a node's kernel
+// version ("" for the image's default: the newest kernel that is not a
+// debug one; see ChooseKernel for what else it may be). It fails if the
+// image has not been built, has no kernel, or lacks that version. Node
+// images are complete only with the kmods archive: the image archive
+// leaves the kernels' modules and the firmware to it.
 func BuiltArtifacts(cfg *config.Config, name, kernelVersion string) (*Artifacts, error) {
 	bi, err := ReadBuildInfo(cfg, name)
 	if err != nil {
@@ -35,19 +36,16 @@ func BuiltArtifacts(cfg *config.Config, name, kernelVersion string) (*Artifacts,
 		return nil, fmt.Errorf("image %q has no kernel (no /boot/vmlinuz-* or /lib/modules/*/vmlinuz)", name)
 	}
 	dir := cfg.ImageProvisionDir(name)
-	k := bi.Kernels[0]
-	if kernelVersion != "" {
-		found := false
+	k, ok := bi.ChooseKernel(kernelVersion)
+	if !ok {
 		var have []string
 		for _, c := range bi.Kernels {
 			have = append(have, c.Version)
-			if c.Version == kernelVersion {
-				k, found = c, true
-			}
 		}
-		if !found {
-			return nil, fmt.Errorf("image %q has no kernel version %q (it has %s)", name, kernelVersion, strings.Join(have, ", "))
+		if kernelVersion == "" {
+			return nil, fmt.Errorf("image %q has only debug kernels (%s): set the node's kernel version to one", name, strings.Join(have, ", "))
 		}
+		return nil, fmt.Errorf("image %q has no kernel version %q (it has %s)", name, kernelVersion, strings.Join(have, ", "))
 	}
 	return &Artifacts{
 		Kernel:        filepath.Join(dir, k.Kernel),

@@ -37,7 +37,7 @@ type BuildInfo struct {
 	ImageSize   int64               `json:"image_size"`
 	RawSize     int64               `json:"raw_size,omitempty"` // uncompressed, upstream's NAME.img size (its API's size); 0: not recorded
 	Files       int                 `json:"files"`
-	Kernels     []BuiltKernel       `json:"kernels"` // newest first: the default is Kernels[0]
+	Kernels     []BuiltKernel       `json:"kernels"` // newest first: DefaultKernel says which a node boots
 	Built       time.Time           `json:"built"`
 }
 
@@ -46,6 +46,22 @@ type BuiltKernel struct {
 	Version string `json:"version"`
 	Kernel  string `json:"kernel"`
 	Kmods   string `json:"kmods"`
+}
+
+// DefaultKernel is the built kernel a node that names none boots (see
+// image.DefaultKernel); ok is false if there is none.
+func (bi *BuildInfo) DefaultKernel() (k BuiltKernel, ok bool) {
+	return bi.ChooseKernel("")
+}
+
+// ChooseKernel is the built kernel a node whose `kernel version` is want
+// boots (see image.ChooseKernel).
+func (bi *BuildInfo) ChooseKernel(want string) (BuiltKernel, bool) {
+	i := pickKernel(len(bi.Kernels), func(i int) string { return bi.Kernels[i].Version }, want)
+	if i < 0 {
+		return BuiltKernel{}, false
+	}
+	return bi.Kernels[i], true
 }
 
 // BuildOptions tune Build.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/containers/image/v5/docker"
@@ -60,6 +61,20 @@ func parseReference(source string) (types.ImageReference, error) {
 	return nil, fmt.Errorf("source %q: unknown transport", source)
 }
 
+// knownArch are the OCI architecture names a bare --platform may be.
+var knownArch = map[string]bool{"386": true, "amd64": true, "arm": true, "arm64": true, "loong64": true,
+	"mips": true, "mipsle": true, "mips64": true, "mips64le": true, "ppc64": true, "ppc64le": true,
+	"riscv64": true, "s390x": true}
+
+func knownArchList() string {
+	l := make([]string, 0, len(knownArch))
+	for a := range knownArch {
+		l = append(l, a)
+	}
+	sort.Strings(l)
+	return strings.Join(l, ", ")
+}
+
 func (o ImportOptions) systemContext() (*types.SystemContext, error) {
 	sys := &types.SystemContext{AuthFilePath: o.AuthFile}
 	if o.PlainHTTP || o.TLSSkipVerify {
@@ -79,7 +94,13 @@ func (o ImportOptions) systemContext() (*types.SystemContext, error) {
 			return nil, fmt.Errorf("--authfile: %w", err)
 		}
 	}
-	if o.Platform != "" {
+	if o.Platform != "" && !strings.Contains(o.Platform, "/") {
+		// Upstream's --platform and --arch name an architecture alone.
+		if !knownArch[o.Platform] {
+			return nil, fmt.Errorf("platform %q is neither OS/ARCH[/VARIANT] nor an architecture (%s)", o.Platform, knownArchList())
+		}
+		sys.OSChoice, sys.ArchitectureChoice = "linux", o.Platform
+	} else if o.Platform != "" {
 		parts := strings.Split(o.Platform, "/")
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
 			return nil, fmt.Errorf("platform %q is not OS/ARCH[/VARIANT]", o.Platform)

@@ -385,7 +385,8 @@ func TestImportPlatform(t *testing.T) {
 	reg := startRegistry(t)
 	copyImage(t, "oci:"+layout+":multi", "docker://"+reg+"/ww/multi:1") // copies the host's instance only
 	cfg := sandbox(t)
-	for _, c := range []struct{ platform, want string }{{"", "amd64"}, {"linux/arm64", "arm64"}, {"linux/amd64", "amd64"}} {
+	for _, c := range []struct{ platform, want string }{{"", "amd64"}, {"linux/arm64", "arm64"}, {"linux/amd64", "amd64"},
+		{"arm64", "arm64"}} { // upstream's --platform/--arch: an architecture alone
 		name := "m-" + strings.ReplaceAll(c.platform, "/", "-")
 		m, err := Import(context.Background(), cfg, "oci:"+layout+":multi", name, ImportOptions{Platform: c.platform})
 		if err != nil {

@@ -257,7 +257,7 @@ func (st *renderState) view() *TNode {
 	if st.nview == nil {
 		st.nview = viewOf(st.node)
 		// As upstream: without a kernel version of its own, the node's is
-		// the newest kernel of its image.
+		// its image's default kernel (image.DefaultKernel).
 		if st.nview.Kernel.Version == "" && st.node.ImageName != "" {
 			st.nview.Kernel.Version = st.imageKernel(st.node.ImageName)
 		}
@@ -265,7 +265,7 @@ func (st *renderState) view() *TNode {
 	return st.nview
 }
 
-// imageKernel is the newest kernel version of an image, looked up once
+// imageKernel is the default kernel version of an image, looked up once
 // per build; the image's kernel directories are dependencies of the render.
 func (st *renderState) imageKernel(name string) string {
 	if strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
@@ -274,10 +274,14 @@ func (st *renderState) imageKernel(name string) string {
 	rootfs := st.cfg.ImageRootfs(name)
 	r := st.reads.get("kernel:"+rootfs, func() ([]byte, error) {
 		ks, err := image.FindKernels(rootfs)
-		if err != nil || len(ks) == 0 {
+		if err != nil {
 			return nil, err
 		}
-		return []byte(ks[0].Version), nil
+		k, ok := image.DefaultKernel(ks)
+		if !ok {
+			return nil, nil
+		}
+		return []byte(k.Version), nil
 	})
 	for _, d := range kernelDirs {
 		st.addDep(rootfs + "/" + d)

@@ -134,7 +134,8 @@ func findInitramfs(root, kver string) (string, error) {
 }
 
 // rootfsKernel is the version of the kernel in an image's rootfs that a
-// node asks for (want: its kernel version, "" for the newest).
+// node asks for (want: its kernel version, "" for the default; see
+// image.ChooseKernel).
 func rootfsKernel(root, want string) (string, error) {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return "", errors.New("the image does not exist")
@@ -143,15 +144,18 @@ func rootfsKernel(root, want string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if k, ok := image.ChooseKernel(ks, want); ok {
+		return k.Version, nil
+	}
+	if len(ks) == 0 {
+		return "", errors.New("no kernel in the image (no /boot/vmlinuz-* or /lib/modules/*/vmlinuz)")
+	}
 	var have []string
 	for _, k := range ks {
-		if want == "" || k.Version == want {
-			return k.Version, nil
-		}
 		have = append(have, k.Version)
 	}
 	if want == "" {
-		return "", errors.New("no kernel in the image (no /boot/vmlinuz-* or /lib/modules/*/vmlinuz)")
+		return "", fmt.Errorf("only debug kernels in the image (%s): set the node's kernel version to one", strings.Join(have, ", "))
 	}
 	return "", fmt.Errorf("no kernel version %q in the image (it has %s)", want, strings.Join(have, ", "))
 }

@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -40,20 +45,37 @@ func newImageImportCmd() *cobra.Command {
 	var build, update, syncuser bool
 	var passwordStdin bool
 	cmd := &cobra.Command{
-		Use:   "import SOURCE NAME",
-		Short: "Import an image from a registry, an OCI/docker archive, a directory or a tarball",
-		Long: `Import SOURCE into the image store as NAME. SOURCE is one of
+		Use:     "import SOURCE [NAME]",
+		Aliases: []string{"pull"},
+		Short:   "Import an image from a registry, an OCI/docker archive, a directory or a tarball",
+		Long: `Import SOURCE into the image store as NAME (default: SOURCE's last path
+element, as upstream). SOURCE is one of
   docker://REGISTRY/REPO:TAG       a registry
   oci-archive:FILE[:REF]           an OCI archive (podman save --format oci-archive)
   docker-archive:FILE[:REF]        a docker save archive
   oci:DIR[:REF]                    an OCI layout directory
   containers-storage:REF           an image of podman/buildah on this host
   DIR                              a root filesystem (chroot) directory
-  FILE.tar[.gz|.zst|.xz|.bz2]      a tar of a root filesystem`,
-		Args: cobra.ExactArgs(2),
+  FILE.tar[.gz|.zst|.xz|.bz2]      a tar of a root filesystem
+As upstream, WAREWULF_OCI_USERNAME, WAREWULF_OCI_PASSWORD, WAREWULF_OCI_PLATFORM
+and WAREWULF_OCI_NOHTTPS stand in for flags not given.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			} else {
+				name = path.Base(strings.TrimRight(args[0], "/"))
+				if err := image.ValidName(name); err != nil {
+					return fmt.Errorf("no NAME given and %s's last element is not an image name: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "image name: %s\n", name)
+			}
+			if err := importEnv(cmd, &o); err != nil {
 				return err
 			}
 			if passwordStdin {
@@ -69,17 +91,17 @@ func newImageImportCmd() *cobra.Command {
 			if update {
 				o.Force = true
 			}
-			if _, err := image.Import(ctx, cfg, args[0], args[1], o); err != nil {
+			if _, err := image.Import(ctx, cfg, args[0], name, o); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %s as %s\n", args[0], args[1])
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %s as %s\n", args[0], name)
 			if syncuser {
-				if err := syncUsers(cmd, cfg, args[1]); err != nil {
+				if err := syncUsers(cmd, cfg, name); err != nil {
 					return err
 				}
 			}
 			if build {
-				return imgBuild(ctx, cmd, cfg, []string{args[1]}, image.BuildOptions{Force: true})
+				return imgBuild(ctx, cmd, cfg, []string{name}, image.BuildOptions{Force: true})
 			}
 			return nil
 		},
@@ -88,21 +110,51 @@ func newImageImportCmd() *cobra.Command {
 	f.BoolVarP(&o.Force, "force", "f", false, "replace an existing image of that name")
 	f.BoolVarP(&update, "update", "u", false, "update an existing image of that name (as --force)")
 	f.BoolVar(&syncuser, "syncuser", false, "make the image's user and group IDs match the controller's")
-	f.BoolVar(&o.PlainHTTP, "nohttps", false, "talk plain HTTP to the registry (upstream's name of --plain-http)")
+	f.BoolVar(&o.PlainHTTP, "nohttps", false, "accept any TLS certificate and plain HTTP from the registry (as --plain-http)")
 	f.BoolVarP(&build, "build", "b", false, "build the image after importing it")
-	f.StringVar(&o.Platform, "platform", "", "OS/ARCH[/VARIANT] to pick from a multi-arch image (default: this host's)")
+	f.StringVar(&o.Platform, "platform", "", "ARCH or OS/ARCH[/VARIANT] to pick from a multi-arch image (default: this host's)")
 	f.BoolVar(&o.PlainHTTP, "plain-http", false, "talk plain HTTP to the registry (implies --tls-skip-verify)")
-	f.Lookup("nohttps").Hidden = true
 	f.BoolVar(&o.TLSSkipVerify, "tls-skip-verify", false, "do not verify the registry's TLS certificate")
 	f.StringVar(&o.AuthFile, "authfile", "", "auth.json with registry credentials (default: the containers/image search path)")
 	f.StringVar(&o.Username, "username", "", "registry user name")
 	f.StringVar(&o.Password, "password", "", "registry password (prefer --password-stdin)")
-	f.StringVar(&o.Password, "passwd", "", "upstream's name of --password")
+	f.StringVar(&o.Password, "passwd", "", "upstream's other name of --password")
 	f.Lookup("passwd").Hidden = true
-	f.StringVar(&o.Platform, "arch", "", "upstream's name of --platform")
+	f.StringVar(&o.Platform, "arch", "", "upstream's other name of --platform")
 	f.Lookup("arch").Hidden = true
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from stdin")
 	return cmd
+}
+
+// importEnv fills the registry options no flag gave from upstream's
+// WAREWULF_OCI_* variables.
+func importEnv(cmd *cobra.Command, o *image.ImportOptions) error {
+	fl := cmd.Flags()
+	set := func(names ...string) bool {
+		for _, n := range names {
+			if fl.Changed(n) {
+				return true
+			}
+		}
+		return false
+	}
+	if v, ok := os.LookupEnv("WAREWULF_OCI_NOHTTPS"); ok && !set("nohttps", "plain-http") {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("WAREWULF_OCI_NOHTTPS=%q: not a boolean", v)
+		}
+		o.PlainHTTP = b
+	}
+	if v := os.Getenv("WAREWULF_OCI_USERNAME"); v != "" && o.Username == "" {
+		o.Username = v
+	}
+	if v := os.Getenv("WAREWULF_OCI_PASSWORD"); v != "" && o.Password == "" && !set("password-stdin") {
+		o.Password = v
+	}
+	if v := os.Getenv("WAREWULF_OCI_PLATFORM"); v != "" && o.Platform == "" {
+		o.Platform = v
+	}
+	return nil
 }
 
 func newImageBuildCmd() *cobra.Command {
@@ -181,8 +233,10 @@ func imgBuild(ctx context.Context, cmd *cobra.Command, cfg *config.Config, names
 			continue
 		}
 		kv := "no kernel"
-		if len(r.Info.Kernels) > 0 {
-			kv = "kernel " + r.Info.Kernels[0].Version
+		if k, ok := r.Info.DefaultKernel(); ok {
+			kv = "kernel " + k.Version
+		} else if len(r.Info.Kernels) > 0 {
+			kv = "only debug kernels"
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: built %s (%s, %s), %d files, %s in %s\n", n, r.Info.Image,
 			r.Info.Compression, imgHumanSize(r.Info.ImageSize), r.Info.Files, kv, time.Since(start).Round(10*time.Millisecond))
@@ -209,12 +263,22 @@ func imgHumanSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// imgListFlags are upstream's `image list` columns.
+type imgListFlags struct {
+	long, kernel, size, chroot, compressed bool
+}
+
 func newImageListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
+	var f imgListFlags
+	cmd := &cobra.Command{
+		Use:     "list [NAME...]",
 		Aliases: []string{"ls"},
 		Short:   "List images: size, kernel, nodes using each, built or stale",
-		Args:    cobra.NoArgs,
+		Long: `List the images (or those named). Without options: size of the built archive,
+default kernel, nodes booting each, and whether it is built, stale or not.
+Upstream's tables: -s the built image's size (uncompressed; --compressed the
+archive's, -c the rootfs's), -k the default kernel's version, -l all of these
+with the rootfs's and the build's times.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -224,21 +288,34 @@ func newImageListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(args) > 0 {
+				for _, a := range args {
+					if !image.Exists(cfg, a) {
+						return fmt.Errorf("image %q does not exist", a)
+					}
+				}
+				names = filterNames(names, args)
+			}
+			if f.long || f.kernel || f.size || f.chroot || f.compressed {
+				return imgListTable(cmd.OutOrStdout(), cfg, names, f)
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "IMAGE\tSIZE\tKERNEL\tNODES\tSTATE")
 			for _, n := range names {
 				size, kernel, state := "-", "-", "not built"
 				if bi, err := image.ReadBuildInfo(cfg, n); err == nil {
 					size = imgHumanSize(bi.ImageSize)
-					if len(bi.Kernels) > 0 {
-						kernel = bi.Kernels[0].Version
+					if k, ok := bi.DefaultKernel(); ok {
+						kernel = k.Version
 					}
 					state = "built"
 					if stale, _ := image.Stale(cfg, n); stale {
 						state = "stale"
 					}
 				} else if ks, _ := image.FindKernels(cfg.ImageRootfs(n)); len(ks) > 0 {
-					kernel = ks[0].Version
+					if k, ok := image.DefaultKernel(ks); ok {
+						kernel = k.Version
+					}
 				}
 				_, _, nodes, err := image.Users(cfg, n)
 				if err != nil {
@@ -249,13 +326,129 @@ func newImageListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.long, "long", "l", false, "show nodes, kernel version, creation and build times and size")
+	fl.BoolVarP(&f.kernel, "kernel", "k", false, "show nodes and the default kernel's version")
+	fl.BoolVarP(&f.size, "size", "s", false, "show nodes and the built image's size (uncompressed)")
+	fl.BoolVarP(&f.chroot, "chroot", "c", false, "show nodes and the rootfs's size")
+	fl.BoolVar(&f.compressed, "compressed", false, "show nodes and the built (compressed) archive's size")
+	return cmd
+}
+
+// filterNames keeps the names in list that want names, in list's order.
+func filterNames(list, want []string) []string {
+	keep := map[string]bool{}
+	for _, w := range want {
+		keep[w] = true
+	}
+	var out []string
+	for _, n := range list {
+		if keep[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// imgListTable prints upstream's `image list -l/-k/-s/-c/--compressed`
+// tables.
+func imgListTable(w io.Writer, cfg *config.Config, names []string, f imgListFlags) error {
+	db, err := node.Load(cfg.NodesConf())
+	if err != nil {
+		return err
+	}
+	all, err := db.AllMerged()
+	if err != nil {
+		return err
+	}
+	nodes := map[string]int{}
+	for _, n := range all {
+		nodes[n.ImageName]++
+	}
+	var rows [][]string
+	for _, name := range names {
+		bi, _ := image.ReadBuildInfo(cfg, name) // nil: not built, size 0 as upstream
+		row := []string{name, strconv.Itoa(nodes[name])}
+		if f.long || f.kernel {
+			kv := ""
+			if ks, _ := image.FindKernels(cfg.ImageRootfs(name)); len(ks) > 0 {
+				if k, ok := image.DefaultKernel(ks); ok {
+					kv = k.ShortVersion()
+				}
+			}
+			row = append(row, kv)
+		}
+		if f.long {
+			created, built := time.Unix(0, 0), time.Unix(0, 0)
+			if st, err := os.Stat(cfg.ImageDir(name)); err == nil {
+				created = st.ModTime()
+			}
+			if bi != nil {
+				if st, err := os.Stat(filepath.Join(cfg.ImageProvisionDir(name), bi.Image)); err == nil {
+					built = st.ModTime()
+				}
+			}
+			row = append(row, created.Format(time.RFC822), built.Format(time.RFC822))
+		}
+		if f.long || !f.kernel {
+			var size int64
+			switch {
+			case f.chroot:
+				if size, err = treeSize(cfg.ImageRootfs(name)); err != nil {
+					return err
+				}
+			case bi == nil:
+			case f.compressed:
+				size = bi.ImageSize
+			default:
+				// Upstream's size is that of its uncompressed NAME.img.
+				if size = bi.RawSize; size == 0 {
+					size = bi.ImageSize // built before the raw size was recorded
+				}
+			}
+			row = append(row, imgHumanSize(size))
+		}
+		rows = append(rows, row)
+	}
+	switch {
+	case f.long:
+		return table(w, []string{"IMAGE NAME", "NODES", "KERNEL VERSION", "CREATION TIME", "MODIFICATION TIME", "SIZE"}, rows)
+	case f.kernel:
+		return table(w, []string{"IMAGE NAME", "NODES", "KERNEL VERSION"}, rows)
+	}
+	return table(w, []string{"IMAGE NAME", "NODES", "SIZE"}, rows)
+}
+
+// treeSize is the sum of the sizes of the files under dir (links count
+// their own length, as upstream's).
+func treeSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
 }
 
 func newImageShowCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show an image's source, kernels, build and users",
-		Args:  cobra.ExactArgs(1),
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "show [-a] NAME",
+		Short: "Show an image's rootfs; with -a its source, kernels, build and users",
+		Long: `Print the image's root filesystem directory (as upstream). With -a, upstream's
+Name, KernelVersion, Rootfs, Nr nodes and Nodes lines, then the image's
+source, digest, platform, import time, kernels, build state and the nodes and
+profiles naming it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -267,42 +460,79 @@ func newImageShowCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Name:      %s\n", name)
-			fmt.Fprintf(out, "Rootfs:    %s\n", cfg.ImageRootfs(name))
-			fmt.Fprintf(out, "Source:    %s\n", dash(m.Source))
-			fmt.Fprintf(out, "Digest:    %s\n", dash(m.Digest))
-			if m.Platform != "" {
-				fmt.Fprintf(out, "Platform:  %s\n", m.Platform)
-			}
-			if !m.Imported.IsZero() {
-				fmt.Fprintf(out, "Imported:  %s\n", m.Imported.Format(time.RFC3339))
+			if !all {
+				fmt.Fprintln(out, cfg.ImageRootfs(name))
+				return nil
 			}
 			ks, _ := image.FindKernels(cfg.ImageRootfs(name))
+			kv := "not found"
+			if k, ok := image.DefaultKernel(ks); ok {
+				kv = k.ShortVersion()
+			}
+			nodes, profiles, n, err := image.Users(cfg, name)
+			if err != nil {
+				return err
+			}
+			booting, err := imgBootingNodes(cfg, name)
+			if err != nil {
+				return err
+			}
+			// Upstream's lines first, as it prints them.
+			fmt.Fprintf(out, "Name: %s\n", name)
+			fmt.Fprintf(out, "KernelVersion: %s\n", kv)
+			fmt.Fprintf(out, "Rootfs: %s\n", cfg.ImageRootfs(name))
+			fmt.Fprintf(out, "Nr nodes: %d\n", n)
+			fmt.Fprintf(out, "Nodes: [%s]\n", strings.Join(booting, " "))
+			fmt.Fprintf(out, "Source: %s\n", dash(m.Source))
+			fmt.Fprintf(out, "Digest: %s\n", dash(m.Digest))
+			if m.Platform != "" {
+				fmt.Fprintf(out, "Platform: %s\n", m.Platform)
+			}
+			if !m.Imported.IsZero() {
+				fmt.Fprintf(out, "Imported: %s\n", m.Imported.Format(time.RFC3339))
+			}
 			var vs []string
 			for _, k := range ks {
 				vs = append(vs, k.Version)
 			}
-			fmt.Fprintf(out, "Kernels:   %s\n", dash(strings.Join(vs, ", ")))
+			fmt.Fprintf(out, "Kernels: %s\n", dash(strings.Join(vs, ", ")))
 			if bi, err := image.ReadBuildInfo(cfg, name); err == nil {
 				stale, _ := image.Stale(cfg, name)
 				state := "up to date"
 				if stale {
 					state = "stale (run wwctl image build)"
 				}
-				fmt.Fprintf(out, "Built:     %s, %s\n", bi.Built.Format(time.RFC3339), state)
-				fmt.Fprintf(out, "Archive:   %s/%s (%s, %s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, bi.Compression, imgHumanSize(bi.ImageSize), bi.Files)
+				fmt.Fprintf(out, "Built: %s, %s\n", bi.Built.Format(time.RFC3339), state)
+				fmt.Fprintf(out, "Archive: %s/%s (%s, %s, %d files)\n", cfg.ImageProvisionDir(name), bi.Image, bi.Compression, imgHumanSize(bi.ImageSize), bi.Files)
 			} else {
-				fmt.Fprintf(out, "Built:     no\n")
+				fmt.Fprintf(out, "Built: no\n")
 			}
-			nodes, profiles, n, err := image.Users(cfg, name)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "Nodes:     %d booting; named by nodes: %s; profiles: %s\n", n,
-				dash(strings.Join(nodes, ",")), dash(strings.Join(profiles, ",")))
+			fmt.Fprintf(out, "Named by: nodes %s; profiles %s\n", dash(strings.Join(nodes, ",")), dash(strings.Join(profiles, ",")))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show everything about the image, not only its rootfs")
+	return cmd
+}
+
+// imgBootingNodes are the nodes that boot image name, by their own setting
+// or a profile's.
+func imgBootingNodes(cfg *config.Config, name string) ([]string, error) {
+	db, err := node.Load(cfg.NodesConf())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range db.NodeNames() {
+		m, err := db.Merged(n)
+		if err != nil {
+			return nil, err
+		}
+		if m.ImageName == name {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func newImageDeleteCmd() *cobra.Command {
@@ -365,7 +595,8 @@ func newImageCopyCmd() *cobra.Command {
 }
 
 func newImageRenameCmd() *cobra.Command {
-	return &cobra.Command{
+	var build bool
+	cmd := &cobra.Command{
 		Use:     "rename OLD NEW",
 		Aliases: []string{"mv"},
 		Short:   "Rename an image and the nodes' and profiles' references to it",
@@ -379,9 +610,16 @@ func newImageRenameCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "renamed %s to %s\n", args[0], args[1])
+			if build {
+				ctx, stop := imgSignalContext()
+				defer stop()
+				return imgBuild(ctx, cmd, cfg, args[1:], image.BuildOptions{})
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&build, "build", "b", false, "build the image after renaming it")
+	return cmd
 }
 
 // execFlags are the flags exec and shell share.
@@ -570,8 +808,13 @@ move the files it owns. Without --write, only show what would change.`,
 
 func newImageKernelsCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "kernels [NAME...]",
-		Short: "List the kernels found in images (the newest is each image's default)",
+		Use:     "kernels [NAME...]",
+		Aliases: []string{"kernel"},
+		Short:   "List the kernels found in images, which is each one's default, and how many nodes boot it",
+		Long: `List the kernels in the images (all, or those named), by their path in the
+image: upstream's short version, whether it is the image's default (the
+newest that is neither a +debug nor a rescue kernel) and how many nodes boot
+it. Rescue kernels are listed but never built.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -588,19 +831,52 @@ func newImageKernelsCmd() *cobra.Command {
 					return fmt.Errorf("image %q does not exist", n)
 				}
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "IMAGE\tKERNEL\tDEFAULT\tPATH")
+			db, err := node.Load(cfg.NodesConf())
+			if err != nil {
+				return err
+			}
+			all, err := db.AllMerged()
+			if err != nil {
+				return err
+			}
+			var rows [][]string
 			for _, n := range names {
-				ks, err := image.FindKernels(cfg.ImageRootfs(n))
+				ks, err := image.ListKernels(cfg.ImageRootfs(n))
 				if err != nil {
 					return err
 				}
-				for i, k := range ks {
-					rel := strings.TrimPrefix(k.Path, cfg.ImageRootfs(n))
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", n, k.Version, i == 0, rel)
+				var bootable []image.Kernel
+				for _, k := range ks {
+					if !k.Rescue {
+						bootable = append(bootable, k)
+					}
+				}
+				def, hasDef := image.DefaultKernel(bootable)
+				// Each node of the image counts for the kernel it boots.
+				count := map[string]int{}
+				for _, nd := range all {
+					if nd.ImageName != n {
+						continue
+					}
+					want := ""
+					if nd.Kernel != nil {
+						want = nd.Kernel.Version
+					}
+					if k, ok := image.ChooseKernel(bootable, want); ok {
+						count[k.Version]++
+					}
+				}
+				sort.Slice(ks, func(i, j int) bool { return ks[i].Rel < ks[j].Rel })
+				for _, k := range ks {
+					isDef := hasDef && !k.Rescue && k.Version == def.Version
+					nodes := 0
+					if !k.Rescue {
+						nodes = count[k.Version]
+					}
+					rows = append(rows, []string{n, k.Rel, k.ShortVersion(), strconv.FormatBool(isDef), strconv.Itoa(nodes)})
 				}
 			}
-			return tw.Flush()
+			return table(cmd.OutOrStdout(), []string{"Image", "Kernel", "Version", "Default", "Nodes"}, rows)
 		},
 	}
 }

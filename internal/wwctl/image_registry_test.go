@@ -121,7 +121,7 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false oci:%[1]s:t docker://%[
 	if !strings.Contains(got, "-rwsr-xr-x") || !strings.Contains(got, " 2\n") {
 		t.Fatalf("setuid bit or hard link missing:\n%s", got)
 	}
-	if out, _ := imgRun(t, conf, "image", "show", "cli"); !strings.Contains(out, "docker://"+addr+"/ww/cli:1") || !strings.Contains(out, "sha256:") {
+	if out, _ := imgRun(t, conf, "image", "show", "-a", "cli"); !strings.Contains(out, "docker://"+addr+"/ww/cli:1") || !strings.Contains(out, "sha256:") {
 		t.Fatalf("show does not record the source and digest:\n%s", out)
 	}
 }

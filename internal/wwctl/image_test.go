@@ -79,7 +79,7 @@ func TestImageCommands(t *testing.T) {
 	mustRun("/boot/vmlinuz-6.1.0-1-amd64", "image", "kernels")
 	os.MkdirAll(filepath.Join(dir, "etc", "warewulf"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/warewulf/nodes.conf"), []byte("nodes:\n  n1:\n    image name: base\n"), 0o640)
-	mustRun("1 booting", "image", "show", "base")
+	mustRun("Nr nodes: 1", "image", "show", "-a", "base")
 
 	// Bad inputs: one-line errors naming the bad value, nothing changed.
 	before := imgTree(t, dir)
