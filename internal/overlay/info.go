@@ -77,6 +77,9 @@ func Describe(name string, text []byte) (*TemplateInfo, error) {
 		v := VarInfo{Name: name}
 		if f.typ != nil {
 			v.Type = upstreamTypeName(f.typ)
+			if n, ok := upstreamFieldTypes[[2]any{f.rec, f.field}]; ok {
+				v.Type = n
+			}
 			if rec, ok := nodeRecords[f.rec]; ok {
 				if lopt, typ, h, ok := fieldDoc(rec, f.field); ok {
 					if lopt != "" {
@@ -138,6 +141,15 @@ var upstreamTypeNames = map[reflect.Type]string{
 	reflect.TypeOf(WarewulfData{}): "config.WarewulfConf",
 	reflect.TypeOf(TftpData{}):     "config.TFTPConf",
 	reflect.TypeOf(PathsData{}):    "config.BuildConfig",
+}
+
+// upstreamFieldTypes are upstream's types of the fields the view types
+// otherwise (a method for a field, a pointer, any for node.Resource).
+var upstreamFieldTypes = map[[2]any]string{
+	{reflect.TypeOf(nodeData{}), "AllNodes"}:  "[]node.Node",
+	{reflect.TypeOf(nodeData{}), "Node"}:      "node.Node",
+	{reflect.TypeOf(nodeData{}), "Resources"}: "map[string]node.Resource",
+	{reflect.TypeOf(TNode{}), "Resources"}:    "map[string]node.Resource",
 }
 
 func upstreamTypeName(t reflect.Type) string {
