@@ -197,3 +197,26 @@ func toMap(v reflect.Value) any {
 	}
 	return v.Interface()
 }
+
+// FieldDoc describes the field of record type rec (Conf, NetDev, Ipmi...)
+// that upstream names name, for `wwctl overlay info`: its `node set` flag
+// (or ""), the type tag (IP, MAC, uint, or "") and a short help. ok is
+// false when rec has no such field.
+func FieldDoc(rec reflect.Type, name string) (lopt, typ, help string, ok bool) {
+	for i := 0; i < rec.NumField(); i++ {
+		f := rec.Field(i)
+		fn := f.Tag.Get("name")
+		if fn == "" {
+			fn = f.Name
+		}
+		if fn != name || !f.IsExported() {
+			continue
+		}
+		help = f.Tag.Get("doc")
+		if help == "" {
+			help = f.Tag.Get("usage")
+		}
+		return f.Tag.Get("lopt"), f.Tag.Get("type"), help, true
+	}
+	return "", "", "", false
+}

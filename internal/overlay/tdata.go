@@ -255,6 +255,7 @@ type nodeData struct {
 	Overlay        string
 	BuildSource    string
 	ThisNode       *TNode
+	Node           *TNode
 	Id             string
 	Hostname       string
 	Comment        string
@@ -293,6 +294,7 @@ func (d *nodeData) fill(base Cluster, st *renderState) {
 	*d = nodeData{
 		Cluster:        base,
 		ThisNode:       n,
+		Node:           st.flatNode(n),
 		Id:             n.id,
 		Hostname:       n.id,
 		Comment:        n.Comment,
@@ -329,6 +331,16 @@ func (d *Data) node() (*TNode, error) {
 
 // ThisNode is the node rendered for.
 func (d *Data) ThisNode() (*TNode, error) { return d.node() }
+
+// Node is the node too: upstream's data embeds the node as a field of
+// that name, so `.Node.Tags.x` reads what `.Tags.x` does.
+func (d *Data) Node() (*TNode, error) {
+	n, err := d.node()
+	if err != nil {
+		return nil, err
+	}
+	return d.st.flatNode(n), nil
+}
 
 // AllNodes is every node, sorted by name.
 func (d *Data) AllNodes() []*TNode {
@@ -429,6 +441,14 @@ func (d *Data) Root() (string, error) {
 		return "", err
 	}
 	return n.Root, nil
+}
+
+// flatNode is n with the top level's .NetDevs, as upstream's embedded
+// node has them.
+func (st *renderState) flatNode(n *TNode) *TNode {
+	c := *n
+	c.NetDevs = st.flatNetDevs(n)
+	return &c
 }
 
 // NetDevs is the node's network devices (Primary is false on each here, as

@@ -415,9 +415,13 @@ func newOverlayBuildCmd() *cobra.Command {
 
 func newOverlayInfoCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "info NAME FILE",
-		Short: "List the variables a template reads, with the node flag that sets each",
-		Args:  cobra.ExactArgs(2),
+		Use:     "info NAME FILE",
+		Aliases: []string{"variables", "vars"},
+		Short:   "Show a template's documentation and the variables it reads, with the node flag that sets each",
+		Long: "Show a template's {{/* wwdoc: ... */}} comments, then the variables it reads:\n" +
+			"the node flag that sets each, its type, and its help (a {{/* .VAR: help */}}\n" +
+			"comment in the template, else the flag's).",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -427,19 +431,29 @@ func newOverlayInfoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vars, err := overlay.Variables(args[1], data)
+			// As upstream: only a template has variables.
+			if !strings.HasSuffix(args[1], overlay.TemplateSuffix) {
+				return fmt.Errorf("%s %s: not a template (no %s suffix)", args[0], args[1], overlay.TemplateSuffix)
+			}
+			info, err := overlay.Describe(args[1], data)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", args[0], args[1], err)
 			}
-			var rows [][]string
-			for _, v := range vars {
-				opt, typ, help := "", "", ""
-				if s := node.SpecByField(v); s != nil {
-					opt, typ, help = "--"+s.Lopt, s.TypeName(), s.Usage
-				}
-				rows = append(rows, []string{v, opt, typ, help})
+			out := cmd.OutOrStdout()
+			for _, d := range info.Doc {
+				fmt.Fprintln(out, d)
 			}
-			return table(cmd.OutOrStdout(), []string{"VARIABLE", "OPTION", "TYPE", "HELP"}, rows)
+			if len(info.Doc) > 0 {
+				fmt.Fprintln(out)
+			}
+			// Empty cells stay empty, as upstream prints them.
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "VARIABLE\tOPTION\tTYPE\tHELP")
+			fmt.Fprintln(tw, "--------\t------\t----\t----")
+			for _, v := range info.Vars {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.Option, v.Type, v.Help)
+			}
+			return tw.Flush()
 		},
 	}
 }

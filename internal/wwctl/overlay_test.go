@@ -225,8 +225,61 @@ func TestOverlayCreateImportChmodChown(t *testing.T) {
 	}
 }
 
+// TestOverlayInfo: wwdoc comments head the table, in the order of their
+// keys; an inline {{/* VAR: help */}} gives a variable's help; types read
+// as upstream's; a variable is matched to a node flag by where it is in
+// the data, not by its last name (.Warewulf.Port is the server's port,
+// $.Ipaddr the controller's address: no flag sets either); variables in a
+// range or with are typed by what they range over; what names no field
+// is left out; only templates have variables.
+func TestOverlayInfo(t *testing.T) {
+	cfg := overlaySandbox(t)
+	tmpl := `{{- /* wwdoc-details: second line */ -}}
+{{/* wwdoc: first line */}}
+{{/* .Tags.rack: the rack the node is in */}}
+{{ .Tags.rack }} {{ .Kernel.Args | join " " }} {{ .Warewulf.Port }} {{ $.Ipaddr }} {{ .NoSuchField }}
+{{ .Ipmi.Ipaddr }} {{ .Node.Tags.x }} {{ .FileSystems }}
+{{- range $name, $nd := .NetDevs }}{{ $nd.Device }} {{ $nd.Ipaddr.String }} {{ .Netmask }}{{ end }}
+{{- with .ThisNode }}{{ range .DiskList }}{{ .WipeTable }}{{ end }}{{ end }}
+`
+	dir := filepath.Join(cfg.SiteOverlayDir(), "doc", "rootfs")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "t.ww"), []byte(tmpl), 0o644)
+	os.WriteFile(filepath.Join(dir, "plain"), []byte("{{ .Id }}\n"), 0o644)
+	out, err := wwctl(t, "overlay", "info", "doc", "t.ww")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `first line
+second line
+
+VARIABLE        OPTION        TYPE                         HELP
+--------        ------        ----                         ----
+$.Ipaddr                      string                       
+$nd.Device      --netdev      string                       the device for given network
+$nd.Ipaddr      --ipaddr      IP                           IPv4 address in given network
+.DiskList                     []*node.Disk                 
+.FileSystems                  map[string]*node.FileSystem  
+.Ipmi.Ipaddr    --ipmiaddr    IP                           the IPMI IP address
+.Kernel.Args    --kernelargs  []string                     kernel arguments
+.NetDevs                      map[string]*node.NetDev      
+.Netmask        --netmask     IP                           the network's netmask
+.Node.Tags.x                  string                       
+.Tags.rack                    string                       the rack the node is in
+.ThisNode                     *node.Node                   
+.Warewulf.Port                int                          
+.WipeTable      --diskwipe    bool                         whether or not the partition tables shall be wiped
+`
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if _, err := wwctl(t, "overlay", "info", "doc", "plain"); err == nil || !strings.Contains(err.Error(), "not a template") {
+		t.Errorf("info of a plain file: %v", err)
+	}
+}
+
 // TestOverlayInfoAndUpstreamFlags: overlay info names each variable's
-// flag; --render host renders for the controller; list --path and build
+// flag (a method of a value, .OnBoot.BoolDefaultTrue, stands for it); --render host renders for the controller; list --path and build
 // --workers.
 func TestOverlayInfoAndUpstreamFlags(t *testing.T) {
 	overlaySandbox(t)
@@ -234,7 +287,7 @@ func TestOverlayInfoAndUpstreamFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"$d.Ipaddr --ipaddr IP", "$d.OnBoot.BoolDefaultTrue --onboot bool"} {
+	for _, row := range []string{"$d.Ipaddr --ipaddr IP", "$d.OnBoot --onboot wwtype.WWbool"} {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			found = found || strings.HasPrefix(strings.Join(strings.Fields(line), " "), row)
