@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -34,7 +35,7 @@ func Create(cfg *config.Config, name string) (*Overlay, error) {
 // a site copy brings the shipped one back.
 func Delete(cfg *config.Config, name, file string) error {
 	if file != "" {
-		return DeleteFile(cfg, name, file, false)
+		return DeleteFile(cfg, name, file, DeleteOptions{})
 	}
 	o, err := Find(cfg, name)
 	if err != nil {
@@ -46,11 +47,18 @@ func Delete(cfg *config.Config, name, file string) error {
 	return os.RemoveAll(o.Dir)
 }
 
-// DeleteFile removes one file or empty directory of an overlay, and with
-// parents the directories that removal leaves empty. A shipped overlay
-// is copied to the site first, as upstream does: the shipped files stay
-// as they are and the site copy, without the file, shadows them.
-func DeleteFile(cfg *config.Config, name, file string, parents bool) error {
+// DeleteOptions are the choices of DeleteFile.
+type DeleteOptions struct {
+	Parents bool // remove the directories the deletion leaves empty
+	Force   bool // remove a directory with what it holds
+}
+
+// DeleteFile removes one file or empty directory of an overlay (with
+// Force, a directory with its contents), and with Parents the
+// directories that leaves empty. A shipped overlay is copied to the site
+// first, as upstream does: the shipped files stay as they are and the
+// site copy, without the file, shadows them.
+func DeleteFile(cfg *config.Config, name, file string, opt DeleteOptions) error {
 	rel, err := CleanPath(file)
 	if err != nil {
 		return err
@@ -65,9 +73,9 @@ func DeleteFile(cfg *config.Config, name, file string, parents bool) error {
 	if err != nil {
 		return fmt.Errorf("overlay %s has no file %s", name, rel)
 	}
-	if st.IsDir() {
+	if st.IsDir() && !opt.Force {
 		if ents, err := os.ReadDir(p); err != nil || len(ents) > 0 {
-			return fmt.Errorf("overlay %s: directory %s is not empty", name, rel)
+			return fmt.Errorf("overlay %s: directory %s is not empty (--force deletes it with its files)", name, rel)
 		}
 	}
 	o, err := SiteCopy(cfg, name)
@@ -75,11 +83,11 @@ func DeleteFile(cfg *config.Config, name, file string, parents bool) error {
 		return err
 	}
 	p, _ = pathIn(o, rel)
-	if err := os.Remove(p); err != nil {
+	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("overlay %s: %w", name, unwrapPath(err))
 	}
 	gone := []string{rel}
-	if parents {
+	if opt.Parents {
 		root := o.Rootfs()
 		for d := filepath.Dir(p); d != root && strings.HasPrefix(d, root+string(filepath.Separator)); d = filepath.Dir(d) {
 			if os.Remove(d) != nil {
@@ -94,9 +102,10 @@ func DeleteFile(cfg *config.Config, name, file string, parents bool) error {
 		return err
 	}
 	changed := false
-	for _, g := range gone {
-		if _, ok := attrs[g]; ok {
-			delete(attrs, g)
+	for k := range attrs {
+		// The deleted entry, what it held, and the emptied directories.
+		if k == rel || strings.HasPrefix(k, rel+"/") || slices.Contains(gone, k) {
+			delete(attrs, k)
 			changed = true
 		}
 	}

@@ -85,8 +85,9 @@ func newOverlayCmd() *cobra.Command {
 func newOverlayListCmd() *cobra.Command {
 	var all, long, showPath bool
 	cmd := &cobra.Command{
-		Use:   "list [NAME...]",
-		Short: "List overlays; --all lists their files",
+		Use:     "list [NAME...]",
+		Aliases: []string{"ls"},
+		Short:   "List overlays; --all or --long lists their files",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -161,7 +162,7 @@ func newOverlayListCmd() *cobra.Command {
 					continue
 				}
 				if len(entries) == 0 && !long {
-					fmt.Fprintf(w, "%s\t(empty)\t%s\n", o.Name, where(o))
+					fmt.Fprintf(w, "%s\t0\t%s\n", o.Name, where(o)) // as upstream
 				}
 				for _, e := range entries {
 					// Upstream's form: relative, a directory with a slash.
@@ -262,16 +263,17 @@ func newOverlayShowCmd() *cobra.Command {
 func newOverlayDeleteCmd() *cobra.Command {
 	var force, parents bool
 	cmd := &cobra.Command{
-		Use:   "delete NAME [FILE]",
-		Short: "Delete a site overlay, or one file of an overlay (of a shipped one: in its site copy, made first)",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:     "delete NAME [FILE]",
+		Aliases: []string{"rm", "del", "remove"},
+		Short:   "Delete a site overlay, or one file of an overlay (of a shipped one: in its site copy, made first)",
+		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
 			if len(args) == 2 {
-				return overlay.DeleteFile(cfg, args[0], args[1], parents)
+				return overlay.DeleteFile(cfg, args[0], args[1], overlay.DeleteOptions{Parents: parents, Force: force})
 			}
 			if parents {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: --parents is not acted on: it applies to deleting a FILE")
@@ -284,11 +286,17 @@ func newOverlayDeleteCmd() *cobra.Command {
 				if users := overlayUsers(db, args[0]); len(users) > 0 {
 					return fmt.Errorf("overlay %s is used by %s (use --force to delete it anyway)", args[0], strings.Join(users, ", "))
 				}
+				// As upstream: only an empty overlay goes without --force.
+				if o, err := overlay.Find(cfg, args[0]); err == nil && o.Site {
+					if entries, err := overlay.Scan(o); err != nil || len(entries) > 0 {
+						return fmt.Errorf("overlay %s is not empty (use --force to delete it anyway)", args[0])
+					}
+				}
 			}
 			return overlay.Delete(cfg, args[0], "")
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete an overlay that nodes or profiles still list")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete an overlay that nodes or profiles still list, or a directory FILE with its files")
 	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "also remove the directories deleting FILE leaves empty")
 	return cmd
 }

@@ -204,6 +204,14 @@ func TestOverlayDeleteUpstream(t *testing.T) {
 	if _, err := wwctl(t, "overlay", "delete", "--force", "hostname"); err == nil {
 		t.Fatal("a shipped overlay was deleted")
 	}
+	// A site overlay with files goes only with --force (below), as
+	// upstream; an empty one without.
+	if _, err := wwctl(t, "overlay", "create", "empty"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wwctl(t, "overlay", "delete", "empty"); err != nil {
+		t.Fatal(err)
+	}
 
 	// Without --parents the directory stays; with it, only emptied ones go.
 	if _, err := wwctl(t, "overlay", "create", "ov"); err != nil {
@@ -214,7 +222,7 @@ func TestOverlayDeleteUpstream(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
 		os.WriteFile(filepath.Join(root, f), nil, 0o644)
 	}
-	if _, err := wwctl(t, "overlay", "delete", "ov", "a/b/c/f1"); err != nil {
+	if _, err := wwctl(t, "overlay", "rm", "ov", "a/b/c/f1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "a", "b", "c")); err != nil {
@@ -230,6 +238,9 @@ func TestOverlayDeleteUpstream(t *testing.T) {
 		t.Fatal("--parents removed a/, which is not empty")
 	}
 
+	if _, err := wwctl(t, "overlay", "delete", "ov"); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("delete of a non-empty overlay: %v", err)
+	}
 	// A missing file: an error, and no site copy of a shipped overlay.
 	before := treeOf(t, cfg.SiteOverlayDir())
 	for _, args := range [][]string{{"hosts", "etc/nope"}, {"ov", "a"}, {"ov", "nope"}} {
@@ -239,6 +250,19 @@ func TestOverlayDeleteUpstream(t *testing.T) {
 	}
 	if after := treeOf(t, cfg.SiteOverlayDir()); after != before {
 		t.Fatalf("refused deletes changed the site overlays:\n%s\n---\n%s", before, after)
+	}
+	// --force: a directory with its files, and their attributes.
+	if _, err := wwctl(t, "overlay", "chmod", "ov", "a/g", "0600"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wwctl(t, "overlay", "delete", "--force", "ov", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a")); err == nil {
+		t.Fatal("--force left a/")
+	}
+	if data, _ := os.ReadFile(filepath.Join(cfg.SiteOverlayDir(), "ov", "attributes")); strings.Contains(string(data), "a/g") {
+		t.Fatalf("attributes keep a deleted file: %q", data)
 	}
 }
 
@@ -309,7 +333,7 @@ func TestOverlayListLongUpstream(t *testing.T) {
 	if err != nil || !strings.Contains(out, filepath.Join("overlays", "hostname")+" ") || !strings.Contains(out, "etc/hostname.ww") {
 		t.Fatalf("list -l -p: %q %v", out, err)
 	}
-	out, err = wwctl(t, "overlay", "list", "-a", "hostname")
+	out, err = wwctl(t, "overlay", "ls", "-a", "hostname")
 	if err != nil || !hasRow(out, "hostname etc/hostname.ww false") {
 		t.Fatalf("list -a: %q %v", out, err)
 	}
