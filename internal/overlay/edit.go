@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/warewulf-ng/warewulf/internal/config"
@@ -28,10 +30,13 @@ func Create(cfg *config.Config, name string) (*Overlay, error) {
 	return o, nil
 }
 
-// Delete removes a site overlay, or one file or empty directory of it.
-// Shipped overlays cannot be deleted; deleting a site copy brings the
-// shipped one back.
+// Delete removes a site overlay, or one file or empty directory of an
+// overlay (see DeleteFile). Shipped overlays cannot be deleted; deleting
+// a site copy brings the shipped one back.
 func Delete(cfg *config.Config, name, file string) error {
+	if file != "" {
+		return DeleteFile(cfg, name, file, DeleteOptions{})
+	}
 	o, err := Find(cfg, name)
 	if err != nil {
 		return err
@@ -39,23 +44,72 @@ func Delete(cfg *config.Config, name, file string) error {
 	if !o.Site {
 		return fmt.Errorf("overlay %s is shipped with warewulf (%s) and cannot be deleted", name, o.Dir)
 	}
-	if file == "" {
-		return os.RemoveAll(o.Dir)
-	}
-	p, err := pathIn(o, file)
+	return os.RemoveAll(o.Dir)
+}
+
+// DeleteOptions are the choices of DeleteFile.
+type DeleteOptions struct {
+	Parents bool // remove the directories the deletion leaves empty
+	Force   bool // remove a directory with what it holds
+}
+
+// DeleteFile removes one file or empty directory of an overlay (with
+// Force, a directory with its contents), and with Parents the
+// directories that leaves empty. A shipped overlay is copied to the site
+// first, as upstream does: the shipped files stay as they are and the
+// site copy, without the file, shadows them.
+func DeleteFile(cfg *config.Config, name, file string, opt DeleteOptions) error {
+	rel, err := CleanPath(file)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
+	// Check on the overlay as it is, so a typo makes no site copy.
+	cur, err := Find(cfg, name)
+	if err != nil {
+		return err
+	}
+	p, _ := pathIn(cur, rel)
+	st, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("overlay %s has no file %s", name, rel)
+	}
+	if st.IsDir() && !opt.Force {
+		if ents, err := os.ReadDir(p); err != nil || len(ents) > 0 {
+			return fmt.Errorf("overlay %s: directory %s is not empty (--force deletes it with its files)", name, rel)
+		}
+	}
+	o, err := SiteCopy(cfg, name)
+	if err != nil {
+		return err
+	}
+	p, _ = pathIn(o, rel)
+	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("overlay %s: %w", name, unwrapPath(err))
+	}
+	gone := []string{rel}
+	if opt.Parents {
+		root := o.Rootfs()
+		for d := filepath.Dir(p); d != root && strings.HasPrefix(d, root+string(filepath.Separator)); d = filepath.Dir(d) {
+			if os.Remove(d) != nil {
+				break // not empty: the directories above are not either
+			}
+			r, _ := filepath.Rel(root, d)
+			gone = append(gone, filepath.ToSlash(r))
+		}
 	}
 	attrs, err := ReadAttributes(o)
 	if err != nil {
 		return err
 	}
-	rel, _ := CleanPath(file)
-	if _, ok := attrs[rel]; ok {
-		delete(attrs, rel)
+	changed := false
+	for k := range attrs {
+		// The deleted entry, what it held, and the emptied directories.
+		if k == rel || strings.HasPrefix(k, rel+"/") || slices.Contains(gone, k) {
+			delete(attrs, k)
+			changed = true
+		}
+	}
+	if changed {
 		return attrs.Write(o)
 	}
 	return nil
@@ -134,9 +188,17 @@ func copyFile(src, dst string, perm os.FileMode) error {
 	})
 }
 
-// Import copies a file of the controller into an overlay at dest (default:
-// the same path), keeping its mode.
-func Import(cfg *config.Config, name, src, dest string) (string, error) {
+// ImportOptions are the choices of Import.
+type ImportOptions struct {
+	Overwrite bool // replace a file already at the destination
+	Parents   bool // make the destination's missing directories
+}
+
+// Import copies a file of the controller into an overlay at dest, keeping
+// its mode. Without dest the file goes to SRC's path as given, as
+// upstream: "importfile" lands at /importfile, "/etc/motd" at /etc/motd.
+// It returns the path the file got in the overlay.
+func Import(cfg *config.Config, name, src, dest string, opt ImportOptions) (string, error) {
 	st, err := os.Stat(src)
 	if err != nil {
 		return "", fmt.Errorf("import: %w", err)
@@ -145,34 +207,77 @@ func Import(cfg *config.Config, name, src, dest string) (string, error) {
 		return "", fmt.Errorf("import: %s is not a regular file", src)
 	}
 	if dest == "" {
-		abs, err := filepath.Abs(src)
-		if err != nil {
-			return "", err
-		}
-		dest = abs
+		dest = src
 	}
-	rel, err := CleanPath(dest)
-	if err != nil {
-		return "", err
-	}
+	// Every check is on the overlay as it is, so a refused import makes
+	// no site copy.
 	cur, err := Find(cfg, name)
 	if err != nil {
 		return "", err
 	}
-	// DEST naming a directory (by a trailing / or in the overlay) means
-	// the file goes into it.
-	if p, _ := pathIn(cur, rel); strings.HasSuffix(dest, "/") || isDir(p) {
-		rel += "/" + filepath.Base(src)
+	var rel string
+	if dest != "" && path.Clean("/"+dest) == "/" {
+		rel = filepath.Base(src) // DEST "/": the overlay's top
+	} else {
+		if rel, err = CleanPath(dest); err != nil {
+			if dest == src {
+				return "", fmt.Errorf("%w: give a destination", err)
+			}
+			return "", err
+		}
+		// DEST naming a directory (by a trailing / or in the overlay)
+		// means the file goes into it.
+		if p, _ := pathIn(cur, rel); strings.HasSuffix(dest, "/") || isDir(p) {
+			rel += "/" + filepath.Base(src)
+		}
+	}
+	p, _ := pathIn(cur, rel)
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.IsDir() {
+			return "", fmt.Errorf("overlay %s: /%s is a directory", name, rel)
+		}
+		if !opt.Overwrite {
+			return "", fmt.Errorf("overlay %s: a file with that name already exists: /%s (--overwrite replaces it)", name, rel)
+		}
+	}
+	dirMade := false
+	if dir := filepath.Dir(p); !isDir(dir) {
+		if !opt.Parents {
+			return "", fmt.Errorf("overlay %s: directory /%s does not exist (--parents makes it)", name, path.Dir(rel))
+		}
+		if err := creatable(dir); err != nil {
+			return "", fmt.Errorf("overlay %s: %w", name, err)
+		}
+		dirMade = true
 	}
 	o, err := SiteCopy(cfg, name)
 	if err != nil {
 		return "", err
 	}
-	p, _ := pathIn(o, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", err
+	p, _ = pathIn(o, rel)
+	if dirMade {
+		// As upstream: the directories get the file's mode with x
+		// wherever it has r (a 0644 file makes 0755 directories).
+		// The owner keeps rwx, or the file could not be written.
+		m := st.Mode().Perm()
+		if err := os.MkdirAll(filepath.Dir(p), m|(m&0o444)>>2|0o700); err != nil {
+			return "", err
+		}
 	}
 	return rel, copyFile(src, p, st.Mode().Perm())
+}
+
+// creatable checks that MkdirAll can make dir: the nearest existing
+// ancestor must be a directory, not a file.
+func creatable(dir string) error {
+	d := dir
+	for !exists(d) {
+		d = filepath.Dir(d)
+	}
+	if !isDir(d) {
+		return fmt.Errorf("%s is not a directory", d)
+	}
+	return nil
 }
 
 // Mkdir makes a directory in an overlay.
@@ -218,10 +323,23 @@ func modeBits(m uint32) os.FileMode {
 }
 
 // Chown sets an entry's owner in the attributes file; files on disk keep
-// the owner of whoever manages the overlay.
-func Chown(cfg *config.Config, name, file string, uid, gid uint32) error {
+// the owner of whoever manages the overlay. A negative uid or gid keeps
+// that one as it is (root unless the attributes file says otherwise).
+func Chown(cfg *config.Config, name, file string, uid, gid int64) error {
+	if uid < 0 && gid < 0 {
+		return errors.New("chown: neither a UID nor a GID to set")
+	}
 	return setAttr(cfg, name, file, func(a *Attr, _ string) error {
-		a.UID, a.GID = int64(uid), int64(gid)
+		// The attributes file sets both or neither: unset is root.
+		if a.UID < 0 {
+			a.UID, a.GID = 0, 0
+		}
+		if uid >= 0 {
+			a.UID = uid
+		}
+		if gid >= 0 {
+			a.GID = gid
+		}
 		return nil
 	})
 }
@@ -282,6 +400,104 @@ func EditPath(cfg *config.Config, name, file string) (string, error) {
 		}
 	}
 	return p, nil
+}
+
+// NewTemplateText is what a new template (.ww) file starts as in
+// wwctl overlay edit: upstream's starting text, word for word, so a site
+// moving over finds the same file.
+const NewTemplateText = `# This is a Warewulf Template file.
+#
+# This file (suffix '.ww') will be automatically rewritten without the suffix
+# when the overlay is rendered for the individual nodes. Here are some examples
+# of macros and logic which can be used within this file:
+#
+# Node FQDN = {{.Id}}
+# Node Cluster = {{.ClusterName}}
+# Network Config = {{.NetDevs.eth0.Ipaddr}}, {{.NetDevs.eth0.Hwaddr}}, etc.
+#
+# Go to the documentation pages for more information:
+# https://warewulf.org/docs/main/contents/overlays.html
+#
+# Keep the following for better reference:
+# ---
+# This file is autogenerated by warewulf
+`
+
+// EditOptions are the choices of StartEdit.
+type EditOptions struct {
+	Parents bool        // make the file's missing directories
+	DirMode os.FileMode // the mode of the directories Parents makes
+}
+
+// Edit is one file of an overlay being edited: Text is what the editor
+// starts with. Nothing is written until Save, so an edit that changes
+// nothing, or is abandoned, leaves the overlay (and a shipped one's lack
+// of a site copy) as it was.
+type Edit struct {
+	cfg  *config.Config
+	name string
+	Rel  string // the file's path in the overlay
+	Text []byte
+	opt  EditOptions
+	mode os.FileMode
+}
+
+// StartEdit checks that file can be edited in overlay name and reads it;
+// a new file starts empty, a new template with NewTemplateText.
+func StartEdit(cfg *config.Config, name, file string, opt EditOptions) (*Edit, error) {
+	rel, err := CleanPath(file)
+	if err != nil {
+		return nil, err
+	}
+	o, err := Find(cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	e := &Edit{cfg: cfg, name: name, Rel: rel, opt: opt, mode: 0o644}
+	p, _ := pathIn(o, rel)
+	if dir := filepath.Dir(p); !isDir(dir) {
+		if !opt.Parents {
+			return nil, fmt.Errorf("overlay %s: directory /%s does not exist (--parents makes it)", name, path.Dir(rel))
+		}
+		if err := creatable(dir); err != nil {
+			return nil, fmt.Errorf("overlay %s: %w", name, err)
+		}
+	}
+	st, err := os.Lstat(p)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("overlay %s: %s is not a regular file", name, rel)
+	case err == nil:
+		if e.Text, err = os.ReadFile(p); err != nil {
+			return nil, err
+		}
+		e.mode = st.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case strings.HasSuffix(rel, TemplateSuffix):
+		e.Text = []byte(NewTemplateText)
+	}
+	return e, nil
+}
+
+// Save writes the edited text into the site overlay (copying a shipped
+// one first) and returns the file's path there. An existing file keeps
+// its mode; a new one gets 0644.
+func (e *Edit) Save(text []byte) (string, error) {
+	o, err := SiteCopy(e.cfg, e.name)
+	if err != nil {
+		return "", err
+	}
+	p, _ := pathIn(o, e.Rel)
+	if dir := filepath.Dir(p); !isDir(dir) {
+		if !e.opt.Parents {
+			return "", fmt.Errorf("overlay %s: directory /%s does not exist (--parents makes it)", e.name, path.Dir(e.Rel))
+		}
+		if err := os.MkdirAll(dir, e.opt.DirMode); err != nil {
+			return "", err
+		}
+	}
+	return p, safefile.WriteFile(p, text, e.mode)
 }
 
 // CheckTemplate parses a template file and reports its first error with

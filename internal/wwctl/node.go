@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -701,10 +700,6 @@ func restore(recs, added, backup map[string]*node.Conf) {
 }
 
 func runEditor(text []byte) ([]byte, error) {
-	editor := os.Getenv("EDITOR")
-	if editor == "" {
-		editor = "vi"
-	}
 	dir, err := os.MkdirTemp("", "wwctl-edit-")
 	if err != nil {
 		return nil, err
@@ -714,8 +709,7 @@ func runEditor(text []byte) ([]byte, error) {
 	if err := os.WriteFile(file, text, 0o600); err != nil {
 		return nil, err
 	}
-	c := exec.Command("sh", "-c", editor+` "$1"`, "editor", file)
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c, editor := editorCmd(file)
 	if err := c.Run(); err != nil {
 		return nil, fmt.Errorf("editor %q: %w", editor, err)
 	}

@@ -1,10 +1,11 @@
 package wwctl
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,26 +43,7 @@ func newOverlayCmd() *cobra.Command {
 		},
 		newOverlayDeleteCmd(),
 		newOverlayEditCmd(),
-		&cobra.Command{
-			Use:   "import NAME SRC [DEST]",
-			Short: "Copy a file of this host into an overlay (DEST defaults to SRC's path)",
-			Args:  cobra.RangeArgs(2, 3),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				cfg, err := loadConfig()
-				if err != nil {
-					return err
-				}
-				dest := ""
-				if len(args) == 3 {
-					dest = args[2]
-				}
-				rel, err := overlay.Import(cfg, args[0], args[1], dest)
-				if err == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: /%s\n", args[0], rel)
-				}
-				return err
-			},
-		},
+		newOverlayImportCmd(),
 		newOverlayMkdirCmd(),
 		&cobra.Command{
 			Use:   "chmod NAME FILE MODE",
@@ -81,23 +63,18 @@ func newOverlayCmd() *cobra.Command {
 		},
 		&cobra.Command{
 			Use:   "chown NAME FILE UID[:GID]",
-			Short: "Set the owner a file has on the nodes (numeric; GID defaults to UID)",
+			Short: "Set the owner a file has on the nodes (numeric: UID, UID:GID, UID: or :GID; the other one stays)",
 			Args:  cobra.ExactArgs(3),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				u, g, hasG := strings.Cut(args[2], ":")
-				if !hasG {
-					g = u
-				}
-				uid, err1 := strconv.ParseUint(u, 10, 32)
-				gid, err2 := strconv.ParseUint(g, 10, 32)
-				if err1 != nil || err2 != nil {
-					return fmt.Errorf("owner %q is not UID[:GID] (numbers: the node's users need not exist here)", args[2])
+				uid, gid, err := parseOwner(args[2])
+				if err != nil {
+					return err
 				}
 				cfg, err := loadConfig()
 				if err != nil {
 					return err
 				}
-				return overlay.Chown(cfg, args[0], args[1], uint32(uid), uint32(gid))
+				return overlay.Chown(cfg, args[0], args[1], uid, gid)
 			},
 		},
 		newOverlayBuildCmd(),
@@ -106,10 +83,11 @@ func newOverlayCmd() *cobra.Command {
 }
 
 func newOverlayListCmd() *cobra.Command {
-	var all, long, path bool
+	var all, long, showPath bool
 	cmd := &cobra.Command{
-		Use:   "list [NAME...]",
-		Short: "List overlays; --all lists their files",
+		Use:     "list [NAME...]",
+		Aliases: []string{"ls"},
+		Short:   "List overlays; --all or --long lists their files",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -132,20 +110,36 @@ func newOverlayListCmd() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			defer w.Flush()
-			long = long || (path && !all)
-			if !all {
+			// As upstream, --long lists every file with its mode and owner
+			// (with or without --all), then the overlay's site flag, or
+			// with --path its directory. Modes and owners are those the
+			// nodes get: the attributes file's, root by default.
+			where := func(o *overlay.Overlay) string {
+				if showPath {
+					return o.Dir
+				}
+				return strconv.FormatBool(o.Site)
+			}
+			loc := "SITE"
+			if showPath {
+				loc = "PATH"
+			}
+			switch {
+			case long:
+				fmt.Fprintf(w, "PERM MODE\tUID\tGID\tOVERLAY\tFILE PATH\t%s\tSIZE\n", loc)
+			case all:
+				fmt.Fprintf(w, "OVERLAY\tFILE PATH\t%s\n", loc)
+			case showPath:
+				fmt.Fprintln(w, "OVERLAY\tFILES\tTEMPLATES\tSOURCE\tPATH")
+			default:
 				fmt.Fprintln(w, "OVERLAY\tFILES\tTEMPLATES\tSOURCE")
-			} else if long {
-				fmt.Fprintln(w, "MODE\tUID\tGID\tSIZE\tOVERLAY\tPATH")
-			} else {
-				fmt.Fprintln(w, "OVERLAY\tPATH")
 			}
 			for _, o := range list {
 				entries, err := overlay.Scan(o)
 				if err != nil {
 					return err
 				}
-				if !all {
+				if !all && !long {
 					files, tmpls := 0, 0
 					for _, e := range entries {
 						if e.Type != 0o040000 {
@@ -161,21 +155,28 @@ func newOverlayListCmd() *cobra.Command {
 					} else if o.Site {
 						src = "site"
 					}
-					if long {
+					if showPath {
 						src += "\t" + o.Dir
 					}
 					fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", o.Name, files, tmpls, src)
 					continue
 				}
+				if len(entries) == 0 && !long {
+					fmt.Fprintf(w, "%s\t0\t%s\n", o.Name, where(o)) // as upstream
+				}
 				for _, e := range entries {
-					p := "/" + e.Path
-					if e.Target != "" {
+					// Upstream's form: relative, a directory with a slash.
+					p := e.Path
+					switch {
+					case e.Type == 0o040000:
+						p += "/"
+					case e.Target != "":
 						p += " -> " + e.Target
 					}
 					if long {
-						fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\n", modeString(e.Type, e.Mode), e.UID, e.GID, e.Size, o.Name, p)
+						fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%d\n", modeString(e.Type, e.Mode), e.UID, e.GID, o.Name, p, where(o), e.Size)
 					} else {
-						fmt.Fprintf(w, "%s\t%s\n", o.Name, p)
+						fmt.Fprintf(w, "%s\t%s\t%s\n", o.Name, p, where(o))
 					}
 				}
 			}
@@ -183,8 +184,8 @@ func newOverlayListCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "list every file of each overlay")
-	cmd.Flags().BoolVarP(&long, "long", "l", false, "with modes, owners and sizes (with --all), or where each overlay lives")
-	cmd.Flags().BoolVarP(&path, "path", "p", false, "where each overlay lives")
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "list every file with the mode, owner and size it has on the nodes")
+	cmd.Flags().BoolVarP(&showPath, "path", "p", false, "show each overlay's directory")
 	return cmd
 }
 
@@ -260,17 +261,24 @@ func newOverlayShowCmd() *cobra.Command {
 }
 
 func newOverlayDeleteCmd() *cobra.Command {
-	var force bool
+	var force, parents bool
 	cmd := &cobra.Command{
-		Use:   "delete NAME [FILE]",
-		Short: "Delete a site overlay, or one file of it",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:     "delete NAME [FILE]",
+		Aliases: []string{"rm", "del", "remove"},
+		Short:   "Delete a site overlay, or one file of an overlay (of a shipped one: in its site copy, made first)",
+		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
-			if len(args) == 1 && !force {
+			if len(args) == 2 {
+				return overlay.DeleteFile(cfg, args[0], args[1], overlay.DeleteOptions{Parents: parents, Force: force})
+			}
+			if parents {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: --parents is not acted on: it applies to deleting a FILE")
+			}
+			if !force {
 				db, err := node.Load(cfg.NodesConf())
 				if err != nil {
 					return err
@@ -278,15 +286,18 @@ func newOverlayDeleteCmd() *cobra.Command {
 				if users := overlayUsers(db, args[0]); len(users) > 0 {
 					return fmt.Errorf("overlay %s is used by %s (use --force to delete it anyway)", args[0], strings.Join(users, ", "))
 				}
+				// As upstream: only an empty overlay goes without --force.
+				if o, err := overlay.Find(cfg, args[0]); err == nil && o.Site {
+					if entries, err := overlay.Scan(o); err != nil || len(entries) > 0 {
+						return fmt.Errorf("overlay %s is not empty (use --force to delete it anyway)", args[0])
+					}
+				}
 			}
-			file := ""
-			if len(args) == 2 {
-				file = args[1]
-			}
-			return overlay.Delete(cfg, args[0], file)
+			return overlay.Delete(cfg, args[0], "")
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete an overlay that nodes or profiles still list")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete an overlay that nodes or profiles still list, or a directory FILE with its files")
+	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "also remove the directories deleting FILE leaves empty")
 	return cmd
 }
 
@@ -313,32 +324,124 @@ func overlayUsers(db *node.DB, name string) []string {
 }
 
 func newOverlayEditCmd() *cobra.Command {
-	return &cobra.Command{
+	var parents bool
+	var mode string
+	cmd := &cobra.Command{
 		Use:   "edit NAME FILE",
-		Short: "Edit a file of an overlay in $EDITOR (the first edit of a shipped overlay makes the site copy)",
-		Args:  cobra.ExactArgs(2),
+		Short: "Edit a file of an overlay in $EDITOR (saving a change to a shipped overlay makes its site copy)",
+		Long: "Edit a file of an overlay in $EDITOR. A new file starts empty, a new template (.ww) with " +
+			"a commented example. Nothing is written unless the text changed.",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := strconv.ParseUint(mode, 8, 32)
+			if err != nil || m > 0o777 {
+				return fmt.Errorf("--mode %q is not an octal directory mode", mode)
+			}
+			if cmd.Flags().Changed("mode") && !parents {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: --mode is not acted on without --parents: it is the mode of the directories --parents makes")
+			}
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
-			editor := os.Getenv("EDITOR")
-			if editor == "" {
-				editor = "vi"
-			}
-			p, err := overlay.EditPath(cfg, args[0], args[1])
+			ed, err := overlay.StartEdit(cfg, args[0], args[1], overlay.EditOptions{Parents: parents, DirMode: os.FileMode(m)})
 			if err != nil {
 				return err
 			}
-			c := exec.Command("sh", "-c", editor+` "$1"`, "sh", p)
-			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-			if err := c.Run(); err != nil {
-				return fmt.Errorf("editor %q: %w", editor, err)
+			// The editor works on a copy, named as the file (for the
+			// editor's syntax colouring), so an abandoned edit writes nothing.
+			dir, err := os.MkdirTemp("", "wwctl-overlay-edit-")
+			if err != nil {
+				return err
 			}
-			rel, _ := overlay.CleanPath(args[1])
-			return overlay.CheckTemplate(args[0], rel, p)
+			defer os.RemoveAll(dir)
+			tmp := filepath.Join(dir, path.Base(ed.Rel))
+			if err := os.WriteFile(tmp, ed.Text, 0o600); err != nil {
+				return err
+			}
+			c, editor := editorCmd(tmp)
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("editor %q: %w (overlay %s unchanged)", editor, err, args[0])
+			}
+			text, err := os.ReadFile(tmp)
+			if err != nil {
+				return err
+			}
+			if bytes.Equal(text, ed.Text) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "overlay %s: /%s: no change, nothing written\n", args[0], ed.Rel)
+				return nil
+			}
+			p, err := ed.Save(text)
+			if err != nil {
+				return err
+			}
+			return overlay.CheckTemplate(args[0], ed.Rel, p)
 		},
 	}
+	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "make the file's missing directories")
+	cmd.Flags().StringVarP(&mode, "mode", "m", "0755", "mode of the directories --parents makes")
+	return cmd
+}
+
+func newOverlayImportCmd() *cobra.Command {
+	var overwrite, parents bool
+	var workers int
+	cmd := &cobra.Command{
+		Use:     "import NAME SRC [DEST]",
+		Aliases: []string{"cp"},
+		Short:   "Copy a file of this host into an overlay (DEST defaults to SRC's path as given)",
+		Args:    cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("workers") {
+				// Upstream has the flag and does nothing with it either.
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: --workers is not acted on: import builds no overlay images (wwctl overlay build --workers does)")
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			dest := ""
+			if len(args) == 3 {
+				dest = args[2]
+			}
+			rel, err := overlay.Import(cfg, args[0], args[1], dest, overlay.ImportOptions{Overwrite: overwrite, Parents: parents})
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: /%s\n", args[0], rel)
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&overwrite, "overwrite", "o", false, "replace a file already at the destination")
+	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "make the destination's missing directories")
+	cmd.Flags().IntVar(&workers, "workers", 0, "accepted for upstream's scripts; not acted on")
+	return cmd
+}
+
+// parseOwner reads chown's UID[:GID] as upstream does: "UID" and "UID:"
+// set the owner, ":GID" the group, "UID:GID" both; -1 is the one left as
+// it is. Numbers only: the node's users need not exist on this host.
+func parseOwner(spec string) (uid, gid int64, err error) {
+	num := func(what, s string) (int64, error) {
+		if s == "" {
+			return -1, nil
+		}
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("owner %q: %s %q is not a number (numbers only: the node's users need not exist here)", spec, what, s)
+		}
+		return int64(n), nil
+	}
+	u, g, _ := strings.Cut(spec, ":")
+	if uid, err = num("UID", u); err != nil {
+		return 0, 0, err
+	}
+	if gid, err = num("GID", g); err != nil {
+		return 0, 0, err
+	}
+	if uid < 0 && gid < 0 {
+		return 0, 0, fmt.Errorf("owner %q names neither a UID nor a GID", spec)
+	}
+	return uid, gid, nil
 }
 
 func newOverlayMkdirCmd() *cobra.Command {
