@@ -42,8 +42,11 @@ func Clean(cfg *config.Config, db *node.DB) ([]string, error) {
 			return removed, err
 		}
 	}
-	if _, err := os.Stat(cfg.CacheDir()); err == nil {
-		if err := rm(cfg.CacheDir()); err != nil {
+	// The cache's contents, not the directory: it may be a mount point or
+	// carry the site's permissions.
+	ents, _ = os.ReadDir(cfg.CacheDir())
+	for _, e := range ents {
+		if err := rm(filepath.Join(cfg.CacheDir(), e.Name())); err != nil {
 			return removed, err
 		}
 	}

@@ -152,7 +152,7 @@ func newVersionCmd() *cobra.Command {
 func newCleanCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "clean",
-		Short: "Remove built overlays of deleted nodes, artifacts of deleted images, and the image cache",
+		Short: "Remove built overlays of deleted nodes, artifacts of deleted images, and the image cache's contents",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/warewulf-ng/warewulf/internal/config"
 	"github.com/warewulf-ng/warewulf/internal/testenv"
 )
 
@@ -303,13 +304,27 @@ func TestUpstreamFlags(t *testing.T) {
 		s.ok("node", verb, "--yes", "x-"+verb)
 	}
 	// clean removes the built overlays of a node that is gone.
+	// clean empties the cache, keeping its directory.
 	stale := filepath.Join(s.dir, "srv", "warewulf", "overlays", "gone")
 	os.MkdirAll(stale, 0o755)
+	cfg, err := config.Load(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := filepath.Join(cfg.CacheDir(), "blobs", "x")
+	os.MkdirAll(filepath.Dir(cached), 0o755)
+	os.WriteFile(cached, []byte("x"), 0o644)
 	if out := s.ok("clean"); !strings.Contains(out, stale) {
 		t.Errorf("clean: %s", out)
 	}
 	if _, err := os.Stat(stale); err == nil {
 		t.Error("clean left the overlays of a deleted node")
+	}
+	if _, err := os.Stat(cached); err == nil {
+		t.Error("clean left the cache")
+	}
+	if _, err := os.Stat(cfg.CacheDir()); err != nil {
+		t.Errorf("clean removed the cache directory: %v", err)
 	}
 	// Shell completion: node and profile names.
 	if out := s.ok("__complete", "node", "set", "n"); !strings.Contains(out, "n1\nn2\nn3\n") {
