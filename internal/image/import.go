@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ import (
 // ImportOptions tune Import. The registry fields apply to OCI sources only.
 type ImportOptions struct {
 	Force bool // replace an existing image of that name
+	// Update writes the source over an existing image of that name: files
+	// the source lacks stay (upstream's --update).
+	Update bool
 
 	Platform      string // os/arch[/variant] of a multi-arch image; default the controller's
 	PlainHTTP     bool   // talk plain HTTP to a docker:// registry (and skip TLS checks)
@@ -50,8 +54,21 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	if !o.Force && Exists(cfg, name) {
-		return nil, fmt.Errorf("image %q already exists; use --force to replace it", name)
+	exists := Exists(cfg, name)
+	if !o.Force && !o.Update && exists {
+		return nil, existsError(name)
+	}
+	// Upstream's file://PATH is a docker save archive.
+	if rest, ok := strings.CutPrefix(source, "file://"); ok {
+		source = "docker-archive:" + rest
+	}
+	// So is a plain file upstream imports; here a plain file may also be a
+	// tar of a root filesystem: what it holds decides.
+	if st, err := os.Stat(source); err == nil && st.Mode().IsRegular() {
+		if kind := archiveKind(source); kind != "" {
+			note(o.Progress, "%s: %s", source, map[string]string{"docker-archive:": "a docker save archive", "oci-archive:": "an OCI archive"}[kind])
+			source = kind + source
+		}
 	}
 	var fill func(rootfs string) (*Meta, error)
 	switch {
@@ -94,8 +111,18 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 			return nil, fmt.Errorf("source %q is neither a directory nor a regular file", source)
 		}
 	}
+	if o.Update && exists {
+		inner := fill
+		fill = func(rootfs string) (*Meta, error) {
+			note(o.Progress, "updating image %s: its files first, then the source's over them", name)
+			if err := copyTree(ctx, cfg.ImageRootfs(name), rootfs); err != nil {
+				return nil, err
+			}
+			return inner(rootfs)
+		}
+	}
 	var meta *Meta
-	err := stage(cfg, name, o.Force, func(rootfs string) (*Meta, error) {
+	err := stage(cfg, name, o.Force || o.Update, func(rootfs string) (*Meta, error) {
 		m, err := fill(rootfs)
 		if err != nil {
 			return nil, err
@@ -112,6 +139,39 @@ func Import(ctx context.Context, cfg *config.Config, source, name string, o Impo
 	}
 	logrus.Infof("imported %s as image %s", source, name)
 	return meta, nil
+}
+
+func existsError(name string) error {
+	return fmt.Errorf("image %q exists: specify --force (replace it), --update (write over it), or choose a different name", name)
+}
+
+// archiveKind tells a docker save archive ("docker-archive:") or an OCI
+// archive ("oci-archive:") from other files (""): an uncompressed tar with
+// manifest.json or oci-layout at its top. Only the headers are read.
+func archiveKind(file string) string {
+	f, err := os.Open(file)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	oci := false
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "manifest.json":
+			return "docker-archive:"
+		case "oci-layout":
+			oci = true
+		}
+	}
+	if oci {
+		return "oci-archive:"
+	}
+	return ""
 }
 
 // importDir copies a chroot directory.

@@ -310,6 +310,49 @@ func TestImportOCISources(t *testing.T) {
 		})
 	}
 
+	// Upstream imports a plain file, and file://FILE, as a docker save
+	// archive; an OCI archive as a plain file is told apart too.
+	t.Run("plain files", func(t *testing.T) {
+		dockerTar, ociTar := filepath.Join(work, "img.docker.tar"), filepath.Join(work, "img.oci.tar")
+		for src, recorded := range map[string]string{
+			dockerTar:             "docker-archive:" + dockerTar,
+			"file://" + dockerTar: "docker-archive:" + dockerTar,
+			ociTar:                "oci-archive:" + ociTar,
+		} {
+			i++
+			name := fmt.Sprintf("img%d", i)
+			m, err := Import(context.Background(), cfg, src, name, ImportOptions{})
+			if err != nil {
+				t.Fatalf("%s: %v", src, err)
+			}
+			if m.Source != recorded {
+				t.Errorf("%s: recorded as %q, want %q", src, m.Source, recorded)
+			}
+			compareTrees(t, want, snapshot(t, cfg.ImageRootfs(name), nil, true))
+		}
+	})
+
+	// --update writes the source over the image: what the source lacks
+	// stays, what it has is replaced; without --update or --force the
+	// error says both.
+	t.Run("update", func(t *testing.T) {
+		src := "oci:" + layout + ":test"
+		if _, err := Import(context.Background(), cfg, src, "img1", ImportOptions{}); err == nil || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "--update") {
+			t.Fatalf("existing image: %v", err)
+		}
+		rootfs := cfg.ImageRootfs("img1")
+		os.WriteFile(filepath.Join(rootfs, "file-kept"), []byte("persist"), 0o644)
+		os.WriteFile(filepath.Join(rootfs, "usr/bin/y"), []byte("changed"), 0o755)
+		if _, err := Import(context.Background(), cfg, src, "img1", ImportOptions{Update: true}); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(filepath.Join(rootfs, "file-kept")); err != nil || string(data) != "persist" {
+			t.Errorf("file-kept: %q %v", data, err)
+		}
+		got := snapshot(t, rootfs, func(rel string) bool { return rel == "file-kept" }, true)
+		compareTrees(t, want, got)
+	})
+
 	t.Run("failures", func(t *testing.T) {
 		// A tag that is not there, a registry that is not there, a bad
 		// platform: errors, and the existing image stays as it was.

@@ -273,7 +273,7 @@ func stage(cfg *config.Config, name string, force bool, fill func(rootfs string)
 		return err
 	}
 	if !force && Exists(cfg, name) {
-		return fmt.Errorf("image %q already exists; use --force to replace it", name)
+		return existsError(name)
 	}
 	// Nothing else uses the name meanwhile (a build or exec of the image
 	// being replaced, another import); holding the lock, the temporaries
@@ -307,7 +307,7 @@ func stage(cfg *config.Config, name string, force bool, fill func(rootfs string)
 	dir := cfg.ImageDir(name)
 	if _, err := os.Lstat(dir); err == nil {
 		if !force {
-			return fmt.Errorf("image %q already exists; use --force to replace it", name)
+			return existsError(name)
 		}
 		// Swap atomically: readers see the old image or the new one, and
 		// the deferred RemoveAll takes the old one away.

@@ -3,6 +3,7 @@ package wwctl
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -88,8 +89,9 @@ and WAREWULF_OCI_NOHTTPS stand in for flags not given.`,
 			ctx, stop := imgSignalContext()
 			defer stop()
 			o.Progress = cmd.ErrOrStderr()
-			if update {
-				o.Force = true
+			o.Update = update
+			if update && o.Force {
+				return errors.New("--force replaces the image and --update writes over it: give one")
 			}
 			if _, err := image.Import(ctx, cfg, args[0], name, o); err != nil {
 				return err
@@ -108,7 +110,7 @@ and WAREWULF_OCI_NOHTTPS stand in for flags not given.`,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.Force, "force", "f", false, "replace an existing image of that name")
-	f.BoolVarP(&update, "update", "u", false, "update an existing image of that name (as --force)")
+	f.BoolVarP(&update, "update", "u", false, "write the source over an existing image of that name, keeping the files the source lacks")
 	f.BoolVar(&syncuser, "syncuser", false, "make the image's user and group IDs match the controller's")
 	f.BoolVar(&o.PlainHTTP, "nohttps", false, "accept any TLS certificate and plain HTTP from the registry (as --plain-http)")
 	f.BoolVarP(&build, "build", "b", false, "build the image after importing it")

@@ -87,7 +87,7 @@ func TestImageCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"image", "import", src, "base"}, `"base" already exists`},
+		{[]string{"image", "import", src, "base"}, `"base" exists: specify --force`},
 		{[]string{"image", "import", src, "bad/name"}, `"bad/name"`},
 		{[]string{"image", "import", filepath.Join(dir, "missing"), "x"}, "missing"},
 		{[]string{"image", "build", "nope"}, `"nope"`},
