@@ -352,14 +352,19 @@ func filterNames(list, want []string) []string {
 	return out
 }
 
+// mergedNodes is every node of nodes.conf with its profiles merged in.
+func mergedNodes(cfg *config.Config) ([]*node.Node, error) {
+	db, err := node.Load(cfg.NodesConf())
+	if err != nil {
+		return nil, err
+	}
+	return db.AllMerged()
+}
+
 // imgListTable prints upstream's `image list -l/-k/-s/-c/--compressed`
 // tables.
 func imgListTable(w io.Writer, cfg *config.Config, names []string, f imgListFlags) error {
-	db, err := node.Load(cfg.NodesConf())
-	if err != nil {
-		return err
-	}
-	all, err := db.AllMerged()
+	all, err := mergedNodes(cfg)
 	if err != nil {
 		return err
 	}
@@ -833,11 +838,7 @@ it. Rescue kernels are listed but never built.`,
 					return fmt.Errorf("image %q does not exist", n)
 				}
 			}
-			db, err := node.Load(cfg.NodesConf())
-			if err != nil {
-				return err
-			}
-			all, err := db.AllMerged()
+			all, err := mergedNodes(cfg)
 			if err != nil {
 				return err
 			}
