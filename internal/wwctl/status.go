@@ -72,10 +72,7 @@ func newNodeStatusCmd() *cobra.Command {
 				}
 				r.Nodes = filterNodes(r.Nodes, names)
 				total := len(r.Nodes)
-				if stale > 0 {
-					r.Nodes = staleNodes(r, stale)
-				}
-				r.Nodes = selectNodes(r, unknown, time.Duration(within)*time.Second)
+				r.Nodes = selectNodes(r, nodeFilter{stale: stale, within: time.Duration(within) * time.Second, unknown: unknown})
 				sortNodes(r.Nodes, byLast, reverse)
 				out := cmd.OutOrStdout()
 				if watch && output == "table" {
@@ -120,16 +117,25 @@ func newNodeStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// selectNodes applies --unknown (never heard from) and --time (heard from
-// within d, by the server's clock).
-func selectNodes(r *warewulfd.StatusReport, unknown bool, d time.Duration) []warewulfd.NodeStatus {
-	if !unknown && d == 0 {
+// nodeFilter is what --stale, --time and --unknown keep; zero keeps all.
+type nodeFilter struct {
+	stale   time.Duration // silent for longer than this, or never seen
+	within  time.Duration // heard from within this
+	unknown bool          // never heard from
+}
+
+// selectNodes keeps the nodes f asks for, ages by the server's clock.
+func selectNodes(r *warewulfd.StatusReport, f nodeFilter) []warewulfd.NodeStatus {
+	if f == (nodeFilter{}) {
 		return r.Nodes
 	}
 	out := []warewulfd.NodeStatus{}
 	for _, n := range r.Nodes {
 		seen := n.Stage != ""
-		if unknown && seen || d > 0 && (!seen || r.Time.Sub(n.Time) > d) {
+		age := r.Time.Sub(n.Time)
+		if f.stale > 0 && seen && age <= f.stale ||
+			f.within > 0 && (!seen || age > f.within) ||
+			f.unknown && seen {
 			continue
 		}
 		out = append(out, n)
@@ -187,18 +193,6 @@ func filterNodes(all []warewulfd.NodeStatus, names []string) []warewulfd.NodeSta
 	for _, s := range all {
 		if want[s.Node] {
 			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// staleNodes keeps the nodes whose last request is older than d, or that
-// were never seen, by the server's clock.
-func staleNodes(r *warewulfd.StatusReport, d time.Duration) []warewulfd.NodeStatus {
-	out := []warewulfd.NodeStatus{}
-	for _, n := range r.Nodes {
-		if n.Stage == "" || r.Time.Sub(n.Time) > d {
-			out = append(out, n)
 		}
 	}
 	return out
