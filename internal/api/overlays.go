@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -103,19 +102,9 @@ func (s *Server) deleteOverlay(r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		nodes, profiles := 0, 0
-		for _, c := range db.Nodes {
-			if slices.Contains(c.SystemOverlay, name) || slices.Contains(c.RuntimeOverlay, name) {
-				nodes++
-			}
-		}
-		for _, c := range db.Profiles {
-			if slices.Contains(c.SystemOverlay, name) || slices.Contains(c.RuntimeOverlay, name) {
-				profiles++
-			}
-		}
-		if nodes > 0 || profiles > 0 {
-			return nil, invalid("overlay '%s' is in use by %d nodes and %d profiles", name, nodes, profiles)
+		profiles, nodes := db.OverlayUsers(name)
+		if len(nodes) > 0 || len(profiles) > 0 {
+			return nil, invalid("overlay '%s' is in use by %d nodes and %d profiles", name, len(nodes), len(profiles))
 		}
 		if v := s.view(name); len(v.Files) > 0 {
 			return nil, invalid("overlay '%s' is not empty (force deletes it anyway)", name)

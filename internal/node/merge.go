@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -188,6 +189,25 @@ func (db *DB) AllMerged() ([]*Node, error) {
 
 // NodeNames returns the node names, sorted.
 func (db *DB) NodeNames() []string { return sortedKeys(db.Nodes) }
+
+// OverlayUsers names the profiles and the nodes that list overlay name as
+// a system or runtime overlay of their own, each sorted.
+func (db *DB) OverlayUsers(name string) (profiles, nodes []string) {
+	lists := func(c *Conf) bool {
+		return c != nil && (slices.Contains(c.SystemOverlay, name) || slices.Contains(c.RuntimeOverlay, name))
+	}
+	for _, n := range db.ProfileNames() {
+		if lists(db.Profiles[n]) {
+			profiles = append(profiles, n)
+		}
+	}
+	for _, n := range db.NodeNames() {
+		if lists(db.Nodes[n]) {
+			nodes = append(nodes, n)
+		}
+	}
+	return profiles, nodes
+}
 
 // ProfileNames returns the profile names, sorted.
 func (db *DB) ProfileNames() []string { return sortedKeys(db.Profiles) }

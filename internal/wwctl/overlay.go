@@ -283,7 +283,15 @@ func newOverlayDeleteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if users := overlayUsers(db, args[0]); len(users) > 0 {
+				profiles, nodes := db.OverlayUsers(args[0])
+				var users []string
+				for _, p := range profiles {
+					users = append(users, "profile "+p)
+				}
+				for _, n := range nodes {
+					users = append(users, "node "+n)
+				}
+				if len(users) > 0 {
 					return fmt.Errorf("overlay %s is used by %s (use --force to delete it anyway)", args[0], strings.Join(users, ", "))
 				}
 				// As upstream: only an empty overlay goes without --force.
@@ -299,28 +307,6 @@ func newOverlayDeleteCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete an overlay that nodes or profiles still list, or a directory FILE with its files")
 	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "also remove the directories deleting FILE leaves empty")
 	return cmd
-}
-
-// overlayUsers names the profiles and nodes that list an overlay.
-func overlayUsers(db *node.DB, name string) []string {
-	var out []string
-	check := func(kind, n string, c *node.Conf) {
-		for _, l := range []node.List{c.SystemOverlay, c.RuntimeOverlay} {
-			for _, o := range l {
-				if o == name {
-					out = append(out, kind+" "+n)
-					return
-				}
-			}
-		}
-	}
-	for _, n := range db.ProfileNames() {
-		check("profile", n, db.Profiles[n])
-	}
-	for _, n := range db.NodeNames() {
-		check("node", n, db.Nodes[n])
-	}
-	return out
 }
 
 func newOverlayEditCmd() *cobra.Command {
